@@ -1,0 +1,109 @@
+/**
+ * Model contracts: the small VLM's configuration, its batched input, and the generation API the trainers
+ * and evaluation use. Implemented in lib/model/*.ts.
+ *
+ * Conventions
+ * - Text positions are the only ones that produce logits; image tokens form a prefix the text attends to.
+ * - `ids[b, t]` is predicted from position t-1: `tokenLogProbs()[b, t] = log p(ids[b,t] | ids[b,<t], images)`
+ *   and entry t = 0 is 0.
+ * - Prompts are LEFT-padded, completions RIGHT-padded; `attn` is 1 on real tokens. Positions count real
+ *   tokens only, so padding never shifts a position.
+ * @module
+ */
+import type * as tf from "@tensorflow/tfjs";
+
+export type Preset = "tiny" | "small" | "large";
+
+export interface VisionConfig {
+  dModel: number;
+  nLayers: number;
+  nHeads: number;
+  /** Patch height/width for the ground panorama and the aerial tiles. */
+  groundPatch: [number, number];
+  aerialPatch: number;
+}
+
+export interface ModelConfig {
+  preset: Preset;
+  vocabSize: number;
+  dModel: number;
+  nLayers: number;
+  nHeads: number;
+  dFF: number;
+  /** Longest text (prompt + completion) the model handles. */
+  maxText: number;
+  /** Image geometry the model was built for. */
+  groundShape: [number, number];
+  aerialSize: number;
+  maxCandidates: number;
+  vision: VisionConfig;
+  /** Seed of the weight initialiser. */
+  seed: number;
+}
+
+/** One collated batch. Images are float32 in [0, 1], NHWC. All examples in a batch share one task layout. */
+export interface ModelInput {
+  B: number;
+  /** ground: [B, Hg, Wg, 3] or null when the task has no ground view. */
+  ground: tf.Tensor4D | null;
+  /** aerial: [B, K, Ha, Wa, 3] or null. */
+  aerial: tf.Tensor5D | null;
+  /** ids: int32 [B, T]: left-padded prompt (starting with BOS) then right-padded completion. */
+  ids: tf.Tensor2D;
+  /** attn: float32 [B, T]: 1 on real tokens, 0 on padding. */
+  attn: tf.Tensor2D;
+}
+
+/** A collated supervised batch: the input plus which positions are completion targets. */
+export interface TrainBatch {
+  input: ModelInput;
+  /** float32 [B, T]: 1 where ids[b, t] is a completion token to be predicted (incl. the final stop). */
+  lossMask: tf.Tensor2D;
+  /** Length of the (left-padded) prompt block; completion tokens start at this index. */
+  promptLen: number;
+  dispose(): void;
+}
+
+export interface GenerateOptions {
+  /** Samples per prompt (G). The image+prompt prefix is encoded once and shared by the G samples. */
+  groupSize: number;
+  maxNewTokens: number;
+  /** 0 means greedy. */
+  temperature: number;
+  /** Nucleus mass in (0, 1]; 1 disables top-p. */
+  topP: number;
+  /** Seed of the sampler; same seed + backend -> same completions on CPU backends. */
+  seed: number;
+  /** Generation of a row stops after it emits one of these ids (included in its completion). */
+  stopIds: number[];
+  /** Read back finished flags every k tokens (fewer readbacks on GPUs). Default 8. */
+  readbackEvery?: number;
+}
+
+export interface GenerateResult {
+  /** P*G completions, group-contiguous: sample g of prompt p is at index p*G + g. Stop id included. */
+  completions: number[][];
+  /** True where a row hit maxNewTokens without a stop id. */
+  truncated: boolean[];
+}
+
+/** The model object the trainers use. */
+export interface VLM {
+  readonly config: ModelConfig;
+  /** Trainable variables (the optimiser's list). */
+  trainable(): tf.Variable[];
+  /** Logits over text positions: [B, T, V]. */
+  logits(input: ModelInput, training?: boolean): tf.Tensor3D;
+  /** Per-token log-probabilities of `input.ids`: [B, T] (see module conventions). */
+  tokenLogProbs(input: ModelInput, training?: boolean): tf.Tensor2D;
+  /** Per-token entropy of the predictive distribution at each text position: [B, T]. */
+  tokenEntropy(input: ModelInput): tf.Tensor2D;
+  /**
+   * Sample completions. `prompt` is a ModelInput holding only the prompt block (ids/attn [P, Tp]).
+   * Never leaks tensors.
+   */
+  generate(prompt: ModelInput, opts: GenerateOptions): Promise<GenerateResult>;
+  /** A deep copy with frozen (non-trainable) weights, e.g. the GRPO reference model. */
+  cloneFrozen(): VLM;
+  dispose(): void;
+}

@@ -1,0 +1,112 @@
+/**
+ * Run-record formats: the files a run directory holds. Trainers and evaluation write them; lib/report reads
+ * only these files (never live objects), so any finished run can be re-reported anywhere.
+ *
+ * Layout of a run directory `runs/<name>-<hash8>/`:
+ *   spec.resolved.json   the resolved ExperimentSpec
+ *   manifest.json        Manifest
+ *   metrics.jsonl        one MetricRecord a line (all stages, `stage` field)
+ *   rollouts.jsonl       one RolloutRecord a line (GRPO stages)
+ *   eval.json            EvalFile
+ *   samples/             PNGs referenced by GalleryItem (ground and aerial views)
+ *   report.html          the run report
+ * Stage outputs live in the content-addressed cache `cache/stages/<stageHash>/` (checkpoint, metrics.jsonl,
+ * eval.json, done.json) and are linked from the manifest's `stages`.
+ * @module
+ */
+
+export interface Manifest {
+  name: string;
+  runId: string;
+  specHash: string;
+  seed: number;
+  git: { commit: string | null; dirty: boolean | null };
+  lockHash: string | null;
+  versions: { deno: string; v8: string; typescript: string; tfjs: string; geoR1: string };
+  backend: { name: string; adapter: string | null; isFallbackAdapter: boolean | null };
+  device: { os: string; arch: string; cpus: number; memGiB: number; hostname: string };
+  permissions: Record<string, string>;
+  argv: string[];
+  startedAt: string;
+  endedAt: string | null;
+  status: "running" | "done" | "failed";
+  error?: string;
+  forceResume?: { at: string; mismatches: string[] }[];
+  /** Per stage of the pipeline: its content hash, whether it came from the cache, and its cache path. */
+  stages: { name: string; kind: string; hash: string; cached: boolean; dir: string }[];
+}
+
+/** One line of metrics.jsonl. Names follow TRL where they exist. */
+export interface MetricRecord {
+  stage: string;
+  kind: "pretrain" | "sft" | "grpo" | "eval";
+  step: number;
+  /** Unix ms. */
+  time: number;
+  /** e.g. loss, lr, grad_norm, step_time, tokens_per_s; GRPO: reward, reward_std, rewards/<fn>/mean,
+   * rewards/<fn>/std, accuracy, completions/mean_length, completions/min_length, completions/max_length,
+   * completions/clipped_ratio, frac_reward_zero_std, kl, entropy, clip_ratio/low_mean, clip_ratio/high_mean,
+   * clip_ratio/region_mean. Eval records: eval/<task>/<metric>. */
+  [metric: string]: number | string;
+}
+
+/** One line of rollouts.jsonl. */
+export interface RolloutRecord {
+  stage: string;
+  step: number;
+  promptId: string;
+  group: number;
+  sample: number;
+  completion: string;
+  tokens: number;
+  truncated: boolean;
+  rewards: Record<string, number>;
+  reward: number;
+  advantage: number;
+}
+
+/** A gallery rollout kept by evaluation, with its images saved as PNG files relative to the run dir. */
+export interface GalleryItem {
+  task: string;
+  exampleId: string;
+  prompt: string;
+  completion: string;
+  answer: string;
+  correct: boolean;
+  groundPng: string | null;
+  aerialPngs: string[];
+}
+
+/** Evaluation of one model (one stage's checkpoint) on the test split. */
+export interface StageEval {
+  stage: string;
+  /** Row label in tables: "Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1". */
+  label: string;
+  stageHash: string;
+  pairing?: {
+    n: number;
+    accuracy: number;
+    ci: [number, number];
+    meanLength: number;
+    lengthCi: [number, number];
+    formatRate: number;
+    byTier: Record<string, { n: number; accuracy: number }>;
+  };
+  geolocate?: {
+    n: number;
+    /** threshold km (1, 25, 200, 750, 2500) -> accuracy. */
+    thresholds: Record<string, number>;
+    thresholdCi: Record<string, [number, number]>;
+    medianKm: number;
+    meanLength: number;
+  };
+  geoqa?: { n: number; byKind: Record<string, { n: number; accuracy: number }>; accuracy: number };
+  gallery: GalleryItem[];
+}
+
+export interface EvalFile {
+  experiment: string;
+  runId: string;
+  /** In pipeline order; may also hold rows from cached sibling experiments for the four-row table. */
+  rows: StageEval[];
+}

@@ -1,0 +1,159 @@
+/**
+ * The resolved experiment spec (after `extends`, preset and `--set` are applied). experiments/schema.json is
+ * the normative definition and must agree with these types; tests check a resolved spec of every shipped
+ * experiment against both.
+ * @module
+ */
+import type { TaskName } from "../data/types.ts";
+import type { Preset } from "../model/types.ts";
+
+export type BackendName = "auto" | "wasm" | "webgpu" | "cpu" | "tensorflow";
+
+export interface WorldSpec {
+  /** Seed of the procedural world (layouts, timestamps). */
+  seed: number;
+  /** Ground panorama [height, width] and aerial tile size in pixels. */
+  groundShape: [number, number];
+  aerialSize: number;
+  /** Half extent in metres of the area a tile covers. */
+  tileHalfExtent: number;
+}
+
+export interface DataSpec {
+  /** Seed of sampling examples (locations, negatives, templates). Split s uses a generator derived from it. */
+  seed: number;
+  /** Pairing candidates K (letters A..). */
+  candidates: number;
+  /** Mix of negative tiers for training pairing examples; must sum to 1. */
+  negatives: { far: number; climate: number; near: number };
+  /** Minimum fraction of near negatives among test pairing negatives (>= 1/3 by design). */
+  testNearMin: number;
+  /** Size in degrees of the split grid cells; a cell belongs to exactly one split. */
+  regionCellDeg: number;
+  /** Fractions of region cells held out for val and test. */
+  valFraction: number;
+  testFraction: number;
+  cot: {
+    /** 0 terse .. 2 verbose. */
+    verbosity: number;
+    /** Probability that one intermediate cue in an exemplar is wrong (documented noise). */
+    noise: number;
+  };
+}
+
+export interface ModelSpec {
+  preset: Preset;
+  /** Optional overrides of preset fields (dModel, nLayers, ...). */
+  dModel?: number;
+  nLayers?: number;
+  nHeads?: number;
+  dFF?: number;
+  maxText?: number;
+  seed: number;
+}
+
+export interface OptimSpec {
+  lr: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  warmupSteps: number;
+  /** Cosine decay to lr * minLrRatio at the last step. */
+  minLrRatio: number;
+  gradClip: number;
+}
+
+export interface SupervisedStageSpec {
+  kind: "pretrain" | "sft";
+  /** Upstream stage name, or null to start from freshly initialised weights. */
+  from: string | null;
+  /** Task mixture: task -> weight (batches are homogeneous in task, drawn by weight). */
+  tasks: Partial<Record<TaskName, number>>;
+  steps: number;
+  batchSize: number;
+  optim: OptimSpec;
+  evalEvery: number;
+  checkpointEvery: number;
+  seed: number;
+}
+
+export interface GrpoSpec {
+  /** Prompts per step (P) and samples per prompt (G). */
+  promptsPerStep: number;
+  groupSize: number;
+  maxNewTokens: number;
+  temperature: number;
+  topP: number;
+  /** KL coefficient to the frozen reference (k3 estimator); 0 skips the reference model. */
+  beta: number;
+  epsilonLow: number;
+  epsilonHigh: number;
+  lossType: "grpo" | "dr_grpo" | "dapo";
+  scaleRewards: "group" | "batch" | "none";
+  /** Optimisation passes over each batch of rollouts (mu). */
+  numIterations: number;
+  /** Exclude truncated completions from the loss. */
+  maskTruncated: boolean;
+  /** Reward function name -> weight. */
+  rewards: { format: number; accuracy: number; geodesic: number };
+  /** tau (km) of the geodesic reward exp(-d/tau). */
+  geodesicTauKm: number;
+}
+
+export interface GrpoStageSpec {
+  kind: "grpo";
+  from: string | null;
+  tasks: Partial<Record<TaskName, number>>;
+  steps: number;
+  optim: OptimSpec;
+  grpo: GrpoSpec;
+  evalEvery: number;
+  checkpointEvery: number;
+  seed: number;
+}
+
+export type StageSpec = SupervisedStageSpec | GrpoStageSpec;
+
+export interface EvalSpec {
+  /** Test examples per task. */
+  n: number;
+  tasks: TaskName[];
+  /** Bootstrap resamples for confidence intervals. */
+  bootstrap: number;
+  /** Decoding for evaluation: greedy when temperature is 0. */
+  temperature: number;
+  maxNewTokens: number;
+  /** Rollouts kept (with images) for the report gallery. */
+  gallery: number;
+  seed: number;
+}
+
+export interface ExperimentSpec {
+  name: string;
+  description: string;
+  /**
+   * Master seed (what a sweep's `seeds` varies). `data.seed`, `model.seed` and every `stages.*.seed` may be
+   * omitted in spec files: the resolver fills each with `deriveSeed(seed, "<json path>")` and writes it
+   * into spec.resolved.json. `world.seed` and `eval.seed` are explicit constants so that all replicates
+   * share one world and one test set.
+   */
+  seed: number;
+  backend: BackendName;
+  world: WorldSpec;
+  data: DataSpec;
+  model: ModelSpec;
+  /** All stage definitions by name; `pipeline` picks and orders the ones this experiment runs. */
+  stages: Record<string, StageSpec>;
+  pipeline: string[];
+  eval: EvalSpec;
+}
+
+/**
+ * A spec file on disk: may `extends` another file (relative path), may carry `presets` (name -> partial
+ * spec deep-merged when `--preset name` is given). Neither key survives into the resolved spec.
+ */
+export interface SpecFile extends Partial<ExperimentSpec> {
+  $schema?: string;
+  extends?: string;
+  presets?: Record<string, unknown>;
+}
