@@ -1,0 +1,71 @@
+/**
+ * `report RUN... [--out FILE]`: one run directory -> its run report (regenerated from the run records) at
+ * `<run>/report.html`, copied to `reports/<runId>.html`; several -> a comparison report (the four-row table
+ * with means and bootstrap CIs over runs) at --out (default `reports/compare-<hash>.html`). Either way
+ * `reports/index.html` is rebuilt. Everything is read and checked before anything is written.
+ * @module
+ */
+import { UserError } from "../errors.ts";
+import { atomicWrite } from "../run/atomic.ts";
+import type { Command } from "./command.ts";
+import { DEFAULT_REPORTS_DIR } from "../report/index_page.ts";
+import { writeRunReport } from "../report/run_report.ts";
+import { writeComparisonReport } from "../report/compare.ts";
+
+/** The `report` command. */
+export const command: Command = {
+  name: "report",
+  summary: "write the HTML report of a run, or a comparison report across runs",
+  help: `usage: deno task report RUN_DIR... [options]
+
+With one run directory: regenerate its report from the run records (spec.resolved.json, manifest.json,
+metrics.jsonl, rollouts.jsonl, eval.json, samples/) to RUN_DIR/report.html and copy it to
+<reports-dir>/<runId>.html. With several: write a comparison report (pairing accuracy and completion length
+per row label - Base, Geo-SFT, Geo-R1-Zero, Geo-R1 - with means and 95% bootstrap CIs over runs, the
+geolocation thresholds and geo-qa) to --out. Both rebuild <reports-dir>/index.html. Reports are single
+self-contained HTML files (chart.js inlined, images as data: URIs, strict CSP): they open offline.
+
+options:
+  --out FILE          where to write the report (several runs: default <reports-dir>/compare-<hash>.html;
+                      one run: an extra copy of its report)
+  --reports-dir DIR   the reports directory (default: ${DEFAULT_REPORTS_DIR})
+  --gallery N         gallery items shown per eval row (default 12)
+  --verbose           print stack traces of internal errors
+  -h, --help          show this help
+
+examples:
+  deno task report runs/geo-r1-1a2b3c4d
+  deno task report runs/base-* runs/geo-sft-* runs/geo-r1-zero-* runs/geo-r1-* --out reports/table2.html`,
+  options: {
+    out: { type: "string" },
+    "reports-dir": { type: "string" },
+    gallery: { type: "string" },
+    verbose: { type: "boolean" },
+  },
+  allowPositionals: true,
+  async run(values, positionals) {
+    if (!positionals.length) throw new UserError("report: give at least one run directory (see --help)", 2);
+    const reportsDir = typeof values["reports-dir"] === "string"
+      ? values["reports-dir"]
+      : DEFAULT_REPORTS_DIR;
+    const out = typeof values.out === "string" ? values.out : undefined;
+    let perRow: number | undefined;
+    if (values.gallery !== undefined) {
+      perRow = Number(values.gallery);
+      if (!Number.isInteger(perRow) || perRow < 0) {
+        throw new UserError(`report: --gallery must be a non-negative integer, got '${values.gallery}'`, 2);
+      }
+    }
+    const dirs = [...new Set(positionals)];
+    if (dirs.length === 1) {
+      const path = await writeRunReport(dirs[0], { reportsDir, perRow });
+      if (out) await atomicWrite(out, await Deno.readFile(path));
+      console.log(`report: ${path}${out ? ` (copy: ${out})` : ""}`);
+    } else {
+      const path = await writeComparisonReport(dirs, out, { reportsDir });
+      console.log(`comparison report of ${dirs.length} runs: ${path}`);
+    }
+    console.log(`index: ${reportsDir}/index.html`);
+    return 0;
+  },
+};

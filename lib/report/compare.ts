@@ -1,0 +1,314 @@
+/**
+ * The comparison report across runs (e.g. the four experiments x 3 seeds): eval rows grouped by label
+ * ("Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1"), mean over runs and a percentile bootstrap CI over runs when
+ * several runs share a label, regenerated from run records alone. The aggregation (`aggregateRuns`,
+ * `ciRows`) and rendering pieces are shared with the sweep report.
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { dirname, join, relative, resolve } from "node:path";
+import { atomicWrite } from "../run/atomic.ts";
+import type { StageEval } from "../run/records.ts";
+import { hashString32 } from "../rng.ts";
+import { escapeHtml } from "./escape.ts";
+import {
+  chartGrid,
+  type CiRow,
+  fmtCi,
+  fmtPct,
+  raw,
+  renderCiChart,
+  renderCiMultiTable,
+  renderScatter,
+  renderTable,
+} from "./components.ts";
+import { renderPage, type ReportMeta } from "./page.ts";
+import { readRunRecords, type RunRecords } from "./read.ts";
+import { bootstrapCi, mean } from "./stats.ts";
+import { DEFAULT_REPORTS_DIR, writeReportsIndex } from "./index_page.ts";
+
+/** Row labels in the paper's order; other labels follow in order of first appearance. */
+export const CANONICAL_LABELS = ["Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1"];
+
+/** Eval rows of one label across runs, deduplicated by stage hash (a cached stage shared by runs counts once). */
+export interface LabelGroup {
+  label: string;
+  rows: { runId: string; row: StageEval }[];
+}
+
+/** Group the eval rows of several runs by label. */
+export function aggregateRuns(runs: RunRecords[]): LabelGroup[] {
+  const groups = new Map<string, LabelGroup>();
+  const seen = new Set<string>();
+  for (const r of runs) {
+    for (const row of r.eval.rows) {
+      const key = `${row.label}\u0000${row.stageHash || `${r.manifest.runId}/${row.stage}`}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      let g = groups.get(row.label);
+      if (!g) groups.set(row.label, g = { label: row.label, rows: [] });
+      g.rows.push({ runId: r.manifest.runId, row });
+    }
+  }
+  const rank = (l: string) => {
+    const i = CANONICAL_LABELS.indexOf(l);
+    return i < 0 ? CANONICAL_LABELS.length : i;
+  };
+  return [...groups.values()].map((g, i) => ({ g, i })).sort((a, b) =>
+    rank(a.g.label) - rank(b.g.label) || a.i - b.i
+  )
+    .map((x) => x.g);
+}
+
+export interface CiOptions {
+  resamples?: number;
+  alpha?: number;
+}
+
+/**
+ * One CiRow per group for the value `pick(row)` (rows without it are skipped): the mean over runs; the CI is
+ * a seeded percentile bootstrap over runs when n >= 2, else the single row's own CI from `ownCi`.
+ */
+export function ciRows(
+  groups: LabelGroup[],
+  pick: (row: StageEval) => number | undefined,
+  ownCi: (row: StageEval) => [number, number] | undefined = () => undefined,
+  opts: CiOptions & { metric?: string } = {},
+): CiRow[] {
+  const out: CiRow[] = [];
+  for (const g of groups) {
+    const rows = g.rows.filter((x) => typeof pick(x.row) === "number" && Number.isFinite(pick(x.row)));
+    if (!rows.length) continue;
+    const values = rows.map((x) => pick(x.row)!);
+    const ci = values.length >= 2
+      ? bootstrapCi(values, {
+        resamples: opts.resamples ?? 2000,
+        alpha: opts.alpha ?? 0.05,
+        seed: hashString32(`${opts.metric ?? ""}/${g.label}`),
+      })
+      : ownCi(rows[0].row) ?? null;
+    out.push({ label: g.label, mean: mean(values), ci, n: values.length });
+  }
+  return out;
+}
+
+/** Default path of a comparison report: `<reportsDir>/compare-<hash of the sorted run ids>.html`. */
+export function comparisonReportPath(runIds: string[], reportsDir = DEFAULT_REPORTS_DIR): string {
+  const h = createHash("sha256").update([...runIds].sort().join("\n")).digest("hex").slice(0, 10);
+  return join(reportsDir, `compare-${h}.html`);
+}
+
+export interface ComparisonOptions extends CiOptions {
+  /** The reports directory; its index is rebuilt when `out` lies in it (default "reports"). */
+  reportsDir?: string;
+  title?: string;
+}
+
+function relHref(fromDir: string, target: string): string {
+  return relative(fromDir, target).split(/[\\/]/).map(encodeURIComponent).join("/");
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await Deno.stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Render the comparison report HTML for already-read runs; `outDir` is where links are relative to. */
+export async function renderComparisonReport(
+  runs: RunRecords[],
+  outDir: string,
+  opts: ComparisonOptions = {},
+): Promise<string> {
+  const reportsDir = opts.reportsDir ?? DEFAULT_REPORTS_DIR;
+  const groups = aggregateRuns(runs);
+  const acc = ciRows(groups, (r) => r.pairing?.accuracy, (r) => r.pairing?.ci, { ...opts, metric: "acc" });
+  const len = ciRows(groups, (r) => r.pairing?.meanLength, (r) => r.pairing?.lengthCi, {
+    ...opts,
+    metric: "len",
+  });
+  const fmt = ciRows(groups, (r) => r.pairing?.formatRate, undefined, { ...opts, metric: "fmt" });
+
+  // runs table with links to each run's report
+  const runRows = [];
+  for (const r of runs) {
+    const published = join(reportsDir, `${r.manifest.runId}.html`);
+    const own = join(r.dir, "report.html");
+    const target = (await exists(published)) ? published : (await exists(own)) ? own : null;
+    const m = r.manifest;
+    runRows.push([
+      target
+        ? raw(`<a href="${escapeHtml(relHref(outDir, resolve(target)))}">${escapeHtml(m.runId)}</a>`)
+        : m.runId,
+      m.name,
+      m.seed,
+      m.status,
+      raw(`<code>${escapeHtml(m.specHash.slice(0, 12))}</code>`),
+      raw(
+        `<code>${escapeHtml((m.git?.commit ?? "unknown").slice(0, 12))}</code>${
+          m.git?.dirty ? " dirty" : ""
+        }`,
+      ),
+      m.endedAt ?? null,
+    ]);
+  }
+  const warnings: string[] = runs.flatMap((r) => r.warnings.map((w) => `${r.manifest.runId}: ${w}`));
+  const commits = new Set(runs.map((r) => r.manifest.git?.commit ?? "unknown"));
+  if (commits.size > 1) warnings.push(`runs come from ${commits.size} different git commits`);
+  if (runs.some((r) => r.manifest.git?.dirty)) warnings.push("some runs were made from a dirty working tree");
+  const locks = new Set(runs.map((r) => r.manifest.lockHash ?? "none"));
+  if (locks.size > 1) warnings.push(`runs used ${locks.size} different deno.lock files`);
+  const unfinished = runs.filter((r) => r.manifest.status !== "done").map((r) => r.manifest.runId);
+  if (unfinished.length) warnings.push(`not finished: ${unfinished.join(", ")}`);
+
+  // per-run accuracy matrix (label x run) so replicate spread is visible
+  const perRun = renderTable(
+    ["Model", ...runs.map((r) => `${r.manifest.name} (seed ${r.manifest.seed})`)],
+    groups.map((g) => [
+      g.label,
+      ...runs.map((r) => {
+        const x = g.rows.find((y) => y.runId === r.manifest.runId);
+        return x?.row.pairing ? fmtPct(x.row.pairing.accuracy) : null;
+      }),
+    ]),
+    {
+      caption:
+        "Pairing accuracy of each run (a stage shared through the cache is listed under the first run)",
+    },
+  );
+
+  const thKeys = [
+    ...new Set(groups.flatMap((g) => g.rows.flatMap((x) => Object.keys(x.row.geolocate?.thresholds ?? {})))),
+  ]
+    .sort((a, b) => Number(a) - Number(b));
+  const geoTable = thKeys.length
+    ? renderCiMultiTable(
+      [
+        ...thKeys.map((k) => ({
+          name: `${k} km`,
+          rows: ciRows(groups, (r) => r.geolocate?.thresholds[k], (r) => r.geolocate?.thresholdCi?.[k], {
+            ...opts,
+            metric: `geo${k}`,
+          }),
+          format: { scale: 100, unit: "%" },
+        })),
+        {
+          name: "Median error (km)",
+          rows: ciRows(groups, (r) => r.geolocate?.medianKm, undefined, { ...opts, metric: "med" }),
+          format: { digits: 0 },
+        },
+      ],
+      { caption: "Geolocation accuracy within each distance, mean over runs [95% CI]" },
+    )
+    : `<p class="note">No geolocation evaluation in these runs.</p>`;
+  const kinds = [
+    ...new Set(groups.flatMap((g) => g.rows.flatMap((x) => Object.keys(x.row.geoqa?.byKind ?? {})))),
+  ];
+  const qaTable = kinds.length
+    ? renderCiMultiTable(
+      [
+        {
+          name: "All",
+          rows: ciRows(groups, (r) => r.geoqa?.accuracy, undefined, { ...opts, metric: "qa" }),
+          format: { scale: 100, unit: "%" },
+        },
+        ...kinds.map((k) => ({
+          name: k,
+          rows: ciRows(groups, (r) => r.geoqa?.byKind[k]?.accuracy, undefined, {
+            ...opts,
+            metric: `qa/${k}`,
+          }),
+          format: { scale: 100, unit: "%" },
+        })),
+      ],
+      { caption: "Geo-QA accuracy by kind, mean over runs [95% CI]" },
+    )
+    : `<p class="note">No geo-qa evaluation in these runs.</p>`;
+
+  const scatter = renderScatter(
+    acc.map((a) => {
+      const l = len.find((x) => x.label === a.label);
+      return {
+        label: a.label,
+        x: l?.mean ?? NaN,
+        y: a.mean * 100,
+        xCi: l?.ci ?? null,
+        yCi: a.ci ? [a.ci[0] * 100, a.ci[1] * 100] as [number, number] : null,
+      };
+    }).filter((p) => Number.isFinite(p.x)),
+    {
+      title: "Accuracy vs completion length (mean over runs, 95% CI)",
+      xLabel: "mean completion length (tokens)",
+      yLabel: "pairing accuracy (%)",
+      yMin: 0,
+      yMax: 100,
+      height: 340,
+      wide: true,
+    },
+  );
+  const bars = renderCiChart(acc, {
+    title: "Pairing accuracy (%)",
+    scale: 100,
+    yLabel: "accuracy (%)",
+    height: 300,
+  });
+  const lenBars = renderCiChart(len, { title: "Completion length (tokens)", yLabel: "tokens", height: 300 });
+
+  const names = [...new Set(runs.map((r) => r.manifest.name))];
+  const title = opts.title ?? `Comparison: ${names.join(", ")} (${runs.length} runs)`;
+  const dates = runs.map((r) => r.manifest.endedAt ?? r.manifest.startedAt).filter(Boolean).sort();
+  const meta: ReportMeta = {
+    kind: "comparison",
+    title,
+    date: dates.at(-1) ?? null,
+    experiment: names.join(", "),
+    keyMetrics: Object.fromEntries(acc.map((a) => [a.label, fmtCi(a.mean, null, { scale: 100, unit: "%" })])),
+  };
+  const body = `
+<h1>${escapeHtml(title)}</h1>
+<p class="sub">Regenerated from the run records of ${runs.length} runs. Means over runs; the 95% CI is a percentile
+bootstrap over runs (${opts.resamples ?? 2000} resamples) when several runs share a row, else that run's own
+bootstrap CI over test examples.</p>
+${warnings.length ? `<p class="warn">${warnings.map(escapeHtml).join("<br>")}</p>` : ""}
+<h2>Accuracy vs completion length</h2>
+${
+    renderCiMultiTable([
+      { name: "Pairing accuracy [95% CI]", rows: acc, format: { scale: 100, unit: "%" } },
+      { name: "Completion length, tokens [95% CI]", rows: len, format: { digits: 1 } },
+      { name: "Format rate", rows: fmt, format: { scale: 100, unit: "%" } },
+    ], { caption: "Cross-view pairing on the test split" })
+  }
+${chartGrid([scatter, bars, lenBars])}
+${perRun}
+<h2>Geolocation (out of task)</h2>
+${geoTable}
+<h2>Geo-QA (out of task)</h2>
+${qaTable}
+<h2>Runs</h2>
+${renderTable(["Run", "Experiment", "Seed", "Status", "Spec hash", "Commit", "Ended"], runRows)}
+`;
+  return await renderPage({ title, body, meta });
+}
+
+/**
+ * Write a comparison report of `runDirs` to `out` (default `<reportsDir>/compare-<hash>.html`); rebuilds the
+ * reports index when `out` lies in the reports directory. All runs are read and checked before anything is
+ * written. Returns the path written.
+ */
+export async function writeComparisonReport(
+  runDirs: string[],
+  out?: string,
+  opts: ComparisonOptions = {},
+): Promise<string> {
+  const runs: RunRecords[] = [];
+  for (const d of runDirs) runs.push(await readRunRecords(d));
+  const reportsDir = opts.reportsDir ?? DEFAULT_REPORTS_DIR;
+  const path = out ?? comparisonReportPath(runs.map((r) => r.manifest.runId), reportsDir);
+  const html = await renderComparisonReport(runs, resolve(dirname(path)), opts);
+  await atomicWrite(path, html);
+  if (resolve(dirname(path)) === resolve(reportsDir)) await writeReportsIndex(reportsDir);
+  return path;
+}
