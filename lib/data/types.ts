@@ -4,6 +4,7 @@
  * @module
  */
 import type { RGBImage, SceneMeta } from "../world/types.ts";
+import type { ViewCues } from "./cues.ts";
 
 export const TASKS = ["pairing", "geolocate", "geoqa", "caption"] as const;
 export type TaskName = typeof TASKS[number];
@@ -48,6 +49,16 @@ export interface Example {
    * tasks the think block is short; for SFT exemplars it is the chain of thought from the engine.
    */
   target: string;
+  /**
+   * geolocate only: the chain-of-thought version of the target (lib/data/cot.ts `geolocateCot`) for SFT
+   * stages; `target` keeps the short think block used in pretraining. (Added by lib/data.)
+   */
+  targetCot?: string;
+  /**
+   * Discrete view cues (lib/data/cues.ts) of the ground scene and, for pairing, of each candidate in letter
+   * order: what captions and the chain of thought talk about; for reports and tests. (Added by lib/data.)
+   */
+  cues?: { ground: ViewCues; candidates?: ViewCues[] };
 }
 
 /** Token ids of the specials every tokenizer has. */

@@ -1,0 +1,395 @@
+/**
+ * The chain-of-thought data engine: writes `<think>...</think><answer>...</answer>` exemplars from scene
+ * metadata and cues (never from the answer letter alone).
+ *
+ * Pairing exemplar, in order: observe the ground view's cues; connect them to geographic priors (roof colour
+ * + road-line colour -> continent/region, vegetation + sun -> climate, and at verbosity 2 driving side and
+ * hemisphere); compare each candidate's cues with the ground's and eliminate every mismatch, citing a cue on
+ * which it differs; state the remaining letter. Wording and order come from the template tables below.
+ *
+ * Verbosity: 0 terse (about 30-45 tokens: only the cited cues, one short clause per candidate), 1 (about
+ * 70-100 tokens: full observation, one prior sentence, one sentence per candidate), 2 verbose (about 150-250
+ * tokens: every cue, all priors incl. driving side and hemisphere, every differing cue of every candidate).
+ *
+ * Noise (documented choice): with probability `noise`, ONE ground-view cue that no elimination cites is
+ * replaced by a wrong value (and added to the observation if the terse form would not list it). Because the
+ * flipped cue is never used to rule a candidate out, and the match sentence names only the cited cues, the
+ * reasoning stays consistent and the final answer always equals the metadata answer. If every observed cue
+ * is cited, no cue is flipped. `PairingCotResult.noisyCue` reports which cue was flipped.
+ * @module
+ */
+import { deriveSeed, Rng } from "../rng.ts";
+import type { SceneMeta } from "../world/types.ts";
+import { ROAD_LINES, ROOF_PALETTES, VEGETATION_COLOURS } from "../world/mod.ts";
+import {
+  buildingsPhrase,
+  COMPASS,
+  cueDiffers,
+  type CueKey,
+  cuePhrase,
+  DENSITIES,
+  LEVELS3,
+  ROAD_AXES,
+  type ViewCues,
+} from "./cues.ts";
+
+/** CoT knobs (DataSpec.cot). */
+export interface CotOptions {
+  /** 0 terse, 1 medium, 2 verbose. */
+  verbosity: number;
+  /** Probability that one intermediate cue is wrong (see module doc). */
+  noise: number;
+}
+
+/** Input of the pairing engine. */
+export interface PairingCotInput {
+  ground: ViewCues;
+  /** Metadata of the ground scene (for priors: continent, climate, driving side, hemisphere). */
+  groundMeta: SceneMeta;
+  /** Candidate cues in letter order. */
+  candidates: ViewCues[];
+  /** Index of the true match (from metadata). */
+  correct: number;
+}
+
+export interface PairingCotResult {
+  /** The full target `<think>...</think><answer>L</answer>`. */
+  target: string;
+  think: string;
+  answer: string;
+  /** The cue flipped by noise, or null. */
+  noisyCue: CueKey | null;
+  /** Cue cited to eliminate each candidate (null for the match, or when a negative had no differing cue). */
+  cited: (CueKey[] | null)[];
+}
+
+/** Candidate letter of an index (A, B, C, ...). */
+export function letter(i: number): string {
+  return String.fromCharCode(65 + i);
+}
+
+/** Noun of a cue key used in "matches the roads, water and trees". */
+const KEY_NOUN: Record<CueKey | "sunSide", string> = {
+  roadAxes: "roads",
+  waterSide: "water",
+  buildings: "buildings",
+  trees: "trees",
+  roof: "roofs",
+  roadLine: "road lines",
+  vegetation: "vegetation",
+  sunSide: "sun",
+};
+
+/**
+ * Template tables. `{L}` candidate letter, `{X}` a cue phrase / observation list, `{K}` cue nouns,
+ * `{C}` continent, `{Z}` climate, `{N}` country, `{S}` side. Every word in these strings is in the tokenizer's
+ * lexicon (lib/data/lexicon.ts reads this table).
+ */
+export const COT_TEMPLATES = {
+  v0Open: ["ground: {X}.", "ground view: {X}.", "panorama: {X}."],
+  v0Elim: ["{L}: {X}.", "not {L}, {X}.", "{L} {X}, no."],
+  v0Match: ["{L} matches.", "so {L}.", "{L} fits."],
+  v1Open: ["the ground view shows: {X}.", "in the panorama: {X}.", "from the ground we see: {X}."],
+  v1Prior: [
+    "{X} suggest {C}.",
+    "{X} point to {C}.",
+    "{X} are typical of {C}.",
+  ],
+  v1Climate: [
+    "{X} suggests a {Z} climate.",
+    "{X} fits a {Z} climate.",
+  ],
+  v1Elim: ["{L} has {X}, so not {L}.", "{L} shows {X}: no.", "{L}: {X}, which does not match."],
+  v1Alike: ["{L} looks alike but the layout differs, so not {L}."],
+  v1Match: ["{L} matches the {K}.", "{L} agrees on the {K}."],
+  v1Final: ["the answer is {L}.", "so the match is {L}.", "so it is {L}."],
+  v2Open: [
+    "first, the ground panorama. {X}.",
+    "let me look at the ground view first. {X}.",
+  ],
+  v2Region: [
+    "{X} are common in {C}, perhaps {N}.",
+    "{X} suggest {C}, maybe {N}.",
+  ],
+  v2Driving: ["traffic keeps to the {S} there.", "people drive on the {S} side there."],
+  v2Climate: [
+    "{X} suggests a {Z} climate.",
+    "with {X}, the climate looks {Z}.",
+  ],
+  v2Hemisphere: ["the sun stands to the {X}, so this is the {S} hemisphere."],
+  v2Cand: ["now candidate {L}: {X}.", "candidate {L} shows {X}."],
+  v2Differs: ["it differs in the {K}, so it is ruled out.", "the {K} do not match, so not {L}."],
+  v2Alike: ["it looks alike, but the fine layout differs, so not {L}."],
+  v2Match: ["it agrees with the ground view on the {K}.", "the {K} all match."],
+  v2Final: ["only {L} remains, so the answer is {L}.", "therefore the aerial view {L} is the match."],
+  geoV0: ["{X}: {C}, {Z}, {N}.", "{X}, so {N} in {C}."],
+  geoV1Country: ["this looks like {N}, a {Z} part of {C}.", "my guess is {N} in {C}, {Z} climate."],
+  geoV1Settle: ["the area looks {X}.", "it seems {X}."],
+  geoV2Coast: ["water nearby means a coast.", "no water in view, so likely inland."],
+} as const;
+
+/** Words of the CoT that are not in the template strings (hemispheres, etc.), for the lexicon. */
+export const COT_EXTRA_WORDS = "northern southern left right " + Object.values(KEY_NOUN).join(" ");
+
+function fill(t: string, vars: Record<string, string>): string {
+  return t.replace(/\{([A-Z])\}/g, (_, k: string) => vars[k] ?? "");
+}
+
+function nounList(keys: CueKey[]): string {
+  const ns = [...new Set(keys.map((k) => KEY_NOUN[k]))];
+  if (ns.length <= 1) return ns.join("");
+  return ns.slice(0, -1).join(", ") + " and " + ns[ns.length - 1];
+}
+
+function listAnd(xs: string[]): string {
+  if (xs.length <= 1) return xs.join("");
+  return xs.slice(0, -1).join(", ") + " and " + xs[xs.length - 1];
+}
+
+/** Phrase of one cue for observations/eliminations (buildings include the roof colour). */
+function phrase(c: ViewCues, k: CueKey | "sunSide", style: 0 | 1): string {
+  if (k === "buildings") return buildingsPhrase(c, style);
+  return cuePhrase(c, k, style);
+}
+
+/** Colour names used to flip roof / road-line cues (noise); any value differing from the true one works. */
+const NOISE_ROOFS = Object.keys(ROOF_PALETTES);
+const NOISE_LINES = Object.keys(ROAD_LINES);
+const NOISE_VEG = Object.keys(VEGETATION_COLOURS);
+
+/** A copy of `c` with cue `k` changed to a different value. */
+function flipCue(c: ViewCues, k: CueKey, rng: Rng): ViewCues {
+  const out: ViewCues = { ...c, roadAxes: [...c.roadAxes] };
+  const other = <T>(xs: readonly T[], cur: T): T => {
+    const opts = xs.filter((x) => x !== cur);
+    return opts[rng.int(opts.length)];
+  };
+  switch (k) {
+    case "roadAxes": {
+      const cur = c.roadAxes.join();
+      const sets: (typeof ROAD_AXES[number])[][] = [[], ...ROAD_AXES.map((a) => [a]), [
+        ROAD_AXES[0],
+        ROAD_AXES[2],
+      ]];
+      out.roadAxes = other(sets.map((s) => s.join()), cur).split(",").filter(Boolean) as typeof out.roadAxes;
+      if (out.roadAxes.length === 0) out.roadLine = null;
+      else if (!out.roadLine) out.roadLine = "white";
+      break;
+    }
+    case "waterSide":
+      out.waterSide = other([null, ...COMPASS], c.waterSide);
+      break;
+    case "buildings":
+      out.buildings = other(DENSITIES, c.buildings);
+      if (out.buildings === "none") out.roof = null;
+      else if (!out.roof) out.roof = "red";
+      break;
+    case "trees":
+      out.trees = other(LEVELS3, c.trees);
+      break;
+    case "roof":
+      out.roof = other(NOISE_ROOFS, c.roof ?? "red");
+      break;
+    case "roadLine":
+      out.roadLine = other(NOISE_LINES, c.roadLine ?? "white");
+      break;
+    case "vegetation":
+      out.vegetation = other(NOISE_VEG, c.vegetation);
+      break;
+  }
+  return out;
+}
+
+/** Keys worth stating in an observation of `c` (roof/road lines only when present). */
+function observedKeys(c: ViewCues): CueKey[] {
+  const ks: CueKey[] = ["roadAxes", "waterSide", "buildings", "trees"];
+  if (c.roadLine) ks.push("roadLine");
+  ks.push("vegetation");
+  return ks;
+}
+
+/** Observation list: keys -> phrases; "buildings" covers the roof colour. */
+function obsList(c: ViewCues, keys: CueKey[], style: 0 | 1): string {
+  const ks = keys.filter((k) => k !== "roof" || !keys.includes("buildings"));
+  return ks.map((k) => phrase(c, k === "roof" ? "buildings" : k, style)).join(", ");
+}
+
+/** Region evidence phrase: "red roofs and white road lines" (from the cues that are present). */
+function regionEvidence(c: ViewCues): string | null {
+  const ev: string[] = [];
+  if (c.roof) ev.push(`${c.roof} roofs`);
+  if (c.roadLine) ev.push(`${c.roadLine} road lines`);
+  return ev.length ? listAnd(ev) : null;
+}
+
+function hemisphere(c: ViewCues, meta: SceneMeta): string | null {
+  if (!c.sunSide) return null;
+  if (c.sunSide.startsWith("south") && meta.lat > 23.5) return "northern";
+  if (c.sunSide.startsWith("north") && meta.lat < -23.5) return "southern";
+  return null;
+}
+
+/**
+ * Write a pairing exemplar. Deterministic in `rng`'s state. The answer is always `letter(input.correct)`.
+ */
+export function pairingCotDetailed(input: PairingCotInput, opts: CotOptions, rng: Rng): PairingCotResult {
+  const { candidates, correct, groundMeta } = input;
+  const v = Math.max(0, Math.min(2, Math.round(opts.verbosity)));
+  const L = letter(correct);
+  const g0 = input.ground;
+  // Cues cited to eliminate each negative: one random differing cue at v0/v1, all at v2.
+  const cited: (CueKey[] | null)[] = candidates.map((c, i) => {
+    if (i === correct) return null;
+    const diff =
+      (["roadAxes", "waterSide", "buildings", "trees", "roof", "roadLine", "vegetation"] as CueKey[])
+        .filter((k) => cueDiffers(g0, c, k));
+    if (diff.length === 0) return null;
+    return v === 2 ? diff : [diff[rng.int(diff.length)]];
+  });
+  const citedSet = new Set<CueKey>();
+  for (const c of cited) for (const k of c ?? []) citedSet.add(k === "roof" ? "buildings" : k);
+  for (const c of cited) for (const k of c ?? []) if (k === "roof") citedSet.add("roof");
+
+  // Noise: flip one observed, uncited cue of the ground view.
+  let g = g0;
+  let noisyCue: CueKey | null = null;
+  if (opts.noise > 0 && rng.next() < opts.noise) {
+    const pool = observedKeys(g0).filter((k) =>
+      !citedSet.has(k) && !(k === "buildings" && citedSet.has("roof")) &&
+      !(k === "roadAxes" && citedSet.has("roadLine")) && !(k === "roadLine" && citedSet.has("roadAxes"))
+    );
+    if (pool.length > 0) {
+      noisyCue = pool[rng.int(pool.length)];
+      g = flipCue(g0, noisyCue, rng);
+    }
+  }
+  const matchKeys = [...citedSet].filter((k) => k !== "roof" || !citedSet.has("buildings"));
+  const pick = <T>(xs: readonly T[]) => xs[rng.int(xs.length)];
+  const parts: string[] = [];
+
+  if (v === 0) {
+    const keys = [...citedSet].filter((k) => k !== "roof" || !citedSet.has("buildings"));
+    if (noisyCue && !keys.includes(noisyCue)) keys.push(noisyCue);
+    if (keys.length === 0) keys.push("roadAxes", "buildings");
+    rng.shuffle(keys);
+    parts.push(fill(pick(COT_TEMPLATES.v0Open), { X: obsList(g, keys, 0) }));
+    candidates.forEach((c, i) => {
+      if (i === correct) return;
+      const k = cited[i];
+      const x = k ? phrase(c, k[0], 0) : "layout differs";
+      parts.push(fill(pick(COT_TEMPLATES.v0Elim), { L: letter(i), X: x }));
+    });
+    parts.push(fill(pick(COT_TEMPLATES.v0Match), { L }));
+  } else if (v === 1) {
+    const keys = observedKeys(g);
+    if (rng.next() < 0.5) rng.shuffle(keys);
+    parts.push(fill(pick(COT_TEMPLATES.v1Open), { X: obsList(g, keys, 1) }));
+    const ev = regionEvidence(g);
+    if (ev) parts.push(fill(pick(COT_TEMPLATES.v1Prior), { X: ev, C: groundMeta.continent }));
+    else parts.push(fill(pick(COT_TEMPLATES.v1Climate), { X: g.vegetation, Z: groundMeta.climate }));
+    candidates.forEach((c, i) => {
+      if (i === correct) return;
+      const k = cited[i];
+      const t = k ? fill(pick(COT_TEMPLATES.v1Elim), { L: letter(i), X: phrase(c, k[0], 1) }) : fill(
+        COT_TEMPLATES.v1Alike[0],
+        { L: letter(i) },
+      );
+      parts.push(t);
+    });
+    if (matchKeys.length) parts.push(fill(pick(COT_TEMPLATES.v1Match), { L, K: nounList(matchKeys) }));
+    parts.push(fill(pick(COT_TEMPLATES.v1Final), { L }));
+  } else {
+    const keys = observedKeys(g);
+    parts.push(fill(pick(COT_TEMPLATES.v2Open), { X: obsList(g, keys, 1) }));
+    if (g.sunSide) parts.push(`${phrase(g, "sunSide", 1)}.`);
+    const ev = regionEvidence(g);
+    if (ev) {
+      parts.push(
+        fill(pick(COT_TEMPLATES.v2Region), { X: ev, C: groundMeta.continent, N: groundMeta.countryName }),
+      );
+    }
+    parts.push(fill(pick(COT_TEMPLATES.v2Driving), { S: groundMeta.drivingSide }));
+    parts.push(fill(pick(COT_TEMPLATES.v2Climate), { X: g.vegetation, Z: groundMeta.climate }));
+    const hemi = hemisphere(g, groundMeta);
+    if (hemi) parts.push(fill(COT_TEMPLATES.v2Hemisphere[0], { X: g.sunSide!, S: hemi }));
+    candidates.forEach((c, i) => {
+      // Describe the candidate by the cues that matter (the cited ones), to keep exemplars compact.
+      const shown = i === correct ? matchKeys : (cited[i] ?? []);
+      if (shown.length) {
+        parts.push(fill(pick(COT_TEMPLATES.v2Cand), { L: letter(i), X: obsList(c, shown, 0) }));
+      }
+      if (i === correct) {
+        if (matchKeys.length) parts.push(fill(pick(COT_TEMPLATES.v2Match), { K: nounList(matchKeys) }));
+      } else {
+        const k = cited[i];
+        parts.push(
+          k
+            ? fill(pick(COT_TEMPLATES.v2Differs), { L: letter(i), K: nounList(k) })
+            : fill(COT_TEMPLATES.v2Alike[0], { L: letter(i) }),
+        );
+      }
+    });
+    parts.push(fill(pick(COT_TEMPLATES.v2Final), { L }));
+  }
+  const think = parts.join(" ");
+  return { target: `<think>${think}</think><answer>${L}</answer>`, think, answer: L, noisyCue, cited };
+}
+
+/** Write a pairing exemplar; returns the full target `<think>...</think><answer>L</answer>`. */
+export function pairingCot(input: PairingCotInput, opts: CotOptions, rng: Rng): string {
+  return pairingCotDetailed(input, opts, rng).target;
+}
+
+/** Canonical `lat, lon` answer: two decimals, no "-0.00" (e.g. "48.86, 2.35", "-33.87, 151.21"). */
+export function formatLatLon(lat: number, lon: number): string {
+  const f = (x: number) => {
+    const s = x.toFixed(2);
+    return s === "-0.00" ? "0.00" : s;
+  };
+  return `${f(lat)}, ${f(lon)}`;
+}
+
+/**
+ * A geolocation exemplar from the ground view's cues and the scene metadata: observations -> region and
+ * climate priors -> country -> coordinates. Noise flips one observation (the conclusion follows the metadata,
+ * as in pairing, so the answer is always `formatLatLon(meta.lat, meta.lon)`).
+ */
+export function geolocateCot(meta: SceneMeta, cues: ViewCues, opts: CotOptions, rng: Rng): string {
+  const v = Math.max(0, Math.min(2, Math.round(opts.verbosity)));
+  const pick = <T>(xs: readonly T[]) => xs[rng.int(xs.length)];
+  let c = cues;
+  if (opts.noise > 0 && rng.next() < opts.noise) {
+    c = flipCue(cues, pick(["trees", "waterSide"] as CueKey[]), rng);
+  }
+  const ev = regionEvidence(c) ?? c.vegetation;
+  const vars = { X: ev, C: meta.continent, Z: meta.climate, N: meta.countryName };
+  const parts: string[] = [];
+  if (v === 0) {
+    parts.push(fill(pick(COT_TEMPLATES.geoV0), { ...vars, X: `${ev}, ${c.vegetation}` }));
+  } else {
+    parts.push(fill(pick(COT_TEMPLATES.v1Open), { X: obsList(c, observedKeys(c), 1) }));
+    if (v === 2 && c.sunSide) parts.push(`${phrase(c, "sunSide", 1)}.`);
+    if (regionEvidence(c)) parts.push(fill(pick(COT_TEMPLATES.v1Prior), vars));
+    parts.push(fill(pick(COT_TEMPLATES.v1Climate), { X: c.vegetation, Z: meta.climate }));
+    if (v === 2) {
+      parts.push(fill(pick(COT_TEMPLATES.v2Driving), { S: meta.drivingSide }));
+      const hemi = hemisphere(c, meta);
+      if (hemi) parts.push(fill(COT_TEMPLATES.v2Hemisphere[0], { X: c.sunSide!, S: hemi }));
+      parts.push(COT_TEMPLATES.geoV2Coast[c.waterSide ? 0 : 1]);
+    }
+    parts.push(fill(pick(COT_TEMPLATES.geoV1Settle), { X: meta.settlement }));
+    parts.push(fill(pick(COT_TEMPLATES.geoV1Country), vars));
+  }
+  return `<think>${parts.join(" ")}</think><answer>${formatLatLon(meta.lat, meta.lon)}</answer>`;
+}
+
+/** The text between `<answer>` and `</answer>` (first occurrence), or null. */
+export function extractAnswer(completion: string): string | null {
+  const m = /<answer>([\s\S]*?)<\/answer>/.exec(completion);
+  return m ? m[1].trim() : null;
+}
+
+/** An Rng for one exemplar, from a seed and a name (convenience for callers and tests). */
+export function cotRng(seed: number, name: string): Rng {
+  return new Rng(deriveSeed(seed, name));
+}

@@ -1,0 +1,67 @@
+/**
+ * lib/data: tasks (pairing, geolocate, geo-qa, caption) with region-held-out splits, the chain-of-thought
+ * engine, the tokenizer, image helpers, dataset export and loaders for real data.
+ *
+ * ```ts
+ * const world = await createWorld({ seed: spec.world.seed, tileHalfExtent: spec.world.tileHalfExtent });
+ * const sampler = createTaskSampler(world, spec.data, spec.world, { evalSeed: spec.eval.seed });
+ * const ex = sampler.example("pairing", "test", 0); // ex.ground, ex.aerial[0..K-1], ex.prompt, ex.target
+ * const tok = createTokenizer();
+ * ```
+ * @module
+ */
+export * from "./types.ts";
+export {
+  createTaskSampler,
+  destination,
+  FAR_MIN_KM,
+  haversineKm,
+  NEAR_MAX_KM,
+  NEAR_MIN_KM,
+  qaAnswer,
+  type Renderer,
+  requiredNear,
+  type TaskSampler,
+  type TaskSamplerOptions,
+} from "./tasks.ts";
+export {
+  COT_TEMPLATES,
+  type CotOptions,
+  cotRng,
+  extractAnswer,
+  formatLatLon,
+  geolocateCot,
+  letter,
+  pairingCot,
+  pairingCotDetailed,
+  type PairingCotInput,
+  type PairingCotResult,
+} from "./cot.ts";
+export {
+  caption,
+  COMPARABLE_KEYS,
+  type CueKey,
+  cuesFromWorld,
+  cueSignature,
+  differingCues,
+  sceneCues,
+  type ViewCues,
+} from "./cues.ts";
+export {
+  createTokenizer,
+  type GeoTokenizer,
+  SPECIAL_TOKENS,
+  TOKENIZER_TYPE,
+  tokenizerFromJSON,
+  type TokenizerJSON,
+} from "./tokenizer.ts";
+export { contactSheet, decodeImageFile, encodePng, imageToFloat, upscale } from "./images.ts";
+export { exportExamples, type ExportOptions, metadataLine } from "./export.ts";
+export {
+  type CrossViewOptions,
+  type GeolocateCsvOptions,
+  loadCrossView,
+  loadGeolocateCsv,
+  parseCsv,
+} from "./loaders.ts";
+export { CAPTION_PROMPTS, GEOLOCATE_PROMPT, pairingPrompt, QA_PROMPTS } from "./prompts.ts";

@@ -1,0 +1,50 @@
+/**
+ * User prompts of every task (the text after the image tokens), and the short think lines of pretraining
+ * targets. Every word here is in the tokenizer's lexicon (lib/data/lexicon.ts reads PROMPT_TEXTS).
+ * @module
+ */
+import type { QaKind } from "./types.ts";
+
+/** Pairing prompt for K candidates: letters listed explicitly ("A, B, C or D"). */
+export function pairingPrompt(k: number): string {
+  const ls = Array.from({ length: k }, (_, i) => String.fromCharCode(65 + i));
+  const list = ls.length > 1 ? ls.slice(0, -1).join(", ") + " or " + ls[ls.length - 1] : ls.join("");
+  return `Which aerial view ${list} shows the place of the ground view? Answer with the letter.`;
+}
+
+export const GEOLOCATE_PROMPT = "Where was this ground view taken? Answer with latitude and longitude.";
+
+export const QA_PROMPTS: Record<QaKind, string> = {
+  continent: "On which continent was this ground view taken?",
+  country: "In which country was this ground view taken?",
+  climate: "What is the climate zone of this place?",
+  settlement: "Is this place urban, suburban or rural?",
+  driving: "On which side of the road do people drive here?",
+};
+
+export const CAPTION_PROMPTS = {
+  ground: "Describe the ground view.",
+  aerial: "Describe the aerial view.",
+} as const;
+
+/** Think lines of caption targets (one line, the view type). */
+export const CAPTION_THINK = {
+  ground: "a ground panorama.",
+  aerial: "an aerial view from above.",
+} as const;
+
+/** Think lines of examples loaded from real data (no scene cues to describe). */
+export const REAL_PAIRING_THINK = "compare the ground view with each aerial view.";
+export const REAL_GEOLOCATE_THINK = "look for clues in the ground view.";
+
+/** All fixed prompt/think strings, for the lexicon. */
+export const PROMPT_TEXTS: string[] = [
+  pairingPrompt(8),
+  GEOLOCATE_PROMPT,
+  ...Object.values(QA_PROMPTS),
+  ...Object.values(CAPTION_PROMPTS),
+  ...Object.values(CAPTION_THINK),
+  REAL_PAIRING_THINK,
+  REAL_GEOLOCATE_THINK,
+  "latitude longitude",
+];

@@ -1,0 +1,105 @@
+import { assert, assertEquals } from "./assert.ts";
+import { createTaskSampler } from "../lib/data/tasks.ts";
+import {
+  cotRng,
+  extractAnswer,
+  formatLatLon,
+  geolocateCot,
+  letter,
+  pairingCotDetailed,
+} from "../lib/data/cot.ts";
+import { cueDiffers } from "../lib/data/cues.ts";
+import { createTokenizer } from "../lib/data/tokenizer.ts";
+import { dataSpec, testWorld, WORLD_SPEC } from "./data_helpers.ts";
+
+async function pairingInputs(n: number) {
+  const world = await testWorld();
+  const s = createTaskSampler(world, dataSpec(), WORLD_SPEC, { noImages: true });
+  return [...s.examples("pairing", "train", 0, n / 2), ...s.examples("pairing", "test", 0, n / 2)].map((
+    e,
+  ) => ({
+    ground: e.cues!.ground,
+    groundMeta: e.scene,
+    candidates: e.cues!.candidates!,
+    correct: e.pairing!.correct,
+  }));
+}
+
+Deno.test("cot: the answer always equals the metadata answer (all verbosities, with noise)", async () => {
+  const inputs = await pairingInputs(120);
+  let noisy = 0, total = 0;
+  for (const [k, input] of inputs.entries()) {
+    for (const verbosity of [0, 1, 2]) {
+      for (const noise of [0, 0.5, 1]) {
+        const r = pairingCotDetailed(input, { verbosity, noise }, cotRng(k, `${verbosity}/${noise}`));
+        assertEquals(r.answer, letter(input.correct));
+        assertEquals(extractAnswer(r.target), letter(input.correct));
+        assertEquals(r.target, `<think>${r.think}</think><answer>${r.answer}</answer>`);
+        assertEquals((r.target.match(/<answer>/g) ?? []).length, 1);
+        // Every cited cue really differs between the ground and that candidate; the noisy cue is never cited.
+        r.cited.forEach((keys, i) => {
+          if (i === input.correct) assertEquals(keys, null);
+          for (const key of keys ?? []) {
+            assert(cueDiffers(input.ground, input.candidates[i], key), `cited ${key} does not differ`);
+            assert(key !== r.noisyCue, "the noisy cue must not be cited");
+          }
+        });
+        if (noise === 0) assertEquals(r.noisyCue, null);
+        if (noise === 1) {
+          total++;
+          if (r.noisyCue) noisy++;
+        }
+      }
+    }
+  }
+  assert(noisy / total > 0.5, `noise=1 flipped a cue in only ${noisy}/${total} exemplars`);
+});
+
+Deno.test("cot: deterministic in its seed; wording varies across seeds", async () => {
+  const [input] = await pairingInputs(2);
+  const a = pairingCotDetailed(input, { verbosity: 1, noise: 0.2 }, cotRng(1, "x")).target;
+  const b = pairingCotDetailed(input, { verbosity: 1, noise: 0.2 }, cotRng(1, "x")).target;
+  assertEquals(a, b);
+  const variants = new Set<string>();
+  for (let s = 0; s < 20; s++) {
+    variants.add(pairingCotDetailed(input, { verbosity: 1, noise: 0 }, cotRng(s, "x")).target);
+  }
+  assert(variants.size > 3, `only ${variants.size} variants`);
+});
+
+Deno.test("cot: completion lengths in tokens grow with verbosity", async () => {
+  const inputs = await pairingInputs(40);
+  const tok = createTokenizer();
+  const mean = (v: number) =>
+    inputs.reduce(
+      (s, inp, k) =>
+        s + tok.count(pairingCotDetailed(inp, { verbosity: v, noise: 0 }, cotRng(k, "l")).target),
+      0,
+    ) /
+    inputs.length;
+  const [m0, m1, m2] = [mean(0), mean(1), mean(2)];
+  assert(m0 >= 20 && m0 <= 50, `verbosity 0: ${m0}`);
+  assert(m1 >= 55 && m1 <= 110, `verbosity 1: ${m1}`);
+  assert(m2 >= 130 && m2 <= 300, `verbosity 2: ${m2}`);
+});
+
+Deno.test("cot: a negative that no cue tells apart still yields the metadata answer", async () => {
+  const [input] = await pairingInputs(2);
+  const clone = { ...input, candidates: input.candidates.map(() => input.ground) };
+  for (const verbosity of [0, 1, 2]) {
+    const r = pairingCotDetailed(clone, { verbosity, noise: 1 }, cotRng(3, "alike"));
+    assertEquals(extractAnswer(r.target), letter(input.correct));
+  }
+});
+
+Deno.test("cot: geolocation exemplar answers the coordinates", async () => {
+  const world = await testWorld();
+  const s = createTaskSampler(world, dataSpec(), WORLD_SPEC, { noImages: true });
+  for (const e of s.examples("geolocate", "test", 0, 20)) {
+    for (const verbosity of [0, 1, 2]) {
+      const t = geolocateCot(e.scene, e.cues!.ground, { verbosity, noise: 0.5 }, cotRng(0, e.id));
+      assertEquals(extractAnswer(t), formatLatLon(e.scene.lat, e.scene.lon));
+    }
+  }
+  assertEquals(formatLatLon(-0.001, 2.349), "0.00, 2.35");
+});
