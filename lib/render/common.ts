@@ -1,0 +1,30 @@
+/**
+ * Shared rendering helpers: colours and the building frame convention.
+ *
+ * Frames: x east, y north (metres, scene centre at 0,0). A road with bearing b has direction (sin b, cos b) and
+ * signed offset along its right-hand normal (cos b, -sin b). A building's `hh` axis points along bearing `rot`
+ * (direction (sin rot, cos rot)) and its `hw` axis along (cos rot, -sin rot).
+ * @module
+ */
+import type { RGB } from "../world/types.ts";
+
+export const DEG = Math.PI / 180;
+export const WATER: RGB = [38, 92, 150];
+export const WATER_FAR: RGB = [70, 122, 170];
+export const TREE: RGB = [14, 58, 22];
+export const TREE_LIT: RGB = [34, 92, 36];
+export const TRUNK: RGB = [88, 62, 40];
+export const SUN: RGB = [255, 248, 210];
+
+/** Wall colour derived from a roof colour: a light render tinted by the roof. */
+export function wallOf(roof: RGB): RGB {
+  return [
+    Math.round(0.45 * roof[0] + 0.55 * 214),
+    Math.round(0.45 * roof[1] + 0.55 * 204),
+    Math.round(0.45 * roof[2] + 0.55 * 188),
+  ];
+}
+
+export function clamp255(x: number): number {
+  return x < 0 ? 0 : x > 255 ? 255 : x | 0;
+}
