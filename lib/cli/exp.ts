@@ -1,0 +1,157 @@
+/**
+ * `exp NAME`: resolve an experiment spec, create (or resume) its run directory and manifest, pick the
+ * backend, and run the pipeline (lib/pipeline/run.ts).
+ * @module
+ */
+import { UserError } from "../errors.ts";
+import { displayPath, listExperiments, loadSpec, resolveExperimentPath } from "../spec/load.ts";
+import { nearest } from "../spec/suggest.ts";
+import type { BackendName } from "../spec/types.ts";
+import { RunDir } from "../run/rundir.ts";
+import type { Command } from "./command.ts";
+
+const BACKEND_NAMES: readonly BackendName[] = ["auto", "wasm", "webgpu", "cpu", "tensorflow"];
+
+/** The `exp` command. */
+export const command: Command = {
+  name: "exp",
+  summary: "run an experiment (base, geo-sft, geo-r1-zero, geo-r1, or a spec file)",
+  help: `usage: deno task exp NAME [options]
+
+Resolve the experiment NAME (a file experiments/NAME.json, or a path to a JSON spec), create its run
+directory runs/<name>-<hash8>/ (spec.resolved.json, manifest.json), then run its pipeline: every stage,
+evaluation and the report. Stages are cached by content hash under cache/stages/.
+
+options:
+  --preset NAME       tiny | small | large (deep-merged from the spec's "presets" after "extends")
+  --set KEY=VALUE     override one field by dotted path, e.g. --set stages.grpo.steps=50
+                      (repeatable; VALUE is JSON if it parses, else a string; checked by the schema)
+  --seed N            master seed (derives omitted data/model/stage seeds); same as --set seed=N
+  --backend NAME      auto | wasm | webgpu | cpu | tensorflow; same as --set backend=NAME
+  --resume            continue an existing run directory from its last checkpoints
+  --force-resume      resume even if spec, git commit or deno.lock changed (recorded in the manifest)
+  --no-cache          retrain every stage instead of reusing cached stage outputs
+  --dry-run           print the resolved spec, its hash and run id as JSON, and exit
+  --runs-dir DIR      parent of run directories (default: runs)
+  --verbose           print stack traces of internal errors
+  -h, --help          show this help
+
+Overrides apply in this order: extends chain, --preset, --set (in order), --seed, --backend.
+
+examples:
+  deno task exp geo-r1
+  deno task exp geo-r1 --preset tiny --dry-run
+  deno task exp geo-r1-zero --set stages.grpo.grpo.groupSize=4 --seed 1
+  deno task exp geo-r1 --resume
+
+available experiments: ${listExperiments().join(", ")}`,
+  options: {
+    preset: { type: "string" },
+    set: { type: "string", multiple: true },
+    seed: { type: "string" },
+    backend: { type: "string" },
+    resume: { type: "boolean" },
+    "force-resume": { type: "boolean" },
+    "no-cache": { type: "boolean" },
+    "dry-run": { type: "boolean" },
+    "runs-dir": { type: "string" },
+    verbose: { type: "boolean" },
+  },
+  allowPositionals: true,
+  run: runExp,
+};
+
+/** Values of `exp`'s options as parsed. */
+interface ExpValues {
+  preset?: string;
+  set?: string[];
+  seed?: string;
+  backend?: string;
+  resume?: boolean;
+  "force-resume"?: boolean;
+  "no-cache"?: boolean;
+  "dry-run"?: boolean;
+  "runs-dir"?: string;
+  verbose?: boolean;
+}
+
+async function runExp(values: Record<string, unknown>, positionals: string[]): Promise<number> {
+  const v = values as ExpValues;
+  if (positionals.length === 0) {
+    throw new UserError(`exp: missing experiment NAME (available: ${listExperiments().join(", ")})`);
+  }
+  if (positionals.length > 1) {
+    throw new UserError(`exp: expected one experiment NAME, got ${positionals.join(" ")}`);
+  }
+  const path = resolveExperimentPath(positionals[0]);
+  const sets = [...(v.set ?? [])];
+  if (v.seed !== undefined) {
+    if (!/^\d+$/.test(v.seed) || Number(v.seed) > 0xffffffff) {
+      throw new UserError(`exp: --seed must be an integer in [0, 4294967295], got '${v.seed}'`);
+    }
+    sets.push(`seed=${v.seed}`);
+  }
+  if (v.backend !== undefined) {
+    if (!BACKEND_NAMES.includes(v.backend as BackendName)) {
+      const hint = nearest(v.backend, BACKEND_NAMES);
+      throw new UserError(
+        `exp: --backend must be one of ${BACKEND_NAMES.join(", ")}, got '${v.backend}'` +
+          (hint ? `; did you mean '${hint}'?` : ""),
+      );
+    }
+    sets.push(`backend=${v.backend}`);
+  }
+  const { spec, hash, sources } = await loadSpec(path, { preset: v.preset, sets });
+  const runId = RunDir.runId(spec.name, hash);
+  if (v["dry-run"]) {
+    console.log(JSON.stringify({ runId, hash, sources: sources.map(displayPath), spec }, null, 2));
+    return 0;
+  }
+
+  let pipeline: typeof import("../pipeline/run.ts");
+  try {
+    pipeline = await import("../pipeline/run.ts");
+  } catch (e) {
+    const msg = (e as Error).message ?? String(e);
+    if (/Module not found|Cannot find module/i.test(msg)) {
+      throw new UserError(`exp: the training pipeline (lib/pipeline/run.ts) is not available yet: ${msg}`, 1);
+    }
+    throw e;
+  }
+  const { initBackend, tfjsVersion } = await import("../backend.ts");
+  const backend = await initBackend(spec.backend);
+  const { run, manifest, resumed, mismatches } = await RunDir.prepare({
+    runsDir: v["runs-dir"] ?? "runs",
+    spec,
+    hash,
+    backend,
+    tfjsVersion: tfjsVersion(),
+    resume: v.resume ?? false,
+    forceResume: v["force-resume"] ?? false,
+  });
+  const where = displayPath(run.path);
+  console.error(
+    `${resumed ? "resuming" : "run"} ${where} | spec ${hash.slice(0, 12)} | backend ${backend.name}` +
+      (backend.adapter
+        ? ` (${backend.adapter}${backend.isFallbackAdapter ? ", fallback adapter" : ""})`
+        : ""),
+  );
+  for (const m of mismatches) console.error(`warning: --force-resume: ${m}`);
+  try {
+    await pipeline.runExperiment({
+      spec,
+      specHash: hash,
+      runDir: run.path,
+      manifest,
+      noCache: v["no-cache"] ?? false,
+      resume: resumed,
+      verbose: true,
+    });
+    await run.finish("done", undefined, manifest);
+  } catch (e) {
+    await run.finish("failed", (e as Error).message ?? String(e), manifest).catch(() => {});
+    throw e;
+  }
+  console.error(`done: ${where}`);
+  return 0;
+}
