@@ -21,6 +21,11 @@ export interface VisionConfig {
   /** Patch height/width for the ground panorama and the aerial tiles. */
   groundPatch: [number, number];
   aerialPatch: number;
+  /**
+   * Average-pool the aerial token grid by this factor after the vision encoder (2: 16 -> 4 decoder tokens
+   * per 32x32 tile). 1 or absent: no pooling.
+   */
+  aerialPool?: number;
 }
 
 export interface ModelConfig {
@@ -78,6 +83,12 @@ export interface GenerateOptions {
   stopIds: number[];
   /** Read back finished flags every k tokens (fewer readbacks on GPUs). Default 8. */
   readbackEvery?: number;
+  /** false: recompute the full forward every step (no KV cache); for tests and benchmarks. Default true. */
+  useCache?: boolean;
+  /** Token fed and emitted by rows that already stopped. Default 0 (the tokenizer's pad by convention). */
+  padId?: number;
+  /** Tests: return the logits of every decoding step (host copies, [P*G * V] per step). */
+  returnLogits?: boolean;
 }
 
 export interface GenerateResult {
@@ -85,6 +96,8 @@ export interface GenerateResult {
   completions: number[][];
   /** True where a row hit maxNewTokens without a stop id. */
   truncated: boolean[];
+  /** Only with `returnLogits`: logits of each step, row-major [P*G, V]. */
+  stepLogits?: Float32Array[];
 }
 
 /** The model object the trainers use. */

@@ -1,0 +1,204 @@
+/**
+ * Model presets and cost model.
+ *
+ * Presets (decoder / vision):
+ * - `tiny`: d 32, 1 layer, 2 heads, dFF 64 / d 32, 1 layer; ground patches [H, 16], aerial 16 (tests: seconds).
+ * - `small`: d 128, 3 layers, 4 heads, dFF 512 / d 128, 1 layer, 4 heads; ground patches are full-height
+ *   vertical strips [H, 8] (one token per azimuth sector: 16 tokens for a 128-wide panorama), aerial 8x8
+ *   patches (16 per 32x32 tile) pooled 2x2 after the vision encoder (4 decoder tokens per tile). A pairing
+ *   example is 16 + 4*4 = 32 image tokens in the decoder. Budgeted for one wasm core.
+ * - `large`: d 512, 8 layers, 8 heads, dFF 2048 / d 512, 4 layers, 8 heads, no pooling (GPU).
+ *
+ * Overrides from `ModelSpec` (dModel, nLayers, nHeads, dFF, maxText) apply to the decoder; when `dModel` is
+ * overridden the vision width follows it.
+ * @module
+ */
+import { UserError } from "../errors.ts";
+import type { ModelSpec } from "../spec/types.ts";
+import type { ModelConfig, Preset, VisionConfig } from "./types.ts";
+
+/** What the data side fixes: vocabulary and image geometry (from the world spec and data spec). */
+export interface ModelGeometry {
+  vocabSize: number;
+  /** Ground panorama [height, width]. */
+  groundShape: [number, number];
+  aerialSize: number;
+  /** Most aerial candidates in any example (pairing K). */
+  maxCandidates: number;
+}
+
+interface PresetDims {
+  dModel: number;
+  nLayers: number;
+  nHeads: number;
+  dFF: number;
+  maxText: number;
+  vision: {
+    dModel: number;
+    nLayers: number;
+    nHeads: number;
+    groundPatchW: number;
+    aerialPatch: number;
+    aerialPool: number;
+  };
+}
+
+const PRESETS: Record<Preset, PresetDims> = {
+  tiny: {
+    dModel: 32,
+    nLayers: 1,
+    nHeads: 2,
+    dFF: 64,
+    maxText: 384,
+    vision: { dModel: 32, nLayers: 1, nHeads: 2, groundPatchW: 16, aerialPatch: 16, aerialPool: 1 },
+  },
+  small: {
+    dModel: 128,
+    nLayers: 3,
+    nHeads: 4,
+    dFF: 512,
+    maxText: 384,
+    vision: { dModel: 128, nLayers: 1, nHeads: 4, groundPatchW: 8, aerialPatch: 8, aerialPool: 2 },
+  },
+  large: {
+    dModel: 512,
+    nLayers: 8,
+    nHeads: 8,
+    dFF: 2048,
+    maxText: 512,
+    vision: { dModel: 512, nLayers: 4, nHeads: 8, groundPatchW: 8, aerialPatch: 8, aerialPool: 1 },
+  },
+};
+
+/** Names of the presets. */
+export const PRESET_NAMES: readonly Preset[] = ["tiny", "small", "large"];
+
+/**
+ * Build the ModelConfig of a model spec (preset + overrides) for the given vocabulary and image geometry.
+ * Throws UserError on an unknown preset or inconsistent dimensions (named by their spec field).
+ */
+export function makeModelConfig(spec: ModelSpec, geom: ModelGeometry): ModelConfig {
+  const p = PRESETS[spec.preset];
+  if (!p) throw new UserError(`model.preset: unknown preset "${spec.preset}" (tiny | small | large)`);
+  const dModel = spec.dModel ?? p.dModel;
+  const visionD = spec.dModel !== undefined ? dModel : p.vision.dModel;
+  const [gh, gw] = geom.groundShape;
+  const vision: VisionConfig = {
+    dModel: visionD,
+    nLayers: p.vision.nLayers,
+    nHeads: p.vision.nHeads,
+    groundPatch: [gh, p.vision.groundPatchW],
+    aerialPatch: p.vision.aerialPatch,
+    aerialPool: p.vision.aerialPool,
+  };
+  const cfg: ModelConfig = {
+    preset: spec.preset,
+    vocabSize: geom.vocabSize,
+    dModel,
+    nLayers: spec.nLayers ?? p.nLayers,
+    nHeads: spec.nHeads ?? p.nHeads,
+    dFF: spec.dFF ?? p.dFF,
+    maxText: spec.maxText ?? p.maxText,
+    groundShape: [gh, gw],
+    aerialSize: geom.aerialSize,
+    maxCandidates: geom.maxCandidates,
+    vision,
+    seed: spec.seed >>> 0,
+  };
+  validateConfig(cfg, "model");
+  return cfg;
+}
+
+/** Check a config's internal consistency; `where` prefixes messages (a spec path or a file name). */
+export function validateConfig(cfg: ModelConfig, where: string): void {
+  const bad = (field: string, why: string) => {
+    throw new UserError(`${where}.${field}: ${why}`);
+  };
+  const posInt = (v: number, field: string) => {
+    if (!Number.isInteger(v) || v <= 0) bad(field, `must be a positive integer (got ${v})`);
+  };
+  posInt(cfg.vocabSize, "vocabSize");
+  posInt(cfg.dModel, "dModel");
+  posInt(cfg.nLayers, "nLayers");
+  posInt(cfg.nHeads, "nHeads");
+  posInt(cfg.dFF, "dFF");
+  posInt(cfg.maxText, "maxText");
+  posInt(cfg.maxCandidates, "maxCandidates");
+  posInt(cfg.vision.dModel, "vision.dModel");
+  posInt(cfg.vision.nLayers, "vision.nLayers");
+  posInt(cfg.vision.nHeads, "vision.nHeads");
+  if (cfg.dModel % cfg.nHeads !== 0) {
+    bad("nHeads", `dModel ${cfg.dModel} is not divisible by nHeads ${cfg.nHeads}`);
+  }
+  if (cfg.vision.dModel % cfg.vision.nHeads !== 0) {
+    bad("vision.nHeads", `vision dModel ${cfg.vision.dModel} is not divisible by ${cfg.vision.nHeads}`);
+  }
+  const [gh, gw] = cfg.groundShape;
+  const [ph, pw] = cfg.vision.groundPatch;
+  if (gh % ph !== 0 || gw % pw !== 0) {
+    bad("vision.groundPatch", `[${ph}, ${pw}] does not tile the ground panorama [${gh}, ${gw}]`);
+  }
+  const pool = cfg.vision.aerialPool ?? 1;
+  const side = cfg.aerialSize / cfg.vision.aerialPatch;
+  if (!Number.isInteger(side)) {
+    bad("vision.aerialPatch", `${cfg.vision.aerialPatch} does not tile ${cfg.aerialSize}`);
+  }
+  if (!Number.isInteger(side / pool)) {
+    bad("vision.aerialPool", `${pool} does not divide the ${side}x${side} grid`);
+  }
+}
+
+/** Image tokens per view, as the decoder sees them (after pooling). */
+export function imageTokenCounts(
+  cfg: ModelConfig,
+): { ground: number; aerial: number; aerialEncoder: number } {
+  const [gh, gw] = cfg.groundShape;
+  const [ph, pw] = cfg.vision.groundPatch;
+  const side = cfg.aerialSize / cfg.vision.aerialPatch;
+  const pool = cfg.vision.aerialPool ?? 1;
+  return { ground: (gh / ph) * (gw / pw), aerial: (side / pool) ** 2, aerialEncoder: side * side };
+}
+
+/** Decoder image-prefix length for a task layout. */
+export function imagePrefixLen(cfg: ModelConfig, hasGround: boolean, nAerial: number): number {
+  const n = imageTokenCounts(cfg);
+  return (hasGround ? n.ground : 0) + nAerial * n.aerial;
+}
+
+/**
+ * Forward FLOPs (multiply-add = 2 FLOPs) of the decoder for ONE generated token with a KV cache holding
+ * `contextLen` positions (image prefix + text so far): per layer the QKV, output and MLP matmuls
+ * (2 * (4 d^2 + 2 d dFF)) plus attention scores and weighted sum (4 * contextLen * d), and the tied output
+ * projection (2 d V). Elementwise ops (norms, GELU, softmax) are excluded; they are < 2% at small d.
+ * The vision encoder runs once per prompt and is not counted.
+ */
+export function flopsPerToken(cfg: ModelConfig, contextLen: number): number {
+  const d = cfg.dModel;
+  const perLayer = 2 * (4 * d * d + 2 * d * cfg.dFF) + 4 * contextLen * d;
+  return cfg.nLayers * perLayer + 2 * d * cfg.vocabSize;
+}
+
+/** Forward FLOPs of the vision encoder + projector for one example of the given layout (per prompt). */
+export function visionFlops(cfg: ModelConfig, hasGround: boolean, nAerial: number): number {
+  const v = cfg.vision;
+  const n = imageTokenCounts(cfg);
+  const [ph, pw] = v.groundPatch;
+  const tokens = (hasGround ? n.ground : 0) + nAerial * n.aerialEncoder;
+  const patchIn = (hasGround ? n.ground * ph * pw * 3 : 0) +
+    nAerial * n.aerialEncoder * v.aerialPatch ** 2 * 3;
+  const dv = v.dModel;
+  const layer = tokens * 2 * (4 * dv * dv + 8 * dv * dv) + 4 * tokens * tokens * dv;
+  return 2 * patchIn * dv + v.nLayers * layer + 2 * imagePrefixLen(cfg, hasGround, nAerial) * dv * cfg.dModel;
+}
+
+/** Number of scalar parameters of a config (matches createModel's variables). */
+export function paramCount(cfg: ModelConfig): number {
+  const d = cfg.dModel, v = cfg.vision, dv = v.dModel;
+  const n = imageTokenCounts(cfg);
+  const [ph, pw] = v.groundPatch;
+  const block = (w: number, ff: number) =>
+    2 * 2 * w + (w * 3 * w + 3 * w) + (w * w + w) + (w * ff + ff) + (ff * w + w);
+  return ph * pw * 3 * dv + dv + v.aerialPatch ** 2 * 3 * dv + dv + n.ground * dv + n.aerialEncoder * dv +
+    (1 + cfg.maxCandidates) * dv + v.nLayers * block(dv, 4 * dv) + 2 * dv + dv * d + d +
+    cfg.vocabSize * d + cfg.maxText * d + cfg.nLayers * block(d, cfg.dFF) + 2 * d;
+}

@@ -1,0 +1,793 @@
+/**
+ * The small VLM: a vision encoder over all image patches of an example, projected into a causal pre-LN
+ * transformer decoder over [image tokens ; text tokens].
+ *
+ * Vision encoder
+ * - ground panorama: patches `vision.groundPatch` (small: full-height vertical strips [32, 8], so each token
+ *   is one azimuth sector); aerial tiles: `aerialPatch` x `aerialPatch` patches. Pixels are mapped to [-1, 1].
+ * - separate patch embeddings per view kind (the patch shapes differ), learned position embeddings (1D
+ *   along the panorama's azimuth, 2D raster over a tile), learned view-type embeddings (ground, A, B, C, D).
+ * - shared transformer layers over ALL image tokens of an example jointly (bidirectional), so the encoder
+ *   can compare views; final LayerNorm; optional 2x2 average pooling of the aerial token grid; a linear
+ *   projector into the decoder width.
+ * Decoder
+ * - token embedding (tied with the output projection) + learned position embeddings of TEXT positions,
+ *   counted over real tokens only (left padding never shifts a position). Image tokens carry their
+ *   position from the vision encoder.
+ * - attention mask: image tokens attend to all image tokens (bidirectional prefix); text tokens attend to
+ *   all image tokens and to earlier-or-same real text tokens; padding keys are masked. Every query may
+ *   always attend to itself, so padded rows stay finite.
+ * - blocks: x += Attn(LN(x)); x += MLP(LN(x)), with one fused QKV matmul, batched attention over heads, and
+ *   the GELU approximation x * sigmoid(1.702 x) (3 ops instead of 8 on wasm).
+ * No dropout: training and inference forwards are identical (this keeps resumed runs bitwise equal).
+ * Weights are initialised deterministically from `cfg.seed` (each tensor from `deriveSeed(seed, name)`).
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { deriveSeed, Rng } from "../rng.ts";
+import { imageTokenCounts, validateConfig } from "./config.ts";
+import { matMulNT } from "./kernels.ts";
+import type { GenerateOptions, GenerateResult, ModelConfig, ModelInput, VLM } from "./types.ts";
+
+/** Name, shape and initialiser of one parameter tensor. */
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+  init: "zeros" | "ones" | "normal";
+  std?: number;
+}
+
+/** Every parameter of a config, in a fixed order (the checkpoint's tensor list). */
+export function paramSpecs(cfg: ModelConfig): ParamSpec[] {
+  const out: ParamSpec[] = [];
+  const v = cfg.vision;
+  const dv = v.dModel, d = cfg.dModel;
+  const n = imageTokenCounts(cfg);
+  const [ph, pw] = v.groundPatch;
+  const lin = (name: string, i: number, o: number, std: number) => {
+    out.push({ name: `${name}.w`, shape: [i, o], init: "normal", std });
+    out.push({ name: `${name}.b`, shape: [o], init: "zeros" });
+  };
+  const norm = (name: string, w: number) => {
+    out.push({ name: `${name}.g`, shape: [w], init: "ones" });
+    out.push({ name: `${name}.b`, shape: [w], init: "zeros" });
+  };
+  const block = (pre: string, w: number, ff: number, nl: number) => {
+    const resid = 0.02 / Math.sqrt(2 * nl);
+    norm(`${pre}.ln1`, w);
+    lin(`${pre}.attn.qkv`, w, 3 * w, 0.02);
+    lin(`${pre}.attn.out`, w, w, resid);
+    norm(`${pre}.ln2`, w);
+    lin(`${pre}.mlp.fc`, w, ff, 0.02);
+    lin(`${pre}.mlp.proj`, ff, w, resid);
+  };
+  const gIn = ph * pw * 3, aIn = v.aerialPatch * v.aerialPatch * 3;
+  lin("vis.patch_ground", gIn, dv, 1 / Math.sqrt(gIn));
+  lin("vis.patch_aerial", aIn, dv, 1 / Math.sqrt(aIn));
+  out.push({ name: "vis.pos_ground", shape: [n.ground, dv], init: "normal", std: 0.02 });
+  out.push({ name: "vis.pos_aerial", shape: [n.aerialEncoder, dv], init: "normal", std: 0.02 });
+  out.push({ name: "vis.view_type", shape: [1 + cfg.maxCandidates, dv], init: "normal", std: 0.02 });
+  for (let i = 0; i < v.nLayers; i++) block(`vis.layers.${i}`, dv, 4 * dv, v.nLayers);
+  norm("vis.ln_f", dv);
+  lin("proj", dv, d, 1 / Math.sqrt(dv));
+  out.push({ name: "dec.tok_emb", shape: [cfg.vocabSize, d], init: "normal", std: 0.02 });
+  out.push({ name: "dec.pos_emb", shape: [cfg.maxText, d], init: "normal", std: 0.02 });
+  for (let i = 0; i < cfg.nLayers; i++) block(`dec.layers.${i}`, d, cfg.dFF, cfg.nLayers);
+  norm("dec.ln_f", d);
+  return out;
+}
+
+function initValues(p: ParamSpec, seed: number): Float32Array {
+  const size = p.shape.reduce((a, b) => a * b, 1);
+  const a = new Float32Array(size);
+  if (p.init === "ones") a.fill(1);
+  else if (p.init === "normal") {
+    const rng = new Rng(deriveSeed(seed, p.name));
+    const std = p.std ?? 0.02;
+    for (let i = 0; i < size; i++) {
+      // Truncated at 2 std, like common transformer inits.
+      let z = rng.normal();
+      while (z > 2 || z < -2) z = rng.normal();
+      a[i] = z * std;
+    }
+  }
+  return a;
+}
+
+let instances = 0;
+
+/** A view of one transformer block's parameters. */
+interface BlockP {
+  ln1g: tf.Tensor;
+  ln1b: tf.Tensor;
+  qkvW: tf.Tensor2D;
+  qkvB: tf.Tensor;
+  outW: tf.Tensor2D;
+  outB: tf.Tensor;
+  ln2g: tf.Tensor;
+  ln2b: tf.Tensor;
+  fcW: tf.Tensor2D;
+  fcB: tf.Tensor;
+  projW: tf.Tensor2D;
+  projB: tf.Tensor;
+}
+
+const NEG = -1e9;
+
+function layerNorm(x: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return x.sub(mean).mul(variance.add(1e-5).rsqrt()).mul(g).add(b);
+}
+
+/** tf.customGrad with a typed signature (its own typing cannot express (...tensors, save) functions). */
+function customOp<F>(
+  // deno-lint-ignore no-explicit-any
+  f: (...args: any[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[] },
+): F {
+  return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as F;
+}
+
+/*
+ * Matmuls and the wasm backend. tfjs-backend-wasm runs BatchMatMul through XNNPACK only when neither operand
+ * is transposed and both have batch size 1; everything else (transposeA/B flags, batched operands) falls
+ * back to a scalar blocked loop that is ~10x slower. tfjs's own matMul gradients use the transpose flags,
+ * so a dense layer's backward pass ran at ~1 GFLOP/s. The ops below have hand-written gradients that
+ * transpose explicitly (a cheap copy) and then use the fast path. Batched attention matmuls cannot use
+ * XNNPACK at all; they are written in the "NT" form (both operands contiguous along the summed axis), the
+ * slow loop's best case, and run through a SIMD kernel of our own on wasm (lib/model/kernels.ts).
+ */
+
+/** x [N, i] @ w [i, o] + b, with fast-path gradients. */
+const linear = customOp<(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor) => tf.Tensor2D>(
+  (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([x, w]);
+    return {
+      value: tf.fused.matMul({ a: x as tf.Tensor2D, b: w as tf.Tensor2D, bias: b }),
+      gradFunc: (dy: tf.Tensor, [sx, sw]: tf.Tensor[]) => [
+        tf.matMul(dy as tf.Tensor2D, sw.transpose() as tf.Tensor2D),
+        tf.matMul(sx.transpose() as tf.Tensor2D, dy as tf.Tensor2D),
+        dy.sum(0),
+      ],
+    };
+  },
+);
+
+/** a [N, k] @ b[M, k]^T -> [N, M] (the tied output projection), with fast-path forward and gradients. */
+const matMulNT2d = customOp<(a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D>(
+  (a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([a, b]);
+    return {
+      value: tf.matMul(a as tf.Tensor2D, b.transpose() as tf.Tensor2D),
+      gradFunc: (dy: tf.Tensor, [sa, sb]: tf.Tensor[]) => [
+        tf.matMul(dy as tf.Tensor2D, sb as tf.Tensor2D),
+        tf.matMul(dy.transpose() as tf.Tensor2D, sa as tf.Tensor2D),
+      ],
+    };
+  },
+);
+
+function swapLast2(x: tf.Tensor): tf.Tensor {
+  const r = x.rank;
+  const perm = [...Array(r).keys()];
+  [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+  return x.transpose(perm);
+}
+
+/** Batched a [..., n, k] @ b [..., m, k]^T -> [..., n, m]; gradients also in NT form. */
+const bmmNT = customOp<(a: tf.Tensor, b: tf.Tensor) => tf.Tensor>(
+  (a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([a, b]);
+    return {
+      value: matMulNT(a, b),
+      gradFunc: (dy: tf.Tensor, [sa, sb]: tf.Tensor[]) => [
+        // da = dy @ b = dy @ (b^T)^T ; db = dy^T @ a = dy^T @ (a^T)^T
+        matMulNT(dy, swapLast2(sb)),
+        matMulNT(swapLast2(dy), swapLast2(sa)),
+      ],
+    };
+  },
+);
+
+function gelu(x: tf.Tensor): tf.Tensor {
+  return x.mul(tf.sigmoid(x.mul(1.702)));
+}
+
+/**
+ * Embedding lookup with a gradient that works on every backend: tf.gather's gradient needs
+ * UnsortedSegmentSum, which the wasm backend lacks; ScatterNd (which sums duplicate indices) does exist.
+ */
+const embedLookup = customOp<(table: tf.Tensor, idx: tf.Tensor) => tf.Tensor2D>(
+  (table: tf.Tensor, idx: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([idx]);
+    const shape = table.shape;
+    return {
+      value: tf.gather(table, idx),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [ix] = saved;
+        return [tf.scatterND(ix.reshape([-1, 1]), dy, shape), tf.zerosLike(ix)];
+      },
+    };
+  },
+);
+
+/** [N, H, W, 3] -> [N, (H/ph)*(W/pw), ph*pw*3] in raster order of the patch grid. */
+function patchify(x: tf.Tensor4D, ph: number, pw: number): tf.Tensor3D {
+  const [N, H, W, C] = x.shape;
+  const nh = H / ph, nw = W / pw;
+  return x.reshape([N, nh, ph, nw, pw, C]).transpose([0, 1, 3, 2, 4, 5]).reshape([N, nh * nw, ph * pw * C]);
+}
+
+/** Generated-token cache, per layer: K [B, H, t, dh] and V transposed [B, H, dh, t]. */
+type KV = {
+  k: tf.Tensor4D[];
+  v: tf.Tensor4D[];
+};
+
+/** The shared prefix cache of P prompts: K [P, H, S0, dh], V transposed [P, H, dh, S0], key mask [P, 1, 1, S0]. */
+type Prefix = { P: number; k: tf.Tensor4D[]; v: tf.Tensor4D[]; bias: tf.Tensor };
+
+/** The tfjs implementation of VLM. */
+export class TfVLM implements VLM {
+  readonly config: ModelConfig;
+  readonly #params = new Map<string, tf.Variable>();
+  readonly #trainable: boolean;
+  #disposed = false;
+
+  constructor(cfg: ModelConfig, opts: { trainable?: boolean; from?: Map<string, tf.Tensor> } = {}) {
+    validateConfig(cfg, "config");
+    this.config = structuredClone(cfg);
+    this.#trainable = opts.trainable ?? true;
+    const prefix = `vlm${instances++}`;
+    for (const p of paramSpecs(cfg)) {
+      const src = opts.from?.get(p.name);
+      const t = src ? src.clone() : tf.tensor(initValues(p, cfg.seed), p.shape, "float32");
+      this.#params.set(p.name, tf.variable(t, this.#trainable, `${prefix}/${p.name}`));
+      t.dispose();
+    }
+  }
+
+  trainable(): tf.Variable[] {
+    return this.#trainable ? [...this.#params.values()] : [];
+  }
+
+  /** Parameters by checkpoint name (no instance prefix), in paramSpecs order. */
+  namedParams(): [string, tf.Variable][] {
+    return [...this.#params.entries()];
+  }
+
+  /** Overwrite weights from host arrays (checkpoint load / resume); every name must exist with its shape. */
+  setWeights(values: Map<string, Float32Array>): void {
+    for (const [name, v] of this.#params) {
+      const a = values.get(name);
+      if (!a) throw new Error(`setWeights: missing tensor ${name}`);
+      if (a.length !== v.size) {
+        throw new Error(`setWeights: ${name} has ${a.length} values, expected ${v.size}`);
+      }
+      tf.tidy(() => v.assign(tf.tensor(a, v.shape, "float32")));
+    }
+  }
+
+  #p(name: string): tf.Variable {
+    const v = this.#params.get(name);
+    if (!v) throw new Error(`no parameter ${name}`);
+    return v;
+  }
+
+  #block(pre: string): BlockP {
+    const p = (s: string) => this.#p(`${pre}.${s}`);
+    return {
+      ln1g: p("ln1.g"),
+      ln1b: p("ln1.b"),
+      qkvW: p("attn.qkv.w") as tf.Tensor2D,
+      qkvB: p("attn.qkv.b"),
+      outW: p("attn.out.w") as tf.Tensor2D,
+      outB: p("attn.out.b"),
+      ln2g: p("ln2.g"),
+      ln2b: p("ln2.b"),
+      fcW: p("mlp.fc.w") as tf.Tensor2D,
+      fcB: p("mlp.fc.b"),
+      projW: p("mlp.proj.w") as tf.Tensor2D,
+      projB: p("mlp.proj.b"),
+    };
+  }
+
+  /**
+   * One block over a full sequence. x: [B*S, w]; bias: [B, 1, S, S] additive mask or null (no mask).
+   * Returns the new residual stream and this layer's K, V ([B, H, S, dh]).
+   */
+  #blockFull(
+    x: tf.Tensor2D,
+    bp: BlockP,
+    B: number,
+    S: number,
+    H: number,
+    bias: tf.Tensor | null,
+  ): { x: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } {
+    const w = x.shape[1];
+    const dh = w / H;
+    const h = layerNorm(x, bp.ln1g, bp.ln1b) as tf.Tensor2D;
+    // Split first: a rank-5 transpose falls off the wasm fast path (~50x slower than rank 4).
+    const heads = (t: tf.Tensor) => t.reshape([B, S, H, dh]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
+    const [q0, k0, v0] = tf.split(linear(h, bp.qkvW, bp.qkvB), 3, 1);
+    const q = heads(q0.mul(1 / Math.sqrt(dh)));
+    const k = heads(k0), v = heads(v0);
+    let scores: tf.Tensor = bmmNT(q, k);
+    if (bias) scores = scores.add(bias);
+    const att = bmmNT(tf.softmax(scores), swapLast2(v)).transpose([0, 2, 1, 3]).reshape([
+      B * S,
+      w,
+    ]) as tf.Tensor2D;
+    const x1 = x.add(linear(att, bp.outW, bp.outB)) as tf.Tensor2D;
+    const x2 = x1.add(this.#mlp(x1, bp)) as tf.Tensor2D;
+    return { x: x2, k, v };
+  }
+
+  #mlp(x: tf.Tensor2D, bp: BlockP): tf.Tensor2D {
+    const h = layerNorm(x, bp.ln2g, bp.ln2b) as tf.Tensor2D;
+    return linear(gelu(linear(h, bp.fcW, bp.fcB)) as tf.Tensor2D, bp.projW, bp.projB);
+  }
+
+  /** Image tokens in decoder space: [B, Ni, d] (Ni may be 0 -> null). */
+  #encodeImages(input: ModelInput): tf.Tensor3D | null {
+    const cfg = this.config, v = cfg.vision;
+    const dv = v.dModel;
+    const n = imageTokenCounts(cfg);
+    const B = input.ids.shape[0];
+    const parts: tf.Tensor3D[] = [];
+    const vt = this.#p("vis.view_type");
+    let K = 0;
+    if (input.ground) {
+      const [, gh, gw] = input.ground.shape;
+      if (gh !== cfg.groundShape[0] || gw !== cfg.groundShape[1]) {
+        throw new Error(`ground image is ${gh}x${gw}, the model expects ${cfg.groundShape.join("x")}`);
+      }
+      const g = input.ground.sub(0.5).mul(2) as tf.Tensor4D;
+      const pt = patchify(g, v.groundPatch[0], v.groundPatch[1]);
+      const e = linear(
+        pt.reshape([B * n.ground, -1]),
+        this.#p("vis.patch_ground.w") as tf.Tensor2D,
+        this.#p("vis.patch_ground.b"),
+      )
+        .reshape([B, n.ground, dv])
+        .add(this.#p("vis.pos_ground").add(vt.slice([0, 0], [1, dv])));
+      parts.push(e as tf.Tensor3D);
+    }
+    if (input.aerial) {
+      const [, k, ah, aw] = input.aerial.shape;
+      K = k;
+      if (K > cfg.maxCandidates) {
+        throw new Error(`${K} aerial images, the model has ${cfg.maxCandidates} slots`);
+      }
+      if (ah !== cfg.aerialSize || aw !== cfg.aerialSize) {
+        throw new Error(`aerial image is ${ah}x${aw}, the model expects ${cfg.aerialSize}x${cfg.aerialSize}`);
+      }
+      const a = input.aerial.reshape([B * K, ah, aw, 3]).sub(0.5).mul(2) as tf.Tensor4D;
+      const pt = patchify(a, v.aerialPatch, v.aerialPatch);
+      const na = n.aerialEncoder;
+      const e = linear(
+        pt.reshape([B * K * na, -1]),
+        this.#p("vis.patch_aerial.w") as tf.Tensor2D,
+        this.#p("vis.patch_aerial.b"),
+      )
+        .reshape([B, K, na, dv])
+        .add(this.#p("vis.pos_aerial").reshape([1, 1, na, dv]))
+        .add(vt.slice([1, 0], [K, dv]).reshape([1, K, 1, dv]))
+        .reshape([B, K * na, dv]);
+      parts.push(e as tf.Tensor3D);
+    }
+    if (parts.length === 0) return null;
+    const x0 = parts.length === 1 ? parts[0] : tf.concat(parts, 1);
+    const Ni = x0.shape[1];
+    let x = x0.reshape([B * Ni, dv]) as tf.Tensor2D;
+    for (let l = 0; l < v.nLayers; l++) {
+      x = this.#blockFull(x, this.#block(`vis.layers.${l}`), B, Ni, v.nHeads, null).x;
+    }
+    x = layerNorm(x, this.#p("vis.ln_f.g"), this.#p("vis.ln_f.b")) as tf.Tensor2D;
+    let out = x.reshape([B, Ni, dv]) as tf.Tensor3D;
+    const pool = v.aerialPool ?? 1;
+    if (pool > 1 && K > 0) {
+      const ng = input.ground ? n.ground : 0;
+      const side = cfg.aerialSize / v.aerialPatch;
+      const gPart = ng > 0 ? out.slice([0, 0, 0], [B, ng, dv]) : null;
+      const aPart = out.slice([0, ng, 0], [B, K * side * side, dv]).reshape([
+        B * K,
+        side,
+        side,
+        dv,
+      ]) as tf.Tensor4D;
+      const pooled = tf.avgPool(aPart, pool, pool, "valid").reshape([B, K * n.aerial, dv]) as tf.Tensor3D;
+      out = gPart ? tf.concat([gPart, pooled], 1) : pooled;
+    }
+    const Nd = out.shape[1];
+    return linear(out.reshape([B * Nd, dv]), this.#p("proj.w") as tf.Tensor2D, this.#p("proj.b"))
+      .reshape([B, Nd, cfg.dModel]);
+  }
+
+  /** Text positions (real tokens only) as int32 [B, T]. */
+  #textPositions(attn: tf.Tensor2D): tf.Tensor2D {
+    return tf.cumsum(attn, 1).sub(1).clipByValue(0, this.config.maxText - 1).toInt() as tf.Tensor2D;
+  }
+
+  /**
+   * Full forward of the decoder. Returns the final hidden states of text positions ([B, T, d] after ln_f) or,
+   * with `lastOnly`, of the last text position ([B, d]); with `collectKV`, every layer's K and V.
+   */
+  #forward(input: ModelInput, opts: { lastOnly?: boolean; collectKV?: boolean } = {}): {
+    h: tf.Tensor;
+    Ni: number;
+    kv: KV;
+  } {
+    const cfg = this.config;
+    const d = cfg.dModel;
+    const [B, T] = input.ids.shape;
+    const img = this.#encodeImages(input);
+    const Ni = img ? img.shape[1] : 0;
+    const S = Ni + T;
+    const emb = this.#p("dec.tok_emb");
+    const tokE = embedLookup(emb, input.ids.reshape([B * T]));
+    const posE = embedLookup(this.#p("dec.pos_emb"), this.#textPositions(input.attn).reshape([B * T]));
+    const txt = tokE.add(posE).reshape([B, T, d]);
+    let x = (img ? tf.concat([img, txt], 1) : txt).reshape([B * S, d]) as tf.Tensor2D;
+    const bias = maskBias(input.attn, Ni);
+    const kv: KV = { k: [], v: [] };
+    for (let l = 0; l < cfg.nLayers; l++) {
+      const r = this.#blockFull(x, this.#block(`dec.layers.${l}`), B, S, cfg.nHeads, bias);
+      x = r.x;
+      if (opts.collectKV) {
+        kv.k.push(r.k);
+        kv.v.push(r.v);
+      }
+    }
+    const x3 = x.reshape([B, S, d]);
+    const g = this.#p("dec.ln_f.g"), b = this.#p("dec.ln_f.b");
+    if (opts.lastOnly) {
+      return { h: layerNorm(x3.slice([0, S - 1, 0], [B, 1, d]).reshape([B, d]), g, b), Ni, kv };
+    }
+    return { h: layerNorm(x3.slice([0, Ni, 0], [B, T, d]), g, b), Ni, kv };
+  }
+
+  #project(h: tf.Tensor): tf.Tensor {
+    const d = this.config.dModel;
+    const shape = h.shape.slice(0, -1);
+    const out = matMulNT2d(h.reshape([-1, d]) as tf.Tensor2D, this.#p("dec.tok_emb") as tf.Tensor2D);
+    return out.reshape([...shape, this.config.vocabSize]);
+  }
+
+  logits(input: ModelInput, _training = false): tf.Tensor3D {
+    this.#check();
+    return tf.tidy(() => this.#project(this.#forward(input).h) as tf.Tensor3D);
+  }
+
+  tokenLogProbs(input: ModelInput, _training = false): tf.Tensor2D {
+    this.#check();
+    return tf.tidy(() => {
+      const [B, T] = input.ids.shape;
+      const V = this.config.vocabSize;
+      if (T < 2) return tf.zeros([B, T]) as tf.Tensor2D;
+      const lg = this.#project(this.#forward(input).h).slice([0, 0, 0], [B, T - 1, V]);
+      const lp = tf.logSoftmax(lg);
+      const tgt = tf.oneHot(input.ids.slice([0, 1], [B, T - 1]).toInt(), V);
+      const picked = lp.mul(tgt).sum(-1);
+      return tf.concat([tf.zeros([B, 1]), picked], 1) as tf.Tensor2D;
+    });
+  }
+
+  /**
+   * Entropy (nats) of the distribution that predicts ids[b, t], aligned like tokenLogProbs: entry t is the
+   * entropy of the softmax at position t-1; entry 0 is 0.
+   */
+  tokenEntropy(input: ModelInput): tf.Tensor2D {
+    this.#check();
+    return tf.tidy(() => {
+      const [B, T] = input.ids.shape;
+      const V = this.config.vocabSize;
+      if (T < 2) return tf.zeros([B, T]) as tf.Tensor2D;
+      const lg = this.#project(this.#forward(input).h).slice([0, 0, 0], [B, T - 1, V]);
+      const lp = tf.logSoftmax(lg);
+      const ent = lp.exp().mul(lp).sum(-1).neg();
+      return tf.concat([tf.zeros([B, 1]), ent], 1) as tf.Tensor2D;
+    });
+  }
+
+  /**
+   * One decoding step for B rows: token `tok` at text position `pos`, attending to the (shared, tiled)
+   * prefix cache and the generated-token cache. Returns logits [B, V] and the grown generated cache.
+   */
+  #decodeStep(tok: tf.Tensor1D, pos: tf.Tensor1D, prefix: Prefix, gen: KV | null): {
+    logits: tf.Tensor2D;
+    gen: KV;
+  } {
+    const cfg = this.config;
+    const d = cfg.dModel, H = cfg.nHeads, dh = d / H;
+    const B = tok.shape[0], P = prefix.P, G = B / P;
+    let x = embedLookup(this.#p("dec.tok_emb"), tok).add(
+      embedLookup(this.#p("dec.pos_emb"), pos),
+    ) as tf.Tensor2D;
+    const next: KV = { k: [], v: [] };
+    for (let l = 0; l < cfg.nLayers; l++) {
+      const bp = this.#block(`dec.layers.${l}`);
+      const h = layerNorm(x, bp.ln1g, bp.ln1b) as tf.Tensor2D;
+      const [q0, k1, v1] = tf.split(linear(h, bp.qkvW, bp.qkvB), 3, 1);
+      const qs = q0.mul(1 / Math.sqrt(dh));
+      // Shared prefix: the G queries of a prompt attend to its one copy of the prefix cache.
+      const S0 = prefix.k[l].shape[2];
+      const qg = qs.reshape([P, G, H, dh]).transpose([0, 2, 1, 3]);
+      const sp = matMulNT(qg, prefix.k[l]).add(prefix.bias).transpose([0, 2, 1, 3]).reshape([B, H, 1, S0]);
+      // Generated tokens: per-row cache, K as [B, H, t, dh], V transposed as [B, H, dh, t].
+      const k = gen ? tf.concat([gen.k[l], k1.reshape([B, H, 1, dh])], 2) : k1.reshape([B, H, 1, dh]);
+      const vT = gen ? tf.concat([gen.v[l], v1.reshape([B, H, dh, 1])], 3) : v1.reshape([B, H, dh, 1]);
+      next.k.push(k as tf.Tensor4D);
+      next.v.push(vT as tf.Tensor4D);
+      const t = (k as tf.Tensor4D).shape[2];
+      const sg = tf.matMul(qs.reshape([B, H, 1, dh]), k, false, true);
+      const p = tf.softmax(tf.concat([sp, sg], 3));
+      const pp = p.slice([0, 0, 0, 0], [B, H, 1, S0]).reshape([P, G, H, S0]).transpose([0, 2, 1, 3]);
+      const pg = p.slice([0, 0, 0, S0], [B, H, 1, t]);
+      const attP = matMulNT(pp, prefix.v[l]).transpose([0, 2, 1, 3]).reshape([B, d]);
+      const att = attP.add(tf.matMul(pg, vT, false, true).reshape([B, d])) as tf.Tensor2D;
+      x = x.add(linear(att, bp.outW, bp.outB)) as tf.Tensor2D;
+      x = x.add(this.#mlp(x, bp)) as tf.Tensor2D;
+    }
+    const hf = layerNorm(x, this.#p("dec.ln_f.g"), this.#p("dec.ln_f.b"));
+    return { logits: this.#project(hf) as tf.Tensor2D, gen: next };
+  }
+
+  async generate(prompt: ModelInput, opts: GenerateOptions): Promise<GenerateResult> {
+    this.#check();
+    const G = opts.groupSize;
+    if (!Number.isInteger(G) || G < 1) {
+      throw new Error(`generate: groupSize must be a positive integer (got ${G})`);
+    }
+    if (opts.maxNewTokens < 1) throw new Error(`generate: maxNewTokens must be >= 1`);
+    const lensT = prompt.attn.sum(1);
+    const realLens = Array.from(await lensT.data()).map(Math.round);
+    lensT.dispose();
+    const longest = Math.max(...realLens);
+    if (longest + opts.maxNewTokens > this.config.maxText) {
+      throw new Error(
+        `generate: prompt (${longest} tokens) + maxNewTokens (${opts.maxNewTokens}) exceeds maxText ${this.config.maxText}`,
+      );
+    }
+    return opts.useCache === false
+      ? this.#generateRecompute(prompt, opts)
+      : this.#generateCached(prompt, opts);
+  }
+
+  async #generateCached(prompt: ModelInput, opts: GenerateOptions): Promise<GenerateResult> {
+    const P = prompt.ids.shape[0], G = opts.groupSize, B = P * G;
+    const every = Math.max(1, opts.readbackEvery ?? 8);
+    const pad = opts.padId ?? 0;
+    const rep = repeatIndex(P, G);
+    // Prefix: image tokens + prompt encoded once per prompt, then tiled to the G samples of its group.
+    const pre = tf.tidy(() => {
+      const f = this.#forward(prompt, { lastOnly: true, collectKV: true });
+      const ix = tf.tensor1d(rep, "int32");
+      const tile = (t: tf.Tensor) => (G === 1 ? t.clone() : tf.gather(t, ix));
+      const keys = f.Ni > 0 ? tf.concat([tf.ones([P, f.Ni]), prompt.attn], 1) : prompt.attn;
+      return {
+        logits: tile(this.#project(f.h)) as tf.Tensor2D,
+        // The prefix cache is NOT tiled: one copy per prompt, shared by its G samples.
+        k: f.kv.k,
+        // V kept transposed ([P, H, dh, S0]) so P @ V is in the NT form.
+        v: f.kv.v.map((t) => swapLast2(t)) as tf.Tensor4D[],
+        bias: keys.sub(1).mul(-NEG).reshape([P, 1, 1, -1]),
+        pos0: tile(prompt.attn.sum(1)).toInt() as tf.Tensor1D,
+      };
+    });
+    const prefix: Prefix = { P, k: pre.k, v: pre.v, bias: pre.bias };
+    let logits = pre.logits;
+    let gen: KV | null = null;
+    let finished = tf.zeros([B], "bool") as tf.Tensor1D;
+    const tokens: tf.Tensor1D[] = [];
+    const stepLogits: Float32Array[] = [];
+    const stopT = tf.tensor1d(opts.stopIds.length ? opts.stopIds : [-1], "int32");
+    try {
+      for (let s = 0; s < opts.maxNewTokens; s++) {
+        if (opts.returnLogits) stepLogits.push((await logits.data()) as Float32Array);
+        const fin0 = finished;
+        const { tok, fin } = tf.tidy(() => {
+          const t = sampleTokens(logits, opts.temperature, opts.topP, deriveSeed(opts.seed, `sample/${s}`));
+          const out = tf.where(fin0, tf.fill([B], pad, "int32"), t) as tf.Tensor1D;
+          const hit = tf.equal(out.reshape([B, 1]), stopT.reshape([1, -1])).any(1);
+          return { tok: out, fin: tf.logicalOr(fin0, hit) as tf.Tensor1D };
+        });
+        fin0.dispose();
+        finished = fin;
+        tokens.push(tok);
+        if (s === opts.maxNewTokens - 1) break;
+        if ((s + 1) % every === 0) {
+          const all = tf.tidy(() => finished.all());
+          const done = (await all.data())[0];
+          all.dispose();
+          if (done) break;
+        }
+        const prevGen: KV | null = gen;
+        const step: { logits: tf.Tensor2D; gen: KV } = tf.tidy(() =>
+          this.#decodeStep(tok, pre.pos0.add(tf.scalar(s, "int32")) as tf.Tensor1D, prefix, prevGen)
+        );
+        logits.dispose();
+        logits = step.logits;
+        if (prevGen) { for (const t of [...prevGen.k, ...prevGen.v]) t.dispose(); }
+        gen = step.gen;
+      }
+      return await collectCompletions(tokens, B, opts.stopIds, opts.returnLogits ? stepLogits : undefined);
+    } finally {
+      logits.dispose();
+      finished.dispose();
+      stopT.dispose();
+      for (const t of tokens) t.dispose();
+      if (gen) { for (const t of [...gen.k, ...gen.v]) t.dispose(); }
+      for (const t of [...pre.k, ...pre.v, pre.bias, pre.pos0]) t.dispose();
+    }
+  }
+
+  /** Generation without a KV cache: the full forward over prompt + generated tokens at every step. */
+  async #generateRecompute(prompt: ModelInput, opts: GenerateOptions): Promise<GenerateResult> {
+    const P = prompt.ids.shape[0], G = opts.groupSize, B = P * G;
+    const every = Math.max(1, opts.readbackEvery ?? 8);
+    const pad = opts.padId ?? 0;
+    const rep = tf.tensor1d(repeatIndex(P, G), "int32");
+    const tiled: ModelInput = {
+      B,
+      ground: prompt.ground ? tf.gather(prompt.ground, rep) as tf.Tensor4D : null,
+      aerial: prompt.aerial ? tf.gather(prompt.aerial, rep) as tf.Tensor5D : null,
+      ids: tf.gather(prompt.ids, rep) as tf.Tensor2D,
+      attn: tf.gather(prompt.attn, rep) as tf.Tensor2D,
+    };
+    let finished = tf.zeros([B], "bool") as tf.Tensor1D;
+    const tokens: tf.Tensor1D[] = [];
+    const stepLogits: Float32Array[] = [];
+    const stopT = tf.tensor1d(opts.stopIds.length ? opts.stopIds : [-1], "int32");
+    try {
+      for (let s = 0; s < opts.maxNewTokens; s++) {
+        const logits = tf.tidy(() => {
+          const ids = s === 0 ? tiled.ids : tf.concat([tiled.ids, tf.stack(tokens, 1)], 1) as tf.Tensor2D;
+          const attn = s === 0 ? tiled.attn : tf.concat([tiled.attn, tf.ones([B, s])], 1) as tf.Tensor2D;
+          return this.#project(this.#forward({ ...tiled, ids, attn }, { lastOnly: true }).h) as tf.Tensor2D;
+        });
+        if (opts.returnLogits) stepLogits.push((await logits.data()) as Float32Array);
+        const fin0 = finished;
+        const { tok, fin } = tf.tidy(() => {
+          const t = sampleTokens(logits, opts.temperature, opts.topP, deriveSeed(opts.seed, `sample/${s}`));
+          const out = tf.where(fin0, tf.fill([B], pad, "int32"), t) as tf.Tensor1D;
+          const hit = tf.equal(out.reshape([B, 1]), stopT.reshape([1, -1])).any(1);
+          return { tok: out, fin: tf.logicalOr(fin0, hit) as tf.Tensor1D };
+        });
+        logits.dispose();
+        fin0.dispose();
+        finished = fin;
+        tokens.push(tok);
+        if ((s + 1) % every === 0) {
+          const all = tf.tidy(() => finished.all());
+          const done = (await all.data())[0];
+          all.dispose();
+          if (done) break;
+        }
+      }
+      return await collectCompletions(tokens, B, opts.stopIds, opts.returnLogits ? stepLogits : undefined);
+    } finally {
+      finished.dispose();
+      stopT.dispose();
+      rep.dispose();
+      for (const t of tokens) t.dispose();
+      for (const t of [tiled.ground, tiled.aerial, tiled.ids, tiled.attn]) t?.dispose();
+    }
+  }
+
+  cloneFrozen(): VLM {
+    this.#check();
+    return new TfVLM(this.config, { trainable: false, from: new Map(this.#params) });
+  }
+
+  /** A trainable deep copy (same weights). */
+  clone(): TfVLM {
+    this.#check();
+    return new TfVLM(this.config, { trainable: true, from: new Map(this.#params) });
+  }
+
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const v of this.#params.values()) v.dispose();
+  }
+
+  #check(): void {
+    if (this.#disposed) throw new Error("model is disposed");
+  }
+}
+
+/** Differentiable building blocks, exported for gradient tests only. */
+export const _ops = { linear, matMulNT2d, bmmNT, embedLookup };
+
+/** Create a model with freshly initialised weights (deterministic in cfg.seed). */
+export function createModel(cfg: ModelConfig): TfVLM {
+  return new TfVLM(cfg);
+}
+
+/** [0,0,..,1,1,..]: row p repeated G times (group-contiguous). */
+function repeatIndex(P: number, G: number): number[] {
+  const out: number[] = [];
+  for (let p = 0; p < P; p++) for (let g = 0; g < G; g++) out.push(p);
+  return out;
+}
+
+/**
+ * Additive attention mask [B, 1, S, S] over [Ni image tokens ; T text tokens]: 0 where allowed, -1e9
+ * elsewhere (see the module doc for the rule).
+ */
+function maskBias(attn: tf.Tensor2D, Ni: number): tf.Tensor4D {
+  // Built on the host from a readback of attn (small): broadcasting elementwise ops are slow on wasm.
+  const [B, T] = attn.shape;
+  const S = Ni + T;
+  const a = attn.dataSync();
+  const out = new Float32Array(B * S * S);
+  for (let b = 0; b < B; b++) {
+    const base = b * S * S;
+    for (let i = 0; i < S; i++) {
+      const row = base + i * S;
+      for (let j = 0; j < S; j++) {
+        const allowed = j === i || ((j < Ni || j <= i) && (j < Ni || a[b * T + j - Ni] > 0));
+        if (!allowed) out[row + j] = NEG;
+      }
+    }
+  }
+  return tf.tensor4d(out, [B, 1, S, S]);
+}
+
+/**
+ * Next tokens [B] (int32) from logits [B, V], on the device: greedy when temperature <= 0; otherwise
+ * softmax(logits / temperature) restricted to the top-p nucleus (sorted with tf.topk; the most likely token
+ * is always kept), sampled with tf.multinomial under `seed`.
+ */
+export function sampleTokens(
+  logits: tf.Tensor2D,
+  temperature: number,
+  topP: number,
+  seed: number,
+): tf.Tensor1D {
+  return tf.tidy(() => {
+    const [B, V] = logits.shape;
+    if (temperature <= 0) return tf.argMax(logits, 1).toInt() as tf.Tensor1D;
+    const l = logits.div(temperature) as tf.Tensor2D;
+    if (topP >= 1) return tf.multinomial(l, 1, seed).reshape([B]).toInt() as tf.Tensor1D;
+    const { values, indices } = tf.topk(l, V, true);
+    const probs = tf.softmax(values);
+    const before = tf.cumsum(probs, 1).sub(probs);
+    const kept = tf.where(before.less(topP), values, tf.fill([B, V], NEG)) as tf.Tensor2D;
+    const choice = tf.multinomial(kept, 1, seed).reshape([B]).toInt();
+    const flat = choice.add(tf.range(0, B * V, V, "int32")).toInt();
+    return tf.gather(indices.reshape([B * V]), flat).toInt() as tf.Tensor1D;
+  });
+}
+
+async function collectCompletions(
+  tokens: tf.Tensor1D[],
+  B: number,
+  stopIds: number[],
+  stepLogits?: Float32Array[],
+): Promise<GenerateResult> {
+  const n = tokens.length;
+  const stacked = tf.stack(tokens, 1);
+  const data = await stacked.data();
+  stacked.dispose();
+  const stops = new Set(stopIds);
+  const completions: number[][] = [];
+  const truncated: boolean[] = [];
+  for (let b = 0; b < B; b++) {
+    const row: number[] = [];
+    let stopped = false;
+    for (let s = 0; s < n; s++) {
+      const t = data[b * n + s];
+      row.push(t);
+      if (stops.has(t)) {
+        stopped = true;
+        break;
+      }
+    }
+    completions.push(row);
+    truncated.push(!stopped);
+  }
+  const res: GenerateResult = { completions, truncated };
+  if (stepLogits) res.stepLogits = stepLogits;
+  return res;
+}

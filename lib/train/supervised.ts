@@ -1,0 +1,174 @@
+/**
+ * Supervised trainer for the `pretrain` (base) and `sft` stages: masked cross-entropy on completion tokens
+ * (mean over the batch's completion tokens), AdamW with warmup + cosine, global-norm clipping, periodic
+ * evaluation, periodic checkpoints and exact resume.
+ *
+ * Exact resume: the model has no dropout and batches come from `nextBatch(step)`, which must be a pure
+ * function of the step index; a checkpoint holds weights + AdamW moments + step. On wasm/cpu a resumed run
+ * therefore ends with bitwise-identical weights and identical loss/lr/grad_norm metrics.
+ *
+ * Checkpoint directory layout: `<dir>/step-00000100/{model.safetensors, optim.safetensors, model.json}` and
+ * `<dir>/latest.json` ({"step", "dir"}), written after the checkpoint itself; the newest `keepCheckpoints`
+ * are kept.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { join } from "node:path";
+import type { Example, Tokenizer } from "../data/types.ts";
+import type { TrainBatch, VLM } from "../model/types.ts";
+import type { SupervisedStageSpec } from "../spec/types.ts";
+import type { MetricRecord } from "../run/records.ts";
+import { atomicWriteJson } from "../run/atomic.ts";
+import { collateTrain } from "../model/collate.ts";
+import { restoreCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
+import { AdamW } from "./optim.ts";
+import { lrAt } from "./schedule.ts";
+
+export interface SupervisedOptions {
+  stageName: string;
+  spec: SupervisedStageSpec;
+  model: VLM;
+  tokenizer: Tokenizer;
+  /** Examples of step `step`: one task per batch; must be a pure function of `step` for exact resume. */
+  nextBatch(step: number): Example[];
+  onMetrics?(record: MetricRecord): void | Promise<void>;
+  /**
+   * Called every `spec.evalEvery` steps (and after the last) with the steps done; returned numbers are
+   * logged as an eval record (`kind: "eval"`) under their own names (use `eval/<task>/<metric>`).
+   */
+  evaluate?(
+    stepsDone: number,
+    model: VLM,
+  ): Promise<Record<string, number> | void> | Record<string, number> | void;
+  /** Periodic checkpoints (every `spec.checkpointEvery` steps and at the end) and resume go here. */
+  checkpointDir?: string;
+  /** Resume from `<checkpointDir>/latest.json` when present. Default true. */
+  resume?: boolean;
+  /** Checkpoints kept in checkpointDir. Default 2. */
+  keepCheckpoints?: number;
+  /** Extra JSON stored in each checkpoint's model.json (`meta`). */
+  checkpointMeta?: Record<string, unknown>;
+  /** Stop after this many steps in total, as if interrupted (no extra checkpoint); for tests. */
+  stopAfter?: number;
+  progress?(stepsDone: number, total: number, info: Record<string, number>): void;
+}
+
+export interface SupervisedResult {
+  optimizer: AdamW;
+  /** Steps done in total (including resumed ones). */
+  steps: number;
+  /** Step the run resumed from, or null. */
+  resumedFrom: number | null;
+  lastLoss: number;
+}
+
+/** Mean negative log-likelihood of the masked (completion) tokens: a scalar tensor. */
+export function maskedCrossEntropy(model: VLM, batch: TrainBatch): tf.Scalar {
+  return tf.tidy(() => {
+    const logp = model.tokenLogProbs(batch.input, true);
+    const n = batch.lossMask.sum().maximum(1);
+    return logp.mul(batch.lossMask).sum().neg().div(n) as tf.Scalar;
+  });
+}
+
+interface Latest {
+  step: number;
+  dir: string;
+}
+
+async function readLatest(dir: string): Promise<Latest | null> {
+  try {
+    return JSON.parse(await Deno.readTextFile(join(dir, "latest.json"))) as Latest;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+/** Run (or resume) a supervised stage. */
+export async function trainSupervised(o: SupervisedOptions): Promise<SupervisedResult> {
+  const { spec, model, tokenizer } = o;
+  const cfg = model.config;
+  const optimizer = new AdamW(model.trainable(), spec.optim);
+  let start = 0;
+  let resumedFrom: number | null = null;
+  if (o.checkpointDir && (o.resume ?? true)) {
+    const latest = await readLatest(o.checkpointDir);
+    if (latest) {
+      const meta = await restoreCheckpoint(join(o.checkpointDir, latest.dir), model, optimizer);
+      start = meta.step ?? latest.step;
+      resumedFrom = start;
+    }
+  }
+  const end = Math.min(spec.steps, o.stopAfter ?? spec.steps);
+  const keep = o.keepCheckpoints ?? 2;
+  const saved: string[] = [];
+  let lastLoss = NaN;
+  const checkpoint = async (stepsDone: number) => {
+    if (!o.checkpointDir) return;
+    const name = `step-${String(stepsDone).padStart(8, "0")}`;
+    await saveCheckpoint(join(o.checkpointDir, name), model, {
+      tokenizer: tokenizer.toJSON(),
+      step: stepsDone,
+      optimizer,
+      meta: { stage: o.stageName, kind: spec.kind, ...o.checkpointMeta },
+    });
+    await atomicWriteJson(join(o.checkpointDir, "latest.json"), { step: stepsDone, dir: name });
+    saved.push(name);
+    while (saved.length > keep) {
+      await Deno.remove(join(o.checkpointDir, saved.shift()!), { recursive: true }).catch(() => {});
+    }
+  };
+  try {
+    for (let step = start; step < end; step++) {
+      const t0 = performance.now();
+      const batch = collateTrain(o.nextBatch(step), tokenizer, cfg);
+      const lr = lrAt(spec.optim, step, spec.steps);
+      let loss: number, gradNorm: number, tokens: number, completionTokens: number;
+      try {
+        const { value, grads } = tf.variableGrads(() => maskedCrossEntropy(model, batch), model.trainable());
+        try {
+          gradNorm = optimizer.applyGradients(grads, lr, spec.optim.gradClip);
+          loss = value.dataSync()[0];
+        } finally {
+          value.dispose();
+          for (const k in grads) grads[k].dispose();
+        }
+        const counts = tf.tidy(() => tf.stack([batch.input.attn.sum(), batch.lossMask.sum()]));
+        [tokens, completionTokens] = Array.from(counts.dataSync());
+        counts.dispose();
+      } finally {
+        batch.dispose();
+      }
+      if (!Number.isFinite(loss)) throw new Error(`${o.stageName}: loss is ${loss} at step ${step}`);
+      lastLoss = loss;
+      const stepTime = (performance.now() - t0) / 1000;
+      const stepsDone = step + 1;
+      await o.onMetrics?.({
+        stage: o.stageName,
+        kind: spec.kind,
+        step,
+        time: Date.now(),
+        loss,
+        lr,
+        grad_norm: gradNorm,
+        step_time: stepTime,
+        tokens_per_s: tokens / stepTime,
+        completion_tokens: completionTokens,
+      });
+      o.progress?.(stepsDone, spec.steps, { loss, lr });
+      const last = stepsDone === spec.steps;
+      if (o.evaluate && ((spec.evalEvery > 0 && stepsDone % spec.evalEvery === 0) || last)) {
+        const res = await o.evaluate(stepsDone, model);
+        if (res) await o.onMetrics?.({ stage: o.stageName, kind: "eval", step, time: Date.now(), ...res });
+      }
+      if ((spec.checkpointEvery > 0 && stepsDone % spec.checkpointEvery === 0) || last) {
+        await checkpoint(stepsDone);
+      }
+    }
+  } catch (e) {
+    optimizer.dispose();
+    throw e;
+  }
+  return { optimizer, steps: end, resumedFrom, lastLoss };
+}
