@@ -152,6 +152,8 @@ async function runExp(values: Record<string, unknown>, positionals: string[]): P
     await run.finish("failed", (e as Error).message ?? String(e), manifest).catch(() => {});
     throw e;
   }
-  console.error(`done: ${where}`);
+  const { writeRunReport } = await import("../report/mod.ts");
+  const report = await writeRunReport(run.path);
+  console.error(`done: ${where} | report ${displayPath(report)}`);
   return 0;
 }

@@ -13,14 +13,12 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { join } from "node:path";
 import type { Example, Tokenizer } from "../data/types.ts";
 import type { TrainBatch, VLM } from "../model/types.ts";
 import type { SupervisedStageSpec } from "../spec/types.ts";
 import type { MetricRecord } from "../run/records.ts";
-import { atomicWriteJson } from "../run/atomic.ts";
 import { collateTrain } from "../model/collate.ts";
-import { restoreCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
+import { RotatingCheckpoints } from "./checkpoints.ts";
 import { AdamW } from "./optim.ts";
 import { lrAt } from "./schedule.ts";
 
@@ -71,20 +69,6 @@ export function maskedCrossEntropy(model: VLM, batch: TrainBatch): tf.Scalar {
   });
 }
 
-interface Latest {
-  step: number;
-  dir: string;
-}
-
-async function readLatest(dir: string): Promise<Latest | null> {
-  try {
-    return JSON.parse(await Deno.readTextFile(join(dir, "latest.json"))) as Latest;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
-  }
-}
-
 /** Run (or resume) a supervised stage. */
 export async function trainSupervised(o: SupervisedOptions): Promise<SupervisedResult> {
   const { spec, model, tokenizer } = o;
@@ -92,33 +76,19 @@ export async function trainSupervised(o: SupervisedOptions): Promise<SupervisedR
   const optimizer = new AdamW(model.trainable(), spec.optim);
   let start = 0;
   let resumedFrom: number | null = null;
-  if (o.checkpointDir && (o.resume ?? true)) {
-    const latest = await readLatest(o.checkpointDir);
-    if (latest) {
-      const meta = await restoreCheckpoint(join(o.checkpointDir, latest.dir), model, optimizer);
-      start = meta.step ?? latest.step;
-      resumedFrom = start;
-    }
+  const ckpts = o.checkpointDir ? new RotatingCheckpoints(o.checkpointDir, o.keepCheckpoints ?? 2) : null;
+  if (ckpts && (o.resume ?? true)) {
+    const step = await ckpts.restore(model, optimizer);
+    if (step !== null) start = resumedFrom = step;
   }
   const end = Math.min(spec.steps, o.stopAfter ?? spec.steps);
-  const keep = o.keepCheckpoints ?? 2;
-  const saved: string[] = [];
   let lastLoss = NaN;
-  const checkpoint = async (stepsDone: number) => {
-    if (!o.checkpointDir) return;
-    const name = `step-${String(stepsDone).padStart(8, "0")}`;
-    await saveCheckpoint(join(o.checkpointDir, name), model, {
-      tokenizer: tokenizer.toJSON(),
-      step: stepsDone,
-      optimizer,
-      meta: { stage: o.stageName, kind: spec.kind, ...o.checkpointMeta },
+  const checkpoint = (stepsDone: number) =>
+    ckpts?.save(stepsDone, model, optimizer, tokenizer.toJSON(), {
+      stage: o.stageName,
+      kind: spec.kind,
+      ...o.checkpointMeta,
     });
-    await atomicWriteJson(join(o.checkpointDir, "latest.json"), { step: stepsDone, dir: name });
-    saved.push(name);
-    while (saved.length > keep) {
-      await Deno.remove(join(o.checkpointDir, saved.shift()!), { recursive: true }).catch(() => {});
-    }
-  };
   try {
     for (let step = start; step < end; step++) {
       const t0 = performance.now();

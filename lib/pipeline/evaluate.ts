@@ -1,0 +1,147 @@
+/**
+ * Evaluation of one model on the fixed test split: pairing accuracy vs completion length, geolocation at
+ * 1/25/200/750/2500 km, geo-qa per kind; a gallery of rollouts with their images saved as PNGs.
+ * Decoding is greedy by default (eval.temperature 0) so an evaluation is a deterministic function of the
+ * weights, the test set and the backend.
+ * @module
+ */
+import type { Example, TaskName, Tokenizer } from "../data/types.ts";
+import type { VLM } from "../model/types.ts";
+import type { EvalSpec } from "../spec/types.ts";
+import type { GalleryItem, StageEval } from "../run/records.ts";
+import { collatePrompts, disposeInput } from "../model/collate.ts";
+import { parseCompletion } from "../reward/parse.ts";
+import { accuracyReward, completionDistanceKm } from "../reward/rewards.ts";
+import { geolocateMetrics, geoqaMetrics, pairingMetrics } from "../eval/metrics.ts";
+import { deriveSeed } from "../rng.ts";
+import { encodePng } from "../data/images.ts";
+import { atomicWrite } from "../run/atomic.ts";
+
+export interface EvalContext {
+  model: VLM;
+  tokenizer: Tokenizer;
+  /** The fixed test examples of a task (same for every replicate seed). */
+  testExamples(task: TaskName, n: number): Example[];
+  spec: EvalSpec;
+  /** Where gallery PNGs go (absolute) and the prefix recorded in the gallery (relative to the run dir). */
+  samplesDir: string;
+  samplesRel: string;
+  stage: string;
+  label: string;
+  stageHash: string;
+  batchSize?: number;
+  progress?(done: number, total: number): void;
+}
+
+interface Scored {
+  ex: Example;
+  text: string;
+  tokens: number;
+}
+
+/** Generate greedy (or sampled, per spec) completions for examples, in batches. */
+export async function complete(
+  model: VLM,
+  tok: Tokenizer,
+  examples: Example[],
+  spec: Pick<EvalSpec, "temperature" | "maxNewTokens" | "seed">,
+  batchSize = 64,
+  onBatch?: (done: number) => void,
+): Promise<Scored[]> {
+  const out: Scored[] = [];
+  for (let i = 0; i < examples.length; i += batchSize) {
+    const chunk = examples.slice(i, i + batchSize);
+    const input = collatePrompts(chunk, tok, model.config);
+    try {
+      const res = await model.generate(input, {
+        groupSize: 1,
+        maxNewTokens: spec.maxNewTokens,
+        temperature: spec.temperature,
+        topP: 1,
+        seed: deriveSeed(spec.seed, `eval/${i}`),
+        stopIds: [tok.special.answerClose],
+      });
+      res.completions.forEach((ids, j) =>
+        out.push({ ex: chunk[j], text: tok.decode(ids), tokens: ids.length })
+      );
+    } finally {
+      disposeInput(input);
+    }
+    onBatch?.(out.length);
+  }
+  return out;
+}
+
+/** Evaluate one model on every task of `spec.tasks`. */
+export async function evaluateModel(c: EvalContext): Promise<StageEval> {
+  const result: StageEval = { stage: c.stage, label: c.label, stageHash: c.stageHash, gallery: [] };
+  const tasks = c.spec.tasks.filter((t) => t !== "caption");
+  const total = tasks.length * c.spec.n;
+  let doneBefore = 0;
+  for (const task of tasks) {
+    const examples = c.testExamples(task, c.spec.n);
+    const scored = await complete(
+      c.model,
+      c.tokenizer,
+      examples,
+      c.spec,
+      c.batchSize ?? 64,
+      (d) => c.progress?.(doneBefore + d, total),
+    );
+    doneBefore += examples.length;
+    if (task === "pairing") {
+      result.pairing = pairingMetrics(
+        scored.map((s) => ({
+          correct: accuracyReward(s.text, s.ex) === 1,
+          tokens: s.tokens,
+          formatOk: parseCompletion(s.text).ok,
+          tier: tierOf(s.ex),
+        })),
+        { resamples: c.spec.bootstrap, seed: deriveSeed(c.spec.seed, "bootstrap/pairing") },
+      );
+    } else if (task === "geolocate") {
+      result.geolocate = geolocateMetrics(
+        scored.map((s) => ({ km: completionDistanceKm(s.text, s.ex), tokens: s.tokens })),
+        { resamples: c.spec.bootstrap, seed: deriveSeed(c.spec.seed, "bootstrap/geolocate") },
+      );
+    } else if (task === "geoqa") {
+      result.geoqa = geoqaMetrics(
+        scored.map((s) => ({ kind: s.ex.qaKind ?? "unknown", correct: accuracyReward(s.text, s.ex) === 1 })),
+      );
+    }
+    const keep = task === "pairing" ? c.spec.gallery : Math.min(2, c.spec.gallery);
+    for (const s of scored.slice(0, keep)) result.gallery.push(await galleryItem(c, s));
+  }
+  return result;
+}
+
+/** The hardest negative tier of a pairing example ("near" beats "climate" beats "far"). */
+function tierOf(ex: Example): string {
+  const tiers = ex.pairing?.tiers ?? [];
+  for (const t of ["near", "climate", "far"] as const) if (tiers.includes(t)) return t;
+  return "none";
+}
+
+async function galleryItem(c: EvalContext, s: Scored): Promise<GalleryItem> {
+  const base = `${c.stage}_${s.ex.id}`.replace(/[^A-Za-z0-9_.-]/g, "_");
+  let groundPng: string | null = null;
+  if (s.ex.ground) {
+    await atomicWrite(`${c.samplesDir}/${base}_ground.png`, await encodePng(s.ex.ground));
+    groundPng = `${c.samplesRel}/${base}_ground.png`;
+  }
+  const aerialPngs: string[] = [];
+  for (let k = 0; k < s.ex.aerial.length; k++) {
+    await atomicWrite(`${c.samplesDir}/${base}_aerial${k}.png`, await encodePng(s.ex.aerial[k]));
+    aerialPngs.push(`${c.samplesRel}/${base}_aerial${k}.png`);
+  }
+  return {
+    task: s.ex.task,
+    exampleId: s.ex.id,
+    prompt: s.ex.prompt,
+    completion: s.text,
+    answer: s.ex.answer,
+    correct: accuracyReward(s.text, s.ex) === 1,
+    groundPng,
+    aerialPngs,
+  };
+}

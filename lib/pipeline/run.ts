@@ -1,0 +1,439 @@
+/**
+ * Runs an experiment's pipeline: each stage (pretrain / sft / grpo) is trained or taken from the
+ * content-addressed stage cache, then every stage's model is evaluated on the fixed test split, the
+ * four-row table is assembled (with rows of sibling experiments found in the cache), and the run records
+ * and the HTML report are written.
+ *
+ * Stage cache (like DVC's run cache): `cache/stages/<hash>/`, hash = sha256 of the stage spec, the upstream
+ * stage's hash, the world/data/model specs and the code version (a hash of lib/ sources + deno.lock). The
+ * base model is therefore trained once and reused by geo-sft, geo-r1-zero and geo-r1; `--no-cache` retrains.
+ * A stage directory holds `ckpt/` (latest checkpoint + optimiser state), `metrics.jsonl`, `rollouts.jsonl`,
+ * `eval-<evalHash>.json` and `done.json` (written last: its presence means the stage is complete).
+ * @module
+ */
+import { join } from "node:path";
+import type { Example, TaskName } from "../data/types.ts";
+import type { VLM } from "../model/types.ts";
+import type { ExperimentSpec, GrpoStageSpec, StageSpec, SupervisedStageSpec } from "../spec/types.ts";
+import type { EvalFile, Manifest, MetricRecord, RolloutRecord, StageEval } from "../run/records.ts";
+import { canonicalJson, sha256Hex } from "../spec/hash.ts";
+import { atomicWriteJson } from "../run/atomic.ts";
+import { appendJsonl, filterJsonl, readJsonl } from "../run/jsonl.ts";
+import { createWorld } from "../world/mod.ts";
+import { createTaskSampler } from "../data/tasks.ts";
+import { createTokenizer } from "../data/tokenizer.ts";
+import { makeModelConfig } from "../model/config.ts";
+import { createModel } from "../model/vlm.ts";
+import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
+import { trainSupervised } from "../train/supervised.ts";
+import { trainGrpo } from "../train/grpo.ts";
+import { evaluateModel } from "./evaluate.ts";
+import { deriveSeed, Rng } from "../rng.ts";
+import type { TaskSampler } from "../data/tasks.ts";
+import { UserError } from "../errors.ts";
+import { progress } from "../run/progress.ts";
+import { codeVersion } from "./code_version.ts";
+
+/** Row labels of the paper's table, by pipeline shape. */
+export const ROW_LABELS = ["Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1"] as const;
+
+export interface RunOptions {
+  spec: ExperimentSpec;
+  specHash: string;
+  runDir: string;
+  manifest: Manifest;
+  /** Root of the stage cache (default `cache/stages`). */
+  cacheRoot?: string;
+  noCache?: boolean;
+  /** Continue an interrupted stage from its last checkpoint. */
+  resume?: boolean;
+  /** Print progress and the final table (CLI); tests pass false. */
+  verbose?: boolean;
+  log?(line: string): void;
+}
+
+interface StagePlan {
+  name: string;
+  spec: StageSpec;
+  hash: string;
+  dir: string;
+  upstream: StagePlan | null;
+}
+
+/** Compute the content hash chain of a pipeline (stage names in order) under a spec. */
+export async function planPipeline(
+  spec: ExperimentSpec,
+  pipeline: string[],
+  cacheRoot: string,
+  code: string,
+  overrides: Record<string, Partial<StageSpec>> = {},
+): Promise<StagePlan[]> {
+  const plans: StagePlan[] = [];
+  for (const name of pipeline) {
+    const st = { ...spec.stages[name], ...(overrides[name] ?? {}) } as StageSpec;
+    if (!st) throw new UserError(`pipeline names stage '${name}', which is not defined under /stages`);
+    const upstream = st.from === null ? null : plans.find((p) => p.name === st.from) ?? null;
+    if (st.from !== null && !upstream) {
+      throw new UserError(
+        `stage '${name}' starts from '${st.from}', which does not run before it in the pipeline`,
+      );
+    }
+    const hash = sha256Hex(canonicalJson({
+      stage: st,
+      upstream: upstream?.hash ?? null,
+      world: spec.world,
+      data: spec.data,
+      model: spec.model,
+      code,
+    })).slice(0, 16);
+    plans.push({ name, spec: st, hash, dir: join(cacheRoot, hash), upstream });
+  }
+  return plans;
+}
+
+/** Label of a pipeline's last stage in the four-row table. */
+export function rowLabel(plan: StagePlan[]): string {
+  const kinds = plan.map((p) => p.spec.kind);
+  const last = kinds[kinds.length - 1];
+  if (last === "pretrain") return "Base";
+  if (last === "sft") return "Geo-SFT";
+  return kinds.includes("sft") ? "Geo-R1" : "Geo-R1-Zero";
+}
+
+/** Run the experiment end to end. Returns the eval file written to the run dir. */
+export async function runExperiment(o: RunOptions): Promise<EvalFile> {
+  const { spec } = o;
+  const log = o.log ?? ((s: string) => console.error(s));
+  const cacheRoot = o.cacheRoot ?? "cache/stages";
+  const code = await codeVersion();
+  const world = await createWorld({ seed: spec.world.seed, tileHalfExtent: spec.world.tileHalfExtent });
+  const sampler = createTaskSampler(world, spec.data, spec.world, { evalSeed: spec.eval.seed });
+  const tokenizer = createTokenizer();
+  const cfg = makeModelConfig(spec.model, {
+    vocabSize: tokenizer.vocabSize,
+    groundShape: spec.world.groundShape,
+    aerialSize: spec.world.aerialSize,
+    maxCandidates: spec.data.candidates,
+  });
+  const plans = await planPipeline(spec, spec.pipeline, cacheRoot, code);
+  o.manifest.stages = plans.map((p) => ({
+    name: p.name,
+    kind: p.spec.kind,
+    hash: p.hash,
+    cached: false,
+    dir: p.dir,
+  }));
+
+  const evalHash = sha256Hex(canonicalJson({ eval: spec.eval, code })).slice(0, 12);
+  const testCache = new Map<string, Example[]>();
+  const testExamples = (task: TaskName, n: number) => {
+    const key = `${task}/${n}`;
+    if (!testCache.has(key)) testCache.set(key, sampler.examples(task, "test", 0, n));
+    return testCache.get(key)!;
+  };
+
+  const rows: StageEval[] = [];
+  let model: VLM | null = null;
+  for (let i = 0; i < plans.length; i++) {
+    const plan = plans[i];
+    const done = !o.noCache && (await exists(join(plan.dir, "done.json")));
+    o.manifest.stages[i].cached = done;
+    if (done) {
+      log(`stage ${plan.name} [${plan.spec.kind}] ${plan.hash}: cached`);
+      model?.dispose();
+      model = (await loadCheckpoint(join(plan.dir, "final"))).model;
+    } else {
+      model = await trainStage(plan, model, { ...o, log, cfg, sampler, tokenizer });
+    }
+    // Evaluate this stage's model (cached per stage + eval spec).
+    const label = rowLabel(plans.slice(0, i + 1));
+    rows.push(await evalStage(plan, model, label, evalHash, { ...o, log, tokenizer, testExamples }));
+  }
+  model?.dispose();
+
+  // Rows of sibling experiments (same base) already in the cache: the four-row table.
+  const siblings: Record<string, { pipeline: string[]; from?: string }> = {
+    "Base": { pipeline: ["base"] },
+    "Geo-SFT": { pipeline: ["base", "sft"] },
+    "Geo-R1-Zero": { pipeline: ["base", "grpo"], from: "base" },
+    "Geo-R1": { pipeline: ["base", "sft", "grpo"], from: "sft" },
+  };
+  for (const [label, s] of Object.entries(siblings)) {
+    if (rows.some((r) => r.label === label)) continue;
+    if (!s.pipeline.every((n) => spec.stages[n])) continue;
+    const overrides = s.from ? { grpo: { from: s.from } } : {};
+    const sp = await planPipeline(
+      spec,
+      s.pipeline,
+      cacheRoot,
+      code,
+      overrides as Record<string, Partial<StageSpec>>,
+    );
+    const last = sp[sp.length - 1];
+    const cached = await readJsonIf<StageEval>(join(last.dir, `eval-${evalHash}.json`));
+    if (cached) {
+      await copySamples(last.dir, o.runDir);
+      rows.push({ ...cached, label, stage: `${last.name} (cached sibling)` });
+    }
+  }
+  rows.sort((a, b) => ROW_LABELS.indexOf(a.label as never) - ROW_LABELS.indexOf(b.label as never));
+
+  // Run records: metrics of every stage (from the stage caches), rollouts, eval.
+  const metricsPath = join(o.runDir, "metrics.jsonl");
+  const rolloutsPath = join(o.runDir, "rollouts.jsonl");
+  await Deno.remove(metricsPath).catch(() => {});
+  await Deno.remove(rolloutsPath).catch(() => {});
+  for (const plan of plans) {
+    for (const rec of await readJsonl<MetricRecord>(join(plan.dir, "metrics.jsonl"))) {
+      await appendJsonl(metricsPath, rec);
+    }
+    if (plan.spec.kind === "grpo") {
+      for (const rec of await readJsonl<RolloutRecord>(join(plan.dir, "rollouts.jsonl"))) {
+        await appendJsonl(rolloutsPath, rec);
+      }
+    }
+  }
+  const evalFile: EvalFile = { experiment: spec.name, runId: o.manifest.runId, rows };
+  await atomicWriteJson(join(o.runDir, "eval.json"), evalFile);
+  if (o.verbose !== false) console.log(formatTable(rows));
+  return evalFile;
+}
+
+interface StageContext extends RunOptions {
+  log(line: string): void;
+  cfg: ReturnType<typeof makeModelConfig>;
+  sampler: TaskSampler;
+  tokenizer: ReturnType<typeof createTokenizer>;
+}
+
+/**
+ * Train one stage into its cache directory. With `resume`, an interrupted stage continues from its latest
+ * checkpoint (records past it are dropped: they are produced again, identically); without, a stale partial
+ * stage directory is cleared first. The final weights go to `<stage>/final/`, then `done.json` is written.
+ */
+async function trainStage(plan: StagePlan, upstream: VLM | null, c: StageContext): Promise<VLM> {
+  const st = plan.spec;
+  const ckptDir = join(plan.dir, "ckpt");
+  const metricsPath = join(plan.dir, "metrics.jsonl");
+  const rolloutsPath = join(plan.dir, "rollouts.jsonl");
+  if (!c.resume) await Deno.remove(plan.dir, { recursive: true }).catch(() => {});
+  await Deno.mkdir(plan.dir, { recursive: true });
+  let model: VLM;
+  if (st.from === null) {
+    upstream?.dispose();
+    model = createModel(c.cfg);
+  } else {
+    if (!upstream) throw new Error(`stage ${plan.name}: upstream model missing`);
+    model = upstream;
+  }
+  c.log(`stage ${plan.name} [${st.kind}] ${plan.hash}: ${st.steps} steps`);
+  const bar = c.verbose === false ? null : progress(st.steps, plan.name);
+  const dropFrom = async (start: number) => {
+    if (start > 0) c.log(`stage ${plan.name}: resuming after step ${start}`);
+    await filterJsonl<{ step: number }>(metricsPath, (r) => r.step < start);
+    await filterJsonl<{ step: number }>(rolloutsPath, (r) => r.step < start);
+  };
+  const onProgress = (n: number, _total: number, info: Record<string, number>) => bar?.update(n, info);
+  const tasksOf = (mix: Partial<Record<TaskName, number>>) =>
+    Object.entries(mix).filter(([, w]) => (w ?? 0) > 0) as [TaskName, number][];
+  if (st.kind === "grpo") {
+    const gs = st as GrpoStageSpec;
+    const tasks = tasksOf(gs.tasks);
+    const P = gs.grpo.promptsPerStep;
+    const res = await trainGrpo({
+      stageName: plan.name,
+      spec: gs,
+      model,
+      tokenizer: c.tokenizer,
+      prompts: (step) => {
+        const rng = new Rng(deriveSeed(gs.seed, `prompts/${step}`));
+        const task = tasks[rng.weighted(tasks.map((t) => t[1]))][0];
+        return homogeneousBatch(c.sampler, task, rng.int(1 << 30), P);
+      },
+      onResume: dropFrom,
+      onMetrics: (m) => appendJsonl(metricsPath, m),
+      onRollouts: async (rs) => {
+        for (const r of rs) await appendJsonl(rolloutsPath, r);
+      },
+      checkpointDir: ckptDir,
+      resume: c.resume,
+      progress: onProgress,
+    });
+    res.optimizer.dispose();
+  } else {
+    const ss = st as SupervisedStageSpec;
+    const tasks = tasksOf(ss.tasks);
+    const B = ss.batchSize;
+    // SFT uses the engine's chain of thought for geolocation too (pretraining keeps the one-line think).
+    const target = (
+      ex: Example,
+    ) => (ss.kind === "sft" && ex.targetCot ? { ...ex, target: ex.targetCot } : ex);
+    const latest = await readJsonIf<{ step: number }>(join(ckptDir, "latest.json"));
+    await dropFrom(c.resume && latest ? latest.step : 0);
+    const res = await trainSupervised({
+      stageName: plan.name,
+      spec: ss,
+      model,
+      tokenizer: c.tokenizer,
+      nextBatch: (step) => {
+        const rng = new Rng(deriveSeed(ss.seed, `batch/${step}`));
+        const task = tasks[rng.weighted(tasks.map((t) => t[1]))][0];
+        return homogeneousBatch(c.sampler, task, rng.int(1 << 30), B).map(target);
+      },
+      onMetrics: (m) => appendJsonl(metricsPath, m),
+      checkpointDir: ckptDir,
+      resume: c.resume,
+      progress: onProgress,
+    });
+    res.optimizer.dispose();
+  }
+  bar?.stop();
+  await saveCheckpoint(join(plan.dir, "final"), model, {
+    tokenizer: c.tokenizer.toJSON(),
+    step: st.steps,
+    meta: { stage: plan.name, kind: st.kind, hash: plan.hash },
+  });
+  await atomicWriteJson(join(plan.dir, "done.json"), {
+    hash: plan.hash,
+    stage: plan.name,
+    at: new Date().toISOString(),
+  });
+  // Intermediate checkpoints are only for resume: drop them once the stage is final.
+  await Deno.remove(ckptDir, { recursive: true }).catch(() => {});
+  return model;
+}
+
+async function evalStage(
+  plan: StagePlan,
+  model: VLM,
+  label: string,
+  evalHash: string,
+  c: RunOptions & {
+    log(line: string): void;
+    tokenizer: ReturnType<typeof createTokenizer>;
+    testExamples(task: TaskName, n: number): Example[];
+  },
+): Promise<StageEval> {
+  const path = join(plan.dir, `eval-${evalHash}.json`);
+  // Gallery PNGs live in the stage cache (shared by every run using this stage) and are copied per run.
+  const samplesDir = join(plan.dir, "samples");
+  const cached = c.noCache ? null : await readJsonIf<StageEval>(path);
+  if (cached) {
+    await copySamples(plan.dir, c.runDir);
+    return { ...cached, label };
+  }
+  const bar = c.verbose === false
+    ? null
+    : progress(c.spec.eval.tasks.filter((t) => t !== "caption").length * c.spec.eval.n, `eval ${plan.name}`);
+  const res = await evaluateModel({
+    model,
+    tokenizer: c.tokenizer,
+    testExamples: c.testExamples,
+    spec: c.spec.eval,
+    samplesDir,
+    samplesRel: "samples",
+    stage: plan.name,
+    label,
+    stageHash: plan.hash,
+    progress: (d) => bar?.update(d),
+  });
+  bar?.stop();
+  await atomicWriteJson(path, res);
+  await copySamples(plan.dir, c.runDir);
+  const rec: MetricRecord = { stage: plan.name, kind: "eval", step: plan.spec.steps, time: Date.now() };
+  if (res.pairing) {
+    rec["eval/pairing/accuracy"] = res.pairing.accuracy;
+    rec["eval/pairing/mean_length"] = res.pairing.meanLength;
+  }
+  if (res.geolocate) {
+    for (const [k, v] of Object.entries(res.geolocate.thresholds)) rec[`eval/geolocate/acc@${k}km`] = v;
+  }
+  if (res.geoqa) rec["eval/geoqa/accuracy"] = res.geoqa.accuracy;
+  await appendJsonl(join(plan.dir, "metrics.jsonl"), rec);
+  c.log(`eval ${plan.name} (${label}): ${summary(res)}`);
+  return res;
+}
+
+/** Copy a stage's gallery PNGs (`<stageDir>/samples/*`) into the run's `samples/`. */
+async function copySamples(stageDir: string, runDir: string): Promise<void> {
+  const from = join(stageDir, "samples");
+  if (!(await exists(from))) return;
+  await Deno.mkdir(join(runDir, "samples"), { recursive: true });
+  for await (const e of Deno.readDir(from)) {
+    if (e.isFile) await Deno.copyFile(join(from, e.name), join(runDir, "samples", e.name));
+  }
+}
+
+function summary(e: StageEval): string {
+  const parts: string[] = [];
+  if (e.pairing) {
+    parts.push(`pairing ${(100 * e.pairing.accuracy).toFixed(1)}% / ${e.pairing.meanLength.toFixed(1)} tok`);
+  }
+  if (e.geolocate) {
+    parts.push(`geolocate@2500km ${(100 * (e.geolocate.thresholds["2500"] ?? 0)).toFixed(1)}%`);
+  }
+  if (e.geoqa) parts.push(`geo-qa ${(100 * e.geoqa.accuracy).toFixed(1)}%`);
+  return parts.join(", ");
+}
+
+/** The four-row table as text (paper's table 2 shape, plus geolocation columns). */
+export function formatTable(rows: StageEval[]): string {
+  const head = [
+    "model",
+    "pairing acc % [95% CI]",
+    "completion len (tok)",
+    "geo@25km %",
+    "geo@2500km %",
+    "geo-qa %",
+  ];
+  const body = rows.map((r) => [
+    r.label,
+    r.pairing
+      ? `${(100 * r.pairing.accuracy).toFixed(1)} [${(100 * r.pairing.ci[0]).toFixed(1)}, ${
+        (100 * r.pairing.ci[1]).toFixed(1)
+      }]`
+      : "-",
+    r.pairing ? r.pairing.meanLength.toFixed(1) : "-",
+    r.geolocate ? (100 * (r.geolocate.thresholds["25"] ?? 0)).toFixed(1) : "-",
+    r.geolocate ? (100 * (r.geolocate.thresholds["2500"] ?? 0)).toFixed(1) : "-",
+    r.geoqa ? (100 * r.geoqa.accuracy).toFixed(1) : "-",
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ");
+  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
+}
+
+/**
+ * `n` training examples of `task` from index `start` on that share one image layout (the first example's):
+ * a batch collates without masks. Only caption mixes layouts (ground or one aerial); other tasks take the
+ * first n. Deterministic in (task, start).
+ */
+export function homogeneousBatch(sampler: TaskSampler, task: TaskName, start: number, n: number): Example[] {
+  const key = (e: Example) => `${e.ground ? 1 : 0}/${e.aerial.length}`;
+  const out: Example[] = [];
+  let want: string | null = null;
+  for (let i = start; out.length < n; i += n) {
+    for (const e of sampler.examples(task, "train", i, n)) {
+      want ??= key(e);
+      if (key(e) === want && out.length < n) out.push(e);
+    }
+  }
+  return out;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await Deno.stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readJsonIf<T>(p: string): Promise<T | null> {
+  try {
+    return JSON.parse(await Deno.readTextFile(p)) as T;
+  } catch {
+    return null;
+  }
+}

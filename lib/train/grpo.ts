@@ -1,0 +1,296 @@
+/**
+ * GRPO trainer (Group Relative Policy Optimization, as in DeepSeekMath / TRL's GRPOTrainer).
+ *
+ * One step: draw P prompts (a pure function of the step index, so resume is exact), sample G completions
+ * each with the shared-prefix KV-cache generator, score them with the verifiable reward functions, turn
+ * rewards into group-relative advantages, then take `numIterations` optimiser steps on the clipped surrogate
+ * (+ beta * k3 KL to a frozen reference when beta > 0). Every rollout is handed to `onRollouts` (the run's
+ * rollouts.jsonl), every step's metrics to `onMetrics` (names follow TRL's).
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { Example, Tokenizer } from "../data/types.ts";
+import type { ModelConfig, TrainBatch, VLM } from "../model/types.ts";
+import type { GrpoStageSpec } from "../spec/types.ts";
+import type { MetricRecord, RolloutRecord } from "../run/records.ts";
+import { collateCompletions, collatePrompts, disposeInput } from "../model/collate.ts";
+import { combineRewards } from "../reward/rewards.ts";
+import { computeAdvantages, grpoLoss, stopGradient } from "./grpo_loss.ts";
+import { AdamW } from "./optim.ts";
+import { lrAt } from "./schedule.ts";
+import { deriveSeed } from "../rng.ts";
+import { HealthMonitor } from "./health.ts";
+import { RotatingCheckpoints } from "./checkpoints.ts";
+
+export interface GrpoOptions {
+  stageName: string;
+  spec: GrpoStageSpec;
+  model: VLM;
+  tokenizer: Tokenizer;
+  /** The P training prompts of a step; must be a pure function of `step` for exact resume. */
+  prompts(step: number): Example[];
+  onMetrics(record: MetricRecord): void | Promise<void>;
+  onRollouts(records: RolloutRecord[]): void | Promise<void>;
+  /**
+   * Called before a step's records are written when resuming at `startStep`: the caller drops records of
+   * steps >= startStep (written after the last checkpoint by the interrupted run).
+   */
+  onResume?(startStep: number): void | Promise<void>;
+  /** Checkpoints every `spec.checkpointEvery` steps and at the end; resume from the latest. */
+  checkpointDir?: string;
+  /** Resume from the latest checkpoint in checkpointDir when present. Default true. */
+  resume?: boolean;
+  /** Stop after this many steps in total, as if interrupted (no extra checkpoint); for tests. */
+  stopAfter?: number;
+  progress?(stepsDone: number, total: number, info: Record<string, number>): void;
+}
+
+export interface GrpoResult {
+  optimizer: AdamW;
+  steps: number;
+  resumedFrom: number | null;
+  warnings: string[];
+}
+
+/** Per-row stats of a rollout batch, computed on the host. */
+interface RolloutStats {
+  texts: string[];
+  rewards: Float32Array;
+  parts: Record<string, Float32Array>;
+  lengths: number[];
+  truncated: boolean[];
+}
+
+/** Run (or resume) a GRPO stage for `spec.steps` steps. */
+export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
+  const { spec, model, tokenizer } = o;
+  const g = spec.grpo;
+  const G = g.groupSize;
+  const cfg: ModelConfig = model.config;
+  // The frozen reference is the policy at the start of the stage (before any resume restores weights).
+  const ref = g.beta > 0 ? model.cloneFrozen() : null;
+  const optimizer = new AdamW(model.trainable(), spec.optim);
+  const ckpts = o.checkpointDir ? new RotatingCheckpoints(o.checkpointDir) : null;
+  let start = 0;
+  let resumedFrom: number | null = null;
+  if (ckpts && (o.resume ?? true)) {
+    const step = await ckpts.restore(model, optimizer);
+    if (step !== null) start = resumedFrom = step;
+  }
+  await o.onResume?.(start);
+  const end = Math.min(spec.steps, o.stopAfter ?? spec.steps);
+  const health = new HealthMonitor();
+  const stopIds = [tokenizer.special.answerClose];
+  try {
+    for (let step = start; step < end; step++) {
+      const t0 = performance.now();
+      const examples = o.prompts(step);
+      // 1. Rollouts: image+prompt prefix encoded once per prompt, shared by its G samples.
+      const promptInput = collatePrompts(examples, tokenizer, cfg);
+      let gen;
+      try {
+        gen = await model.generate(promptInput, {
+          groupSize: G,
+          maxNewTokens: g.maxNewTokens,
+          temperature: g.temperature,
+          topP: g.topP,
+          seed: deriveSeed(spec.seed, `rollout/${step}`),
+          stopIds,
+        });
+      } finally {
+        disposeInput(promptInput);
+      }
+      const tGen = performance.now() - t0;
+      // 2. Verifiable rewards on the host (pure functions of text + metadata).
+      const st = scoreRollouts(examples, gen.completions, gen.truncated, tokenizer, spec);
+      const adv = computeAdvantages(st.rewards, G, g.scaleRewards);
+      // 3. Policy update(s) on the clipped surrogate.
+      const batch = collateCompletions(examples, gen.completions, tokenizer, cfg, G);
+      let lossStats: Record<string, number> = {};
+      let gradNorm = 0;
+      let entropy = 0;
+      try {
+        // Entropy over every sampled completion token (before truncated rows leave the loss).
+        entropy = maskedMean(model, batch);
+        if (g.maskTruncated) maskRows(batch, gen.truncated);
+        const advT = tf.tensor1d(Array.from(adv.advantages));
+        const refLogp = ref ? tf.tidy(() => ref.tokenLogProbs(batch.input)) : null;
+        // With a single iteration the "old" policy is the current one: detached log-probs computed in the
+        // same forward. With several, freeze them once before the first update.
+        const oldLogp = g.numIterations > 1 ? tf.tidy(() => model.tokenLogProbs(batch.input)) : null;
+        try {
+          for (let it = 0; it < g.numIterations; it++) {
+            const lr = lrAt(spec.optim, step, spec.steps);
+            let statsOut: Record<string, number> = {};
+            const { value, grads } = tf.variableGrads(() => {
+              const logp = model.tokenLogProbs(batch.input, true);
+              const res = grpoLoss({
+                logp,
+                oldLogp: oldLogp ?? stopGradient(logp),
+                refLogp,
+                mask: batch.lossMask,
+                advantages: advT,
+                beta: g.beta,
+                epsilonLow: g.epsilonLow,
+                epsilonHigh: g.epsilonHigh,
+                lossType: g.lossType,
+                maxCompletionLength: g.maxNewTokens,
+              });
+              statsOut = res.stats;
+              return res.loss;
+            }, model.trainable());
+            gradNorm = optimizer.applyGradients(grads, lr, spec.optim.gradClip);
+            lossStats = { loss: (await value.data())[0], ...statsOut };
+            value.dispose();
+            for (const k in grads) grads[k].dispose();
+          }
+        } finally {
+          advT.dispose();
+          refLogp?.dispose();
+          oldLogp?.dispose();
+        }
+      } finally {
+        batch.dispose();
+      }
+      const stepTime = (performance.now() - t0) / 1000;
+      const metrics = stepMetrics(o.stageName, step, st, adv, lossStats, gradNorm, entropy, stepTime, tGen);
+      await o.onMetrics(metrics);
+      await o.onRollouts(rolloutRecords(o.stageName, step, examples, st, adv.advantages, G));
+      health.check(metrics);
+      const done = step + 1;
+      if ((spec.checkpointEvery > 0 && done % spec.checkpointEvery === 0) || done === spec.steps) {
+        await ckpts?.save(done, model, optimizer, tokenizer.toJSON(), { stage: o.stageName, kind: "grpo" });
+      }
+      o.progress?.(done, spec.steps, { reward: metrics.reward as number, acc: metrics.accuracy as number });
+    }
+  } catch (e) {
+    optimizer.dispose();
+    throw e;
+  } finally {
+    ref?.dispose();
+  }
+  return { optimizer, steps: end, resumedFrom, warnings: health.warnings };
+}
+
+function scoreRollouts(
+  examples: Example[],
+  completions: number[][],
+  truncated: boolean[],
+  tok: Tokenizer,
+  spec: GrpoStageSpec,
+): RolloutStats {
+  const N = completions.length;
+  const G = spec.grpo.groupSize;
+  const texts: string[] = [];
+  const rewards = new Float32Array(N);
+  const parts: Record<string, Float32Array> = {};
+  const lengths: number[] = [];
+  for (let i = 0; i < N; i++) {
+    const text = tok.decode(completions[i]);
+    texts.push(text);
+    lengths.push(completions[i].length);
+    const r = combineRewards(text, examples[Math.floor(i / G)], spec.grpo.rewards, {
+      tauKm: spec.grpo.geodesicTauKm,
+      truncated: truncated[i],
+    });
+    rewards[i] = r.total;
+    for (const [k, v] of Object.entries(r.parts)) (parts[k] ??= new Float32Array(N))[i] = v;
+  }
+  return { texts, rewards, parts, lengths, truncated };
+}
+
+/** Zero the loss mask of truncated rows (`mask_truncated`). */
+function maskRows(batch: TrainBatch, truncated: boolean[]): void {
+  const keep = tf.tensor2d(truncated.map((t) => [t ? 0 : 1]));
+  const masked = batch.lossMask.mul(keep) as tf.Tensor2D;
+  keep.dispose();
+  batch.lossMask.dispose();
+  (batch as { lossMask: tf.Tensor2D }).lossMask = masked;
+}
+
+/** Mean token entropy over completion tokens (the collapse check). */
+function maskedMean(model: VLM, batch: TrainBatch): number {
+  const v = tf.tidy(() => {
+    const h = model.tokenEntropy(batch.input);
+    return h.mul(batch.lossMask).sum().div(batch.lossMask.sum().maximum(1));
+  });
+  const out = v.dataSync()[0];
+  v.dispose();
+  return out;
+}
+
+function mean(xs: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < xs.length; i++) s += xs[i];
+  return xs.length ? s / xs.length : 0;
+}
+
+function std(xs: ArrayLike<number>): number {
+  const m = mean(xs);
+  let s = 0;
+  for (let i = 0; i < xs.length; i++) s += (xs[i] - m) ** 2;
+  return xs.length > 1 ? Math.sqrt(s / (xs.length - 1)) : 0;
+}
+
+function stepMetrics(
+  stage: string,
+  step: number,
+  st: RolloutStats,
+  adv: { fracZeroStd: number },
+  loss: Record<string, number>,
+  gradNorm: number,
+  entropy: number,
+  stepTime: number,
+  genMs: number,
+): MetricRecord {
+  const m: MetricRecord = { stage, kind: "grpo", step, time: Date.now() };
+  m.reward = mean(st.rewards);
+  m.reward_std = std(st.rewards);
+  for (const [k, v] of Object.entries(st.parts)) {
+    m[`rewards/${k}/mean`] = mean(v);
+    m[`rewards/${k}/std`] = std(v);
+  }
+  m.accuracy = st.parts.accuracy ? mean(st.parts.accuracy) : 0;
+  m["completions/mean_length"] = mean(st.lengths);
+  m["completions/min_length"] = Math.min(...st.lengths);
+  m["completions/max_length"] = Math.max(...st.lengths);
+  m["completions/clipped_ratio"] = mean(st.truncated.map((t) => (t ? 1 : 0)));
+  m.frac_reward_zero_std = adv.fracZeroStd;
+  for (const [k, v] of Object.entries(loss)) m[k] = v;
+  m.entropy = entropy;
+  m.grad_norm = gradNorm;
+  m.step_time = stepTime;
+  m.generate_time = genMs / 1000;
+  const tokens = st.lengths.reduce((a, b) => a + b, 0);
+  m.tokens_per_s = tokens / (genMs / 1000);
+  return m;
+}
+
+function rolloutRecords(
+  stage: string,
+  step: number,
+  examples: Example[],
+  st: RolloutStats,
+  advantages: ArrayLike<number>,
+  G: number,
+): RolloutRecord[] {
+  const out: RolloutRecord[] = [];
+  for (let i = 0; i < st.texts.length; i++) {
+    const rewards: Record<string, number> = {};
+    for (const [k, v] of Object.entries(st.parts)) rewards[k] = v[i];
+    out.push({
+      stage,
+      step,
+      promptId: examples[Math.floor(i / G)].id,
+      group: Math.floor(i / G),
+      sample: i % G,
+      completion: st.texts[i],
+      tokens: st.lengths[i],
+      truncated: st.truncated[i],
+      rewards,
+      reward: st.rewards[i],
+      advantage: advantages[i],
+    });
+  }
+  return out;
+}
