@@ -1,0 +1,335 @@
+/**
+ * Local executor: N worker slots, each running the per-run command (`main.ts exp ...` by default, any argv
+ * prefix in tests) as a subprocess, one run at a time.
+ *
+ * Each run is started through a small POSIX `sh` wrapper (`RUN_WRAPPER`) that
+ *  - appends the run's stdout and stderr to its log file (so the run never writes into a pipe of the sweep,
+ *    and output survives the sweep);
+ *  - starts the run in its own session / process group (`setsid`, when present) and
+ *  - watches a pipe from the sweep on its stdin: when the sweep process ends for any reason, SIGKILL
+ *    included, the kernel closes the pipe, the watcher reads EOF and SIGKILLs the run's whole process group.
+ * So killing a sweep kills its runs within milliseconds, and a re-run never races an orphan writing the
+ * same run directory. The run itself is left exactly as a crash would leave it: `exp --resume` continues
+ * from its last checkpoint and repairs a torn last JSONL line.
+ *
+ * Runs are also locked across sweeps (`<runsDir>/sweeps/.locks/<runId>.json`, created exclusively): two sweeps
+ * that share a run (e.g. the default cell of two ablations) never run it twice at once. A lock whose owner
+ * is dead is stale and taken over, after waiting for the dead owner's wrapper to exit.
+ * @module
+ */
+import { dirname, join } from "node:path";
+import type { PlannedRun } from "./expand.ts";
+import { processAlive, runDirStatus, type RunState, type StateStore } from "./state.ts";
+import { atomicWrite } from "../run/atomic.ts";
+
+/** The wrapper: `sh -c RUN_WRAPPER geo-r1-sweep-run <runId> <log> <argv...>`. Exit status is the run's. */
+export const RUN_WRAPPER = `run_id=$1; log=$2; shift 2
+exec 2>>"$log"
+exec 3<&0
+if command -v setsid >/dev/null 2>&1; then
+  setsid "$@" >>"$log" 2>&1 </dev/null 3<&- &
+  child=$!; target=-$child
+else
+  "$@" >>"$log" 2>&1 </dev/null 3<&- &
+  child=$!; target=$child
+fi
+( while read -r _ <&3; do :; done; kill -s KILL -- "$target" 2>/dev/null ) >/dev/null 2>&1 &
+watch=$!
+exec 3<&-
+wait "$child"
+rc=$?
+kill -s KILL "$watch" 2>/dev/null
+exit $rc
+`;
+
+/** The marker in a wrapper's argv (used to recognise a live wrapper by its /proc cmdline). */
+export const WRAPPER_MARK = "geo-r1-sweep-run";
+
+/** Options of {@link runLocal}. */
+export interface LocalOptions {
+  store: StateStore;
+  /** Runs to execute (unique run ids, not complete), in order. */
+  runs: PlannedRun[];
+  /** Builds the per-run argv (the per-run command plus its arguments). */
+  argvOf(run: PlannedRun, resume: boolean): string[];
+  /** Working directory of the per-run command. */
+  cwd: string;
+  workers: number;
+  /** Directory of the cross-sweep run locks. */
+  locksDir: string;
+  /** Progress output (one line per call). */
+  log(line: string): void;
+  /** Stops starting runs and kills running ones (their entries go back to `pending`). */
+  signal?: AbortSignal;
+  /** Env for the per-run command (added to the sweep's). */
+  env?: Record<string, string>;
+  /**
+   * Runs with the same key never run at the same time. The sweep uses the seed: runs of one seed share
+   * upstream stages (base, SFT) in the content-addressed stage cache, which two processes must not train
+   * into at once.
+   */
+  exclusive?: (run: PlannedRun) => string;
+}
+
+/** Counts of what {@link runLocal} did. */
+export interface LocalResult {
+  completed: number;
+  failed: number;
+  busy: number;
+  interrupted: number;
+}
+
+interface LockInfo {
+  pid: number;
+  sweep: string;
+  wrapperPid: number | null;
+  at: string;
+}
+
+async function readLock(path: string): Promise<LockInfo | null> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Take the run lock. Returns false when a live sweep holds it. A stale lock (owner dead) is taken over once
+ * the old wrapper (if any) has exited; waits up to `waitMs` for it.
+ */
+export async function acquireRunLock(path: string, sweep: string, waitMs = 30_000): Promise<boolean> {
+  const info: LockInfo = { pid: Deno.pid, sweep, wrapperPid: null, at: new Date().toISOString() };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const f = await Deno.open(path, { write: true, createNew: true });
+      try {
+        await f.write(new TextEncoder().encode(JSON.stringify(info)));
+      } finally {
+        f.close();
+      }
+      return true;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    }
+    const old = await readLock(path);
+    if (old && old.pid !== Deno.pid && processAlive(old.pid)) return false;
+    if (old && old.pid === Deno.pid) return false;
+    if (old?.wrapperPid) await waitForExit(old.wrapperPid, [WRAPPER_MARK], waitMs);
+    await Deno.remove(path).catch(() => {});
+  }
+  return false;
+}
+
+/** Wait until `pid` (recognised by `marks` in its cmdline) has exited; throws after `waitMs`. */
+export async function waitForExit(pid: number, marks: string[], waitMs: number): Promise<void> {
+  const until = Date.now() + waitMs;
+  while (processAlive(pid, marks)) {
+    if (Date.now() > until) {
+      throw new Error(`process ${pid} from an earlier sweep is still running; wait for it or kill it`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function fmtS(s: number): string {
+  if (s < 60) return `${s.toFixed(1)}s`;
+  const m = Math.floor(s / 60);
+  return `${m}m${String(Math.round(s - 60 * m)).padStart(2, "0")}s`;
+}
+
+/** Overall progress line of a sweep state. */
+export function progressLine(runs: RunState[], elapsedS: number): string {
+  const n = runs.length;
+  const done = runs.filter((r) => r.status === "done").length;
+  const failed = runs.filter((r) => r.status === "failed").length;
+  const running = runs.filter((r) => r.status === "running").length;
+  const width = 24;
+  const fill = n ? Math.round((width * (done + failed)) / n) : width;
+  const bar = "#".repeat(fill) + ".".repeat(width - fill);
+  return `[${bar}] ${done + failed}/${n} finished (${done} done, ${failed} failed), ${running} running, ` +
+    `${n - done - failed - running} waiting | ${fmtS(elapsedS)}`;
+}
+
+/** The last `lines` lines of a text (at most `chars` characters). */
+export function tail(text: string, lines = 20, chars = 2000): string {
+  const t = text.trimEnd().split("\n").slice(-lines).join("\n");
+  return t.length > chars ? t.slice(t.length - chars) : t;
+}
+
+/** Run the given runs with `workers` parallel subprocesses, recording everything in the state. */
+export async function runLocal(o: LocalOptions): Promise<LocalResult> {
+  const res: LocalResult = { completed: 0, failed: 0, busy: 0, interrupted: 0 };
+  const t0 = performance.now();
+  const total = o.store.state.runs.length;
+  const pos = (r: PlannedRun) => `${o.store.state.runs.findIndex((x) => x.runId === r.runId) + 1}/${total}`;
+  const children = new Set<{ kill(): void }>();
+  const onAbort = () => {
+    for (const c of children) c.kill();
+  };
+  o.signal?.addEventListener("abort", onAbort);
+  await Deno.mkdir(o.locksDir, { recursive: true });
+
+  const execOne = async (run: PlannedRun) => {
+    const st = o.store.run(run.runId);
+    const lockPath = join(o.locksDir, `${run.runId}.json`);
+    if (!(await acquireRunLock(lockPath, o.store.state.sweep))) {
+      const holder = await readLock(lockPath);
+      await o.store.update(() => {
+        st.status = "busy";
+        st.error = `run is being run by another sweep (${holder?.sweep ?? "?"}, pid ${holder?.pid ?? "?"})`;
+      });
+      res.busy++;
+      o.log(`busy    ${pos(run)} ${run.label} seed ${run.seed}: ${st.error}`);
+      return;
+    }
+    try {
+      const before = await runDirStatus(run.runDir);
+      if (before.complete) {
+        await o.store.update(() => {
+          st.status = "done";
+          st.skipped = true;
+        });
+        return;
+      }
+      const argv = o.argvOf(run, before.exists);
+      await Deno.mkdir(dirname(st.log), { recursive: true });
+      const logFile = await Deno.open(st.log, { append: true, create: true });
+      const offset = (await logFile.stat()).size;
+      await logFile.write(
+        new TextEncoder().encode(
+          `=== geo-r1 sweep '${o.store.state.sweep}' attempt ${st.attempts + 1} at ${
+            new Date().toISOString()
+          }` +
+            ` (pid ${Deno.pid})\n=== ${argv.map((a) => JSON.stringify(a)).join(" ")}\n`,
+        ),
+      );
+      logFile.close();
+      const started = performance.now();
+      const child = new Deno.Command("sh", {
+        args: ["-c", RUN_WRAPPER, WRAPPER_MARK, run.runId, st.log, ...argv],
+        cwd: o.cwd,
+        stdin: "piped",
+        stdout: "null",
+        stderr: "null",
+        env: o.env,
+      }).spawn();
+      const writer = child.stdin.getWriter();
+      const handle = { kill: () => writer.close().catch(() => {}) };
+      children.add(handle);
+      await Deno.writeTextFile(
+        lockPath,
+        JSON.stringify({
+          pid: Deno.pid,
+          sweep: o.store.state.sweep,
+          wrapperPid: child.pid,
+          at: new Date().toISOString(),
+        }),
+      );
+      await o.store.update(() => {
+        st.status = "running";
+        st.attempts++;
+        st.startedAt = new Date().toISOString();
+        st.endedAt = null;
+        st.elapsedS = null;
+        st.exitCode = null;
+        st.error = null;
+        st.pid = child.pid;
+      });
+      o.log(
+        `start   ${pos(run)} ${run.label} seed ${run.seed} -> ${run.runId}${
+          before.exists ? " (resume)" : ""
+        }`,
+      );
+      const status = await child.status;
+      children.delete(handle);
+      await writer.close().catch(() => {});
+      const elapsed = (performance.now() - started) / 1000;
+      const after = await runDirStatus(run.runDir);
+      let logText = "";
+      try {
+        const all = await Deno.readFile(st.log);
+        logText = new TextDecoder().decode(all.subarray(offset));
+        if (after.exists) await atomicWrite(join(run.runDir, "log.txt"), all);
+      } catch { /* log unreadable: keep going */ }
+      const interrupted = o.signal?.aborted && !after.complete;
+      await o.store.update(() => {
+        st.pid = null;
+        st.endedAt = new Date().toISOString();
+        st.elapsedS = Math.round(elapsed * 100) / 100;
+        st.exitCode = status.code;
+        if (interrupted) {
+          st.status = "pending";
+          st.error = "interrupted (the sweep was stopped)";
+        } else if (status.code === 0 && after.complete) {
+          st.status = "done";
+        } else {
+          st.status = "failed";
+          const why = status.code === 0
+            ? "exited 0 but the run directory has no done manifest and eval.json"
+            : `exit code ${status.code}${status.signal ? ` (${status.signal})` : ""}`;
+          st.error = `${why}\n${tail(logText)}`;
+        }
+      });
+      if (interrupted) {
+        res.interrupted++;
+        o.log(`stopped ${pos(run)} ${run.label} seed ${run.seed} after ${fmtS(elapsed)}`);
+      } else if (st.status === "done") {
+        res.completed++;
+        o.log(`done    ${pos(run)} ${run.label} seed ${run.seed} in ${fmtS(elapsed)}`);
+      } else {
+        res.failed++;
+        o.log(
+          `FAILED  ${pos(run)} ${run.label} seed ${run.seed} after ${fmtS(elapsed)}: ${
+            st.error?.split("\n")[0]
+          }`,
+        );
+        const t = tail(logText, 5, 800);
+        if (t) o.log(t.split("\n").map((l) => `        | ${l}`).join("\n"));
+        o.log(`        log: ${st.log}`);
+      }
+      o.log(progressLine(o.store.state.runs, (performance.now() - t0) / 1000));
+    } finally {
+      await Deno.remove(lockPath).catch(() => {});
+    }
+  };
+
+  // Pool: each worker takes the first pending run whose exclusivity key is not running.
+  const pending = [...o.runs];
+  const activeKeys = new Set<string>();
+  const waiters: (() => void)[] = [];
+  const notify = () => {
+    for (const w of waiters.splice(0)) w();
+  };
+  o.signal?.addEventListener("abort", notify);
+  const take = (): PlannedRun | null | "wait" => {
+    if (!pending.length) return null;
+    const i = pending.findIndex((r) => !o.exclusive || !activeKeys.has(o.exclusive(r)));
+    return i < 0 ? "wait" : pending.splice(i, 1)[0];
+  };
+  const worker = async () => {
+    while (!o.signal?.aborted) {
+      const r = take();
+      if (r === null) return;
+      if (r === "wait") {
+        await new Promise<void>((res) => waiters.push(res));
+        continue;
+      }
+      const key = o.exclusive?.(r);
+      if (key !== undefined) activeKeys.add(key);
+      try {
+        await execOne(r);
+      } finally {
+        if (key !== undefined) activeKeys.delete(key);
+        notify();
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(o.workers, o.runs.length)) }, worker));
+  } finally {
+    o.signal?.removeEventListener("abort", onAbort);
+    o.signal?.removeEventListener("abort", notify);
+  }
+  return res;
+}

@@ -1,0 +1,84 @@
+/**
+ * Shared helpers of the sweep tests (not a test file): temp sweep files, the fake per-run command, and
+ * checks of run directories (metrics.jsonl without torn lines or duplicate steps).
+ * @module
+ */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT: string = fileURLToPath(new URL("../", import.meta.url));
+export const FAKE_EXP: string = fileURLToPath(new URL("./sweep_fake_exp.ts", import.meta.url));
+
+/** The fake per-run command prefix. */
+export function fakeCommand(): string[] {
+  return [Deno.execPath(), "run", "--allow-read", "--allow-write", "--allow-env", "--allow-sys", FAKE_EXP];
+}
+
+/** Write a sweep file into `dir` and return its path. */
+export async function writeSweep(
+  dir: string,
+  sweep: Record<string, unknown>,
+  file = "sweep.json",
+): Promise<string> {
+  const path = join(dir, file);
+  await Deno.writeTextFile(path, JSON.stringify(sweep, null, 2));
+  return path;
+}
+
+/** A 2 x 3 = 6-run sweep of geo-r1 on the tiny preset. */
+export function smallSweep(name: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    name,
+    experiment: "geo-r1",
+    preset: "tiny",
+    grid: { "stages.grpo.grpo.groupSize": [2, 4] },
+    seeds: [0, 1, 2],
+    workers: 2,
+    ...extra,
+  };
+}
+
+/** Parse metrics.jsonl strictly: every line complete JSON; returns the steps in file order. */
+export async function metricSteps(
+  runDir: string,
+): Promise<{ steps: number[]; torn: number; keys: string[] }> {
+  const text = await Deno.readTextFile(join(runDir, "metrics.jsonl"));
+  const steps: number[] = [];
+  const keys: string[] = [];
+  let torn = 0;
+  const lines = text.split("\n");
+  if (lines[lines.length - 1] !== "") torn++; // no trailing newline: a torn last line
+  for (const line of lines) {
+    if (!line) continue;
+    try {
+      const r = JSON.parse(line);
+      steps.push(r.step);
+      keys.push(`${r.stage}/${r.kind}/${r.step}`);
+    } catch {
+      torn++;
+    }
+  }
+  return { steps, torn, keys };
+}
+
+/** Live processes whose command line contains `mark` (Linux /proc). */
+export function processesWith(mark: string): number[] {
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ");
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      if (cmd.includes(mark) && !/\) Z /.test(stat)) out.push(Number(e.name));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+export async function readJson<T = Record<string, unknown>>(path: string): Promise<T> {
+  return JSON.parse(await Deno.readTextFile(path));
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
