@@ -153,6 +153,9 @@ export async function benchSummary(o: SummaryOptions = {}): Promise<Record<strin
         cores: navigator.hardwareConcurrency,
         os: Deno.build.os,
         arch: Deno.build.arch,
+        /** 1/5/15-minute load averages before and after: timings on a loaded machine are not comparable. */
+        loadavgStart: load0,
+        loadavgEnd: Deno.loadavg(),
       },
       deno: Deno.version.deno,
       tfjs: tf.version.tfjs,

@@ -148,7 +148,14 @@ Deno.test("tasks: geolocate, geoqa, caption answers follow the metadata; all wor
   assertEquals(kinds.size, QA_KINDS.length);
   for (const e of s.examples("caption", "train", 0, 30)) {
     assertEquals(extractAnswer(e.target), e.answer);
-    assertEquals(e.ground === null, e.aerial.length === 1);
+    // Ground captions show the panorama; aerial captions show K tiles and name the one described.
+    assertEquals(e.ground === null, e.aerial.length === dataSpec().candidates);
+    if (e.ground === null) {
+      const m = e.prompt.match(/^Describe aerial view ([A-Z])\.$/);
+      assert(m, e.prompt);
+      const pick = m[1].charCodeAt(0) - 65;
+      assertEquals(e.cues!.candidates![pick], e.cues!.ground);
+    }
     texts.push(e.target, e.prompt);
   }
   for (const e of s.examples("pairing", "train", 0, 30)) texts.push(e.target, e.prompt);

@@ -27,7 +27,7 @@ async function expectUserError(f: () => Promise<unknown>, ...parts: (string | Re
   } catch (e) {
     assert(e instanceof UserError, `expected UserError, got ${(e as Error).stack}`);
     for (const p of parts) {
-      const ok = typeof p === "string" ? e.message.includes(p) : p.test(e.message);
+      const ok: boolean = typeof p === "string" ? e.message.includes(p) : p.test(e.message);
       assert(ok, `message "${e.message}" lacks ${p}`);
     }
     return;

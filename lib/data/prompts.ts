@@ -33,6 +33,16 @@ export const CAPTION_THINK = {
   aerial: "an aerial view from above.",
 } as const;
 
+/** Prompt of an aerial caption: K tiles in the candidate slots, describe the one named by `letter`. */
+export function captionAerialPrompt(letter: string): string {
+  return `Describe aerial view ${letter}.`;
+}
+
+/** Think line of an aerial caption. */
+export function captionAerialThink(letter: string): string {
+  return `aerial view ${letter} from above.`;
+}
+
 /** Think lines of examples loaded from real data (no scene cues to describe). */
 export const REAL_PAIRING_THINK = "compare the ground view with each aerial view.";
 export const REAL_GEOLOCATE_THINK = "look for clues in the ground view.";
@@ -44,6 +54,8 @@ export const PROMPT_TEXTS: string[] = [
   ...Object.values(QA_PROMPTS),
   ...Object.values(CAPTION_PROMPTS),
   ...Object.values(CAPTION_THINK),
+  captionAerialPrompt("A"),
+  captionAerialThink("A"),
   REAL_PAIRING_THINK,
   REAL_GEOLOCATE_THINK,
   "latitude longitude",

@@ -37,7 +37,15 @@ import {
 } from "./types.ts";
 import { caption, cueSignature, observation, sceneCues, type ViewCues } from "./cues.ts";
 import { formatLatLon, geolocateCot, letter, pairingCot } from "./cot.ts";
-import { CAPTION_PROMPTS, CAPTION_THINK, GEOLOCATE_PROMPT, pairingPrompt, QA_PROMPTS } from "./prompts.ts";
+import {
+  CAPTION_PROMPTS,
+  CAPTION_THINK,
+  captionAerialPrompt,
+  captionAerialThink,
+  GEOLOCATE_PROMPT,
+  pairingPrompt,
+  QA_PROMPTS,
+} from "./prompts.ts";
 
 /** Renders the two views of a scene (lib/render's functions). */
 export interface Renderer {
@@ -265,20 +273,40 @@ export function createTaskSampler(
         };
       }
       case "caption": {
-        const m = locate(sampleLocation(split, rng));
+        // Ground: describe the panorama. Aerial: K tiles of K independent places in the candidate slots, and
+        // the prompt names one letter to describe. This grounds the candidate slots (A..) in pretraining —
+        // reading out one image of several — without ever matching a ground view to a tile (no pairing).
         const view = rng.next() < 0.5 ? "ground" : "aerial";
-        const text = caption(m.cues, view, cotRng);
+        if (view === "ground") {
+          const m = locate(sampleLocation(split, rng));
+          const text = caption(m.cues, view, cotRng);
+          return {
+            id,
+            task,
+            split,
+            ground: ground(m.scene),
+            aerial: [],
+            prompt: CAPTION_PROMPTS.ground,
+            answer: text,
+            scene: m.scene.meta,
+            target: `<think>${CAPTION_THINK.ground}</think><answer>${text}</answer>`,
+            cues: { ground: m.cues },
+          };
+        }
+        const tiles = Array.from({ length: K }, () => locate(sampleLocation(split, rng)));
+        const pick = rng.int(K);
+        const text = caption(tiles[pick].cues, view, cotRng);
         return {
           id,
           task,
           split,
-          ground: view === "ground" ? ground(m.scene) : null,
-          aerial: view === "aerial" ? [aerial(m.scene)] : [],
-          prompt: CAPTION_PROMPTS[view],
+          ground: null,
+          aerial: tiles.map((t) => aerial(t.scene)),
+          prompt: captionAerialPrompt(letter(pick)),
           answer: text,
-          scene: m.scene.meta,
-          target: `<think>${CAPTION_THINK[view]}</think><answer>${text}</answer>`,
-          cues: { ground: m.cues },
+          scene: tiles[pick].scene.meta,
+          target: `<think>${captionAerialThink(letter(pick))}</think><answer>${text}</answer>`,
+          cues: { ground: tiles[pick].cues, candidates: tiles.map((t) => t.cues) },
         };
       }
       default:

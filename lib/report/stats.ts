@@ -3,4 +3,4 @@
  * CI in a report and a CI in eval.json are computed one way. Reports still read only run records (files).
  * @module
  */
-export { type BootstrapOptions, bootstrapCi, mean } from "../eval/stats.ts";
+export { bootstrapCi, type BootstrapOptions, mean } from "../eval/stats.ts";
