@@ -54,6 +54,16 @@ export async function main(args: string[]): Promise<number> {
       return e.exitCode;
     }
     const err = e as Error;
+    if (e instanceof Deno.errors.NotCapable) {
+      // A path outside what the task grants (e.g. --runs-dir elsewhere): say which flag is missing.
+      console.error(
+        `error: ${err.message}\n` +
+          `the deno tasks grant the narrowest permissions (see deno.json "tasks" and README "Reliability"); ` +
+          `to use a directory outside the project, run main.ts with deno run and add it, e.g. ` +
+          `--allow-read=.,DIR --allow-write=runs,cache,reports,DIR`,
+      );
+      return 2;
+    }
     if (verbose) console.error(err?.stack ?? String(e));
     else console.error(`error: ${err?.message ?? String(e)}\n(run with --verbose for the stack trace)`);
     return 1;

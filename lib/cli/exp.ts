@@ -33,6 +33,8 @@ options:
   --no-cache          retrain every stage instead of reusing cached stage outputs
   --dry-run           print the resolved spec, its hash and run id as JSON, and exit
   --runs-dir DIR      parent of run directories (default: runs)
+  --cache-dir DIR     root of the content-addressed stage cache (default: cache/stages)
+  --reports-dir DIR   where the report is published with index.html (default: reports)
   --verbose           print stack traces of internal errors
   -h, --help          show this help
 
@@ -55,6 +57,8 @@ available experiments: ${listExperiments().join(", ")}`,
     "no-cache": { type: "boolean" },
     "dry-run": { type: "boolean" },
     "runs-dir": { type: "string" },
+    "cache-dir": { type: "string" },
+    "reports-dir": { type: "string" },
     verbose: { type: "boolean" },
   },
   allowPositionals: true,
@@ -72,6 +76,8 @@ interface ExpValues {
   "no-cache"?: boolean;
   "dry-run"?: boolean;
   "runs-dir"?: string;
+  "cache-dir"?: string;
+  "reports-dir"?: string;
   verbose?: boolean;
 }
 
@@ -128,6 +134,7 @@ async function runExp(values: Record<string, unknown>, positionals: string[]): P
     tfjsVersion: tfjsVersion(),
     resume: v.resume ?? false,
     forceResume: v["force-resume"] ?? false,
+    cacheDir: v["cache-dir"] ?? "cache/stages",
   });
   const where = displayPath(run.path);
   console.error(
@@ -143,6 +150,7 @@ async function runExp(values: Record<string, unknown>, positionals: string[]): P
       specHash: hash,
       runDir: run.path,
       manifest,
+      cacheRoot: v["cache-dir"] ?? "cache/stages",
       noCache: v["no-cache"] ?? false,
       resume: resumed,
       verbose: true,
@@ -153,7 +161,15 @@ async function runExp(values: Record<string, unknown>, positionals: string[]): P
     throw e;
   }
   const { writeRunReport } = await import("../report/mod.ts");
-  const report = await writeRunReport(run.path);
+  let report: string;
+  try {
+    report = await writeRunReport(run.path, { reportsDir: v["reports-dir"] ?? "reports" });
+  } catch (e) {
+    // Training and eval are done (and cached): a re-run with --resume only rewrites the report.
+    const msg = `report: ${(e as Error).message ?? String(e)}`;
+    await run.finish("failed", msg, manifest).catch(() => {});
+    throw e;
+  }
   console.error(`done: ${where} | report ${displayPath(report)}`);
   return 0;
 }

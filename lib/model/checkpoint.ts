@@ -7,11 +7,12 @@
  * - `model.json`: format, config, step, sha256 + size of each tensor file, the tokenizer JSON, free meta.
  * Files are written atomically (lib/run/atomic.ts): tensor files first, model.json last, so a model.json
  * always describes complete tensor files. Loading verifies the hashes, then every tensor's dtype and shape
- * against the config; any problem is a UserError naming the file (and the tensor).
+ * against the config, and that every weight is finite; any problem is a UserError naming the file (and the
+ * tensor). Saving refuses NaN/Inf weights, so a diverged model never replaces a good checkpoint.
  * @module
  */
 import { join } from "node:path";
-import { atomicWrite, atomicWriteJson } from "../run/atomic.ts";
+import { atomicWrite, atomicWriteJson, removeStaleTemps } from "../run/atomic.ts";
 import { UserError } from "../errors.ts";
 import { validateConfig } from "./config.ts";
 import { paramSpecs, TfVLM } from "./vlm.ts";
@@ -168,6 +169,17 @@ export async function saveCheckpoint(dir: string, model: VLM, extra: SaveExtra):
     shape: v.shape.slice(),
     data: v.dataSync() as Float32Array,
   }));
+  // Never let a diverged model overwrite a good checkpoint.
+  for (const t of tensors) {
+    const bad = firstNonFinite(t.data);
+    if (bad >= 0) {
+      throw new Error(
+        `${join(dir, "model.safetensors")}: refusing to save: tensor ${t.name}[${bad}] is ${t.data[bad]} ` +
+          `(NaN/Inf weights); the previous checkpoint is kept`,
+      );
+    }
+  }
+  await removeStaleTemps(dir);
   const files: CheckpointMeta["files"] = {};
   const modelBytes = encodeSafetensors(tensors, {
     format: "pt",
@@ -280,6 +292,10 @@ async function readWeights(dir: string, meta: CheckpointMeta): Promise<Map<strin
         1,
       );
     }
+    const bad = firstNonFinite(t.data);
+    if (bad >= 0) {
+      throw new UserError(`${file}: tensor ${p.name}[${bad}] is ${t.data[bad]} (NaN/Inf weights)`, 1);
+    }
     out.set(p.name, t.data);
     tensors.delete(p.name);
   }
@@ -353,6 +369,15 @@ export async function restoreCheckpoint(dir: string, model: VLM, optimizer?: Ada
     optimizer.setState(st);
   }
   return meta;
+}
+
+/** Index of the first NaN/Inf value, or -1. */
+function firstNonFinite(a: Float32Array): number {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    if (x - x !== 0) return i; // NaN - NaN and Inf - Inf are NaN
+  }
+  return -1;
 }
 
 /** JSON with object keys sorted (order-independent comparison). */

@@ -111,6 +111,8 @@ export interface VLM {
   tokenLogProbs(input: ModelInput, training?: boolean): tf.Tensor2D;
   /** Per-token entropy of the predictive distribution at each text position: [B, T]. */
   tokenEntropy(input: ModelInput): tf.Tensor2D;
+  /** Both from one forward pass; only `logp` carries gradient (GRPO's per-step need). */
+  tokenLogProbsAndEntropy(input: ModelInput, training?: boolean): { logp: tf.Tensor2D; entropy: tf.Tensor2D };
   /**
    * Sample completions. `prompt` is a ModelInput holding only the prompt block (ids/attn [P, Tp]).
    * Never leaks tensors.

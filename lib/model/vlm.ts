@@ -24,6 +24,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { stopGradient } from "./grad.ts";
 import { deriveSeed, Rng } from "../rng.ts";
 import { imageTokenCounts, validateConfig } from "./config.ts";
 import { matMulNT } from "./kernels.ts";
@@ -469,6 +470,28 @@ export class TfVLM implements VLM {
       const tgt = tf.oneHot(input.ids.slice([0, 1], [B, T - 1]).toInt(), V);
       const picked = lp.mul(tgt).sum(-1);
       return tf.concat([tf.zeros([B, 1]), picked], 1) as tf.Tensor2D;
+    });
+  }
+
+  /**
+   * `tokenLogProbs` and `tokenEntropy` from ONE forward pass (GRPO needs both each step). The entropy is
+   * computed from detached log-probs, so only `logp` carries gradient.
+   */
+  tokenLogProbsAndEntropy(input: ModelInput, _training = false): { logp: tf.Tensor2D; entropy: tf.Tensor2D } {
+    this.#check();
+    return tf.tidy(() => {
+      const [B, T] = input.ids.shape;
+      const V = this.config.vocabSize;
+      if (T < 2) return { logp: tf.zeros([B, T]) as tf.Tensor2D, entropy: tf.zeros([B, T]) as tf.Tensor2D };
+      const lp = tf.logSoftmax(this.#project(this.#forward(input).h).slice([0, 0, 0], [B, T - 1, V]));
+      const tgt = tf.oneHot(input.ids.slice([0, 1], [B, T - 1]).toInt(), V);
+      const picked = lp.mul(tgt).sum(-1);
+      const lpc = stopGradient(lp);
+      const ent = lpc.exp().mul(lpc).sum(-1).neg();
+      return {
+        logp: tf.concat([tf.zeros([B, 1]), picked], 1) as tf.Tensor2D,
+        entropy: tf.concat([tf.zeros([B, 1]), ent], 1) as tf.Tensor2D,
+      };
     });
   }
 

@@ -11,14 +11,14 @@
  * `eval-<evalHash>.json` and `done.json` (written last: its presence means the stage is complete).
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Example, TaskName } from "../data/types.ts";
 import type { VLM } from "../model/types.ts";
 import type { ExperimentSpec, GrpoStageSpec, StageSpec, SupervisedStageSpec } from "../spec/types.ts";
 import type { EvalFile, Manifest, MetricRecord, RolloutRecord, StageEval } from "../run/records.ts";
 import { canonicalJson, sha256Hex } from "../spec/hash.ts";
-import { atomicWriteJson } from "../run/atomic.ts";
-import { appendJsonl, filterJsonl, readJsonl } from "../run/jsonl.ts";
+import { atomicWrite, atomicWriteJson, removeStaleTemps } from "../run/atomic.ts";
+import { appendJsonl, filterJsonl, readJsonl, repairJsonl } from "../run/jsonl.ts";
 import { createWorld } from "../world/mod.ts";
 import { createTaskSampler } from "../data/tasks.ts";
 import { createTokenizer } from "../data/tokenizer.ts";
@@ -61,13 +61,13 @@ interface StagePlan {
 }
 
 /** Compute the content hash chain of a pipeline (stage names in order) under a spec. */
-export async function planPipeline(
+export function planPipeline(
   spec: ExperimentSpec,
   pipeline: string[],
   cacheRoot: string,
   code: string,
   overrides: Record<string, Partial<StageSpec>> = {},
-): Promise<StagePlan[]> {
+): StagePlan[] {
   const plans: StagePlan[] = [];
   for (const name of pipeline) {
     const st = { ...spec.stages[name], ...(overrides[name] ?? {}) } as StageSpec;
@@ -115,7 +115,7 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
     aerialSize: spec.world.aerialSize,
     maxCandidates: spec.data.candidates,
   });
-  const plans = await planPipeline(spec, spec.pipeline, cacheRoot, code);
+  const plans = planPipeline(spec, spec.pipeline, cacheRoot, code);
   o.manifest.stages = plans.map((p) => ({
     name: p.name,
     kind: p.spec.kind,
@@ -136,18 +136,26 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
   let model: VLM | null = null;
   for (let i = 0; i < plans.length; i++) {
     const plan = plans[i];
-    const done = !o.noCache && (await exists(join(plan.dir, "done.json")));
-    o.manifest.stages[i].cached = done;
-    if (done) {
-      log(`stage ${plan.name} [${plan.spec.kind}] ${plan.hash}: cached`);
-      model?.dispose();
-      model = (await loadCheckpoint(join(plan.dir, "final"))).model;
-    } else {
-      model = await trainStage(plan, model, { ...o, log, cfg, sampler, tokenizer });
+    // One process at a time trains/evaluates a stage; a second one waits here, then finds it cached.
+    const lock = await lockStage(plan.dir, log);
+    try {
+      // Temp files orphaned by a crash of the interrupted run (reliability).
+      if (o.resume) await removeStaleTemps(plan.dir);
+      const done = !o.noCache && (await exists(join(plan.dir, "done.json")));
+      o.manifest.stages[i].cached = done;
+      if (done) {
+        log(`stage ${plan.name} [${plan.spec.kind}] ${plan.hash}: cached`);
+        model?.dispose();
+        model = (await loadCheckpoint(join(plan.dir, "final"))).model;
+      } else {
+        model = await trainStage(plan, model, { ...o, log, cfg, sampler, tokenizer });
+      }
+      // Evaluate this stage's model (cached per stage + eval spec).
+      const label = rowLabel(plans.slice(0, i + 1));
+      rows.push(await evalStage(plan, model, label, evalHash, { ...o, log, tokenizer, testExamples }));
+    } finally {
+      lock.close();
     }
-    // Evaluate this stage's model (cached per stage + eval spec).
-    const label = rowLabel(plans.slice(0, i + 1));
-    rows.push(await evalStage(plan, model, label, evalHash, { ...o, log, tokenizer, testExamples }));
   }
   model?.dispose();
 
@@ -162,7 +170,7 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
     if (rows.some((r) => r.label === label)) continue;
     if (!s.pipeline.every((n) => spec.stages[n])) continue;
     const overrides = s.from ? { grpo: { from: s.from } } : {};
-    const sp = await planPipeline(
+    const sp = planPipeline(
       spec,
       s.pipeline,
       cacheRoot,
@@ -181,18 +189,22 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
   // Run records: metrics of every stage (from the stage caches), rollouts, eval.
   const metricsPath = join(o.runDir, "metrics.jsonl");
   const rolloutsPath = join(o.runDir, "rollouts.jsonl");
-  await Deno.remove(metricsPath).catch(() => {});
-  await Deno.remove(rolloutsPath).catch(() => {});
+  // Rebuilt atomically: a crash or a full disk leaves the previous files, never a partial one.
+  const metricLines: string[] = [];
+  const rolloutLines: string[] = [];
   for (const plan of plans) {
     for (const rec of await readJsonl<MetricRecord>(join(plan.dir, "metrics.jsonl"))) {
-      await appendJsonl(metricsPath, rec);
+      metricLines.push(JSON.stringify(rec) + "\n");
     }
     if (plan.spec.kind === "grpo") {
       for (const rec of await readJsonl<RolloutRecord>(join(plan.dir, "rollouts.jsonl"))) {
-        await appendJsonl(rolloutsPath, rec);
+        rolloutLines.push(JSON.stringify(rec) + "\n");
       }
     }
   }
+  await atomicWrite(metricsPath, metricLines.join(""));
+  if (rolloutLines.length) await atomicWrite(rolloutsPath, rolloutLines.join(""));
+  else await Deno.remove(rolloutsPath).catch(() => {});
   const evalFile: EvalFile = { experiment: spec.name, runId: o.manifest.runId, rows };
   await atomicWriteJson(join(o.runDir, "eval.json"), evalFile);
   if (o.verbose !== false) console.log(formatTable(rows));
@@ -320,6 +332,8 @@ async function evalStage(
   const cached = c.noCache ? null : await readJsonIf<StageEval>(path);
   if (cached) {
     await copySamples(plan.dir, c.runDir);
+    // A crash between writing the eval file and appending its metric record must not lose the record.
+    await ensureRecord(join(plan.dir, "metrics.jsonl"), evalRecord(plan, cached));
     return { ...cached, label };
   }
   const bar = c.verbose === false
@@ -340,6 +354,14 @@ async function evalStage(
   bar?.stop();
   await atomicWriteJson(path, res);
   await copySamples(plan.dir, c.runDir);
+  const rec = evalRecord(plan, res);
+  await appendJsonl(join(plan.dir, "metrics.jsonl"), rec);
+  c.log(`eval ${plan.name} (${label}): ${summary(res)}`);
+  return res;
+}
+
+/** The metrics.jsonl record of a stage's evaluation. */
+function evalRecord(plan: StagePlan, res: StageEval): MetricRecord {
   const rec: MetricRecord = { stage: plan.name, kind: "eval", step: plan.spec.steps, time: Date.now() };
   if (res.pairing) {
     rec["eval/pairing/accuracy"] = res.pairing.accuracy;
@@ -349,9 +371,17 @@ async function evalStage(
     for (const [k, v] of Object.entries(res.geolocate.thresholds)) rec[`eval/geolocate/acc@${k}km`] = v;
   }
   if (res.geoqa) rec["eval/geoqa/accuracy"] = res.geoqa.accuracy;
-  await appendJsonl(join(plan.dir, "metrics.jsonl"), rec);
-  c.log(`eval ${plan.name} (${label}): ${summary(res)}`);
-  return res;
+  return rec;
+}
+
+/** Append `rec` to a JSONL file (after repairing a torn last line) unless an equal record (but for
+ * `time`) is already there. */
+async function ensureRecord(path: string, rec: MetricRecord): Promise<void> {
+  await repairJsonl(path);
+  const key = (r: MetricRecord) => canonicalJson({ ...r, time: 0 });
+  const want = key(rec);
+  if ((await readJsonl<MetricRecord>(path)).some((r) => key(r) === want)) return;
+  await appendJsonl(path, rec);
 }
 
 /** Copy a stage's gallery PNGs (`<stageDir>/samples/*`) into the run's `samples/`. */
@@ -419,6 +449,24 @@ export function homogeneousBatch(sampler: TaskSampler, task: TaskName, start: nu
     }
   }
   return out;
+}
+
+/**
+ * An exclusive advisory lock (flock) on `<stageDir>.lock`, held while a stage is trained and evaluated. The
+ * OS releases it when the holder exits, even on SIGKILL, so a crash never leaves a stale lock behind.
+ */
+async function lockStage(stageDir: string, log: (line: string) => void): Promise<Deno.FsFile> {
+  await Deno.mkdir(dirname(stageDir), { recursive: true });
+  const f = await Deno.open(`${stageDir}.lock`, { read: true, write: true, create: true });
+  const t0 = performance.now();
+  const waiting = setTimeout(() => log(`waiting for another process to finish stage ${stageDir}`), 2000);
+  try {
+    await f.lock(true);
+  } finally {
+    clearTimeout(waiting);
+  }
+  if (performance.now() - t0 > 2000) log(`stage ${stageDir}: lock acquired`);
+  return f;
 }
 
 async function exists(p: string): Promise<boolean> {

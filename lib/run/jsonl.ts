@@ -6,7 +6,7 @@
  */
 import { dirname } from "node:path";
 import { UserError } from "../errors.ts";
-import { atomicWrite } from "./atomic.ts";
+import { atomicWrite, crashNow, enospc, faultAt, namePath } from "./atomic.ts";
 
 const NL = 0x0a;
 
@@ -72,8 +72,14 @@ function encodeLine(value: unknown): Uint8Array {
   return new TextEncoder().encode(s + "\n");
 }
 
-async function writeAll(f: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+async function writeAll(f: Deno.FsFile, bytes: Uint8Array, path?: string): Promise<void> {
   let off = 0;
+  const fault = path === undefined ? null : faultAt(path, ["torn", "enospc"]);
+  if (fault) {
+    await f.write(bytes.subarray(0, bytes.length >> 1));
+    if (fault === "torn") crashNow(`after half a line of ${path}`);
+    throw enospc(path!);
+  }
   while (off < bytes.length) off += await f.write(bytes.subarray(off));
 }
 
@@ -88,8 +94,10 @@ export async function appendJsonl(path: string, value: unknown): Promise<void> {
   try {
     await repairOpen(f);
     await f.seek(0, Deno.SeekMode.End);
-    await writeAll(f, bytes);
+    await writeAll(f, bytes, path);
     await f.sync();
+  } catch (e) {
+    throw namePath(e, path);
   } finally {
     f.close();
   }
@@ -99,9 +107,11 @@ export async function appendJsonl(path: string, value: unknown): Promise<void> {
 export class JsonlWriter {
   #f: Deno.FsFile;
   #syncEach: boolean;
-  private constructor(f: Deno.FsFile, syncEach: boolean) {
+  #path: string;
+  private constructor(f: Deno.FsFile, syncEach: boolean, path: string) {
     this.#f = f;
     this.#syncEach = syncEach;
+    this.#path = path;
   }
 
   /** Open (creating) `path`, repairing a torn last line. `syncEach: false` defers fsync to `sync()`. */
@@ -115,12 +125,12 @@ export class JsonlWriter {
       f.close();
       throw e;
     }
-    return new JsonlWriter(f, opts.syncEach ?? true);
+    return new JsonlWriter(f, opts.syncEach ?? true, path);
   }
 
   /** Append one record. */
   async append(value: unknown): Promise<void> {
-    await writeAll(this.#f, encodeLine(value));
+    await writeAll(this.#f, encodeLine(value), this.#path);
     if (this.#syncEach) await this.#f.sync();
   }
 

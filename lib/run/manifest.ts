@@ -127,10 +127,12 @@ export function deviceInfo(): Manifest["device"] {
 }
 
 /**
- * The permission state of this process, by name ("granted" | "prompt" | "denied"). read and write are
- * queried for the project root (a scoped grant such as --allow-read=. counts there).
+ * The permission state of this process, by name: "granted" (for everything), "prompt" (not granted as a
+ * whole; a scoped grant such as --allow-write=runs,cache,reports shows as "prompt" here, Deno does not
+ * report partial grants) or "denied"; then the scoped probes that matter: read and write for the project
+ * root and for each of `paths` (the run and cache directories), ffi for node_modules, run for git.
  */
-export function permissionStates(root: string = PROJECT_ROOT): Record<string, string> {
+export function permissionStates(root: string = PROJECT_ROOT, paths: string[] = []): Record<string, string> {
   const q = (d: Deno.PermissionDescriptor) => {
     try {
       return Deno.permissions.querySync(d).state;
@@ -138,15 +140,25 @@ export function permissionStates(root: string = PROJECT_ROOT): Record<string, st
       return "unknown";
     }
   };
-  return {
+  const out: Record<string, string> = {
     read: q({ name: "read" }),
     [`read:${root}`]: q({ name: "read", path: root }),
     write: q({ name: "write" }),
     [`write:${root}`]: q({ name: "write", path: root }),
+  };
+  for (const p of paths) {
+    const abs = resolve(p);
+    out[`read:${abs}`] = q({ name: "read", path: abs });
+    out[`write:${abs}`] = q({ name: "write", path: abs });
+  }
+  return {
+    ...out,
     net: q({ name: "net" }),
     env: q({ name: "env" }),
     run: q({ name: "run" }),
+    "run:git": q({ name: "run", command: "git" }),
     ffi: q({ name: "ffi" }),
+    [`ffi:${join(root, "node_modules")}`]: q({ name: "ffi", path: join(root, "node_modules") }),
     sys: q({ name: "sys" }),
     import: q({ name: "import" }),
   };
@@ -162,6 +174,8 @@ export interface ManifestInputs {
   tfjsVersion: string;
   /** CLI arguments (default Deno.args). */
   argv?: string[];
+  /** Directories whose read/write permission the manifest records (run dir, stage cache). */
+  paths?: string[];
 }
 
 /** A fresh manifest with status "running", gathered from this process. */
@@ -182,7 +196,7 @@ export async function buildManifest(i: ManifestInputs): Promise<Manifest> {
     },
     backend: { ...i.backend },
     device: deviceInfo(),
-    permissions: permissionStates(),
+    permissions: permissionStates(PROJECT_ROOT, i.paths ?? []),
     argv: i.argv ?? [...Deno.args],
     startedAt: new Date().toISOString(),
     endedAt: null,

@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
 import { UserError } from "../errors.ts";
 import type { ExperimentSpec } from "../spec/types.ts";
 import { displayPath } from "../spec/load.ts";
-import { atomicWriteJson } from "./atomic.ts";
+import { atomicWriteJson, removeStaleTemps } from "./atomic.ts";
 import { appendJsonl } from "./jsonl.ts";
 import { type BackendRecord, buildManifest, manifestMismatches } from "./manifest.ts";
 import type { Manifest, MetricRecord, RolloutRecord } from "./records.ts";
@@ -29,6 +29,8 @@ export interface PrepareRunOptions {
   resume?: boolean;
   /** Resume despite manifest mismatches (recorded in the manifest). */
   forceResume?: boolean;
+  /** The stage cache root, recorded with the run dir in the manifest's permission states. */
+  cacheDir?: string;
 }
 
 /** The outcome of {@link RunDir.prepare}. */
@@ -162,6 +164,7 @@ export class RunDir {
       backend: o.backend,
       tfjsVersion: o.tfjsVersion,
       argv: o.argv,
+      paths: [runsDir, ...(o.cacheDir ? [o.cacheDir] : [])],
     });
     const existing = await exists(run.path);
     if (!existing) {
@@ -218,6 +221,8 @@ export class RunDir {
     if (mismatches.length) {
       manifest.forceResume = [...(stored.forceResume ?? []), { at: new Date().toISOString(), mismatches }];
     }
+    // Temp files orphaned by a crashed atomic write of the interrupted run.
+    await removeStaleTemps(run.path);
     await run.writeManifest(manifest);
     return { run, manifest, resumed: true, mismatches };
   }

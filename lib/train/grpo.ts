@@ -110,8 +110,8 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
       let gradNorm = 0;
       let entropy = 0;
       try {
-        // Entropy over every sampled completion token (before truncated rows leave the loss).
-        entropy = maskedMean(model, batch);
+        // Entropy is averaged over every sampled completion token (truncated rows included).
+        const fullMask = batch.lossMask.clone();
         if (g.maskTruncated) maskRows(batch, gen.truncated);
         const advT = tf.tensor1d(Array.from(adv.advantages));
         const refLogp = ref ? tf.tidy(() => ref.tokenLogProbs(batch.input)) : null;
@@ -123,7 +123,8 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
             const lr = lrAt(spec.optim, step, spec.steps);
             let statsOut: Record<string, number> = {};
             const { value, grads } = tf.variableGrads(() => {
-              const logp = model.tokenLogProbs(batch.input, true);
+              const { logp, entropy: ent } = model.tokenLogProbsAndEntropy(batch.input, true);
+              if (it === 0) entropy = maskedMean(ent, fullMask);
               const res = grpoLoss({
                 logp,
                 oldLogp: oldLogp ?? stopGradient(logp),
@@ -139,12 +140,13 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
               statsOut = res.stats;
               return res.loss;
             }, model.trainable());
-            gradNorm = optimizer.applyGradients(grads, lr, spec.optim.gradClip);
+            gradNorm = optimizer.applyGradients(grads, lr, spec.optim.gradClip, step);
             lossStats = { loss: (await value.data())[0], ...statsOut };
             value.dispose();
             for (const k in grads) grads[k].dispose();
           }
         } finally {
+          fullMask.dispose();
           advT.dispose();
           refLogp?.dispose();
           oldLogp?.dispose();
@@ -208,12 +210,9 @@ function maskRows(batch: TrainBatch, truncated: boolean[]): void {
   (batch as { lossMask: tf.Tensor2D }).lossMask = masked;
 }
 
-/** Mean token entropy over completion tokens (the collapse check). */
-function maskedMean(model: VLM, batch: TrainBatch): number {
-  const v = tf.tidy(() => {
-    const h = model.tokenEntropy(batch.input);
-    return h.mul(batch.lossMask).sum().div(batch.lossMask.sum().maximum(1));
-  });
+/** Mean of `x` over the positions where `mask` is 1 (a host number). */
+function maskedMean(x: tf.Tensor2D, mask: tf.Tensor2D): number {
+  const v = tf.tidy(() => x.mul(mask).sum().div(mask.sum().maximum(1)));
   const out = v.dataSync()[0];
   v.dispose();
   return out;

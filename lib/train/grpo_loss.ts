@@ -227,14 +227,5 @@ function checkShape(name: string, t: tf.Tensor, shape: number[]) {
   }
 }
 
-/**
- * Identity in the forward pass with a zero gradient (torch's `.detach()`): the old-policy log-probs when
- * numIterations = 1, so that ratio = 1 in value while the gradient flows through `logp`.
- */
-export const stopGradient: <T extends tf.Tensor>(x: T) => T = tf.customGrad((x, save) => {
-  void save;
-  return {
-    value: (x as tf.Tensor).clone(),
-    gradFunc: (dy: tf.Tensor | tf.Tensor[]) => tf.zerosLike(dy as tf.Tensor),
-  };
-}) as <T extends tf.Tensor>(x: T) => T;
+/** Identity with a zero gradient (torch's `.detach()`); lives in lib/model/grad.ts, re-exported here. */
+export { stopGradient } from "../model/grad.ts";

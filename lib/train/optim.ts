@@ -11,11 +11,13 @@
  *   PyTorch skips parameters with `grad is None`.
  * - State (step + both moments per variable) round-trips through `getState` / `setState` for checkpoints;
  *   slots are keyed by the variable's checkpoint name (the part after the model-instance prefix "vlmN/").
+ * - A non-finite global gradient norm stops before any change (TrainingHealthError naming the step).
  * Every temporary tensor is disposed; the moments are the only tensors it holds.
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
 import type { OptimSpec } from "../spec/types.ts";
+import { TrainingHealthError } from "./health.ts";
 
 /** The checkpoint name of a variable: its name without a leading "<instance>/" prefix. */
 export function paramKey(v: tf.Variable): string {
@@ -56,16 +58,38 @@ export class AdamW {
   /**
    * Apply one update. `grads` is the map tf.variableGrads returns (keyed by variable name) or an array
    * aligned with `vars`. Does not dispose the gradients. Returns the pre-clip global gradient norm.
+   *
+   * A non-finite global norm (a NaN/Inf gradient, e.g. from a NaN loss) throws a `TrainingHealthError`
+   * naming `step` (the caller's training step; default the number of updates done so far) BEFORE anything
+   * is modified: weights, moments and the update count stay as they were, so the last checkpoint and the
+   * live model both remain good.
    */
-  applyGradients(grads: tf.NamedTensorMap | (tf.Tensor | null)[], lr: number, clip: number): number {
+  applyGradients(
+    grads: tf.NamedTensorMap | (tf.Tensor | null)[],
+    lr: number,
+    clip: number,
+    step: number = this.step,
+  ): number {
     const gs = Array.isArray(grads) ? grads : this.vars.map((v) => grads[v.name] ?? null);
+    const normT = tf.tidy(() => {
+      const sq = gs.filter((g): g is tf.Tensor => g !== null).map((g) => g.square().sum());
+      return sq.length === 0 ? tf.scalar(0) : (sq.length === 1 ? sq[0] : tf.addN(sq)).sqrt();
+    });
+    const n = normT.dataSync()[0];
+    if (!Number.isFinite(n)) {
+      normT.dispose();
+      throw new TrainingHealthError(
+        step,
+        `global gradient norm is ${n} (NaN/Inf in the loss or gradients); the update was not applied ` +
+          `and the last good checkpoint is kept`,
+      );
+    }
     this.step++;
     const t = this.step;
     const b1 = this.beta1, b2 = this.beta2;
     const bc1 = 1 - b1 ** t, bc2 = 1 - b2 ** t;
-    const normT = tf.tidy(() => {
-      const sq = gs.filter((g): g is tf.Tensor => g !== null).map((g) => g.square().sum());
-      const norm = sq.length === 0 ? tf.scalar(0) : (sq.length === 1 ? sq[0] : tf.addN(sq)).sqrt();
+    tf.tidy(() => {
+      const norm = normT;
       const scale = clip > 0 ? tf.minimum(tf.scalar(1), tf.scalar(clip).div(norm.add(1e-6))) : tf.scalar(1);
       const c1 = tf.scalar(1 - b1), c2 = tf.scalar(1 - b2), sb1 = tf.scalar(b1), sb2 = tf.scalar(b2);
       const lrT = tf.scalar(lr), decay = tf.scalar(1 - lr * this.weightDecay);
@@ -82,9 +106,7 @@ export class AdamW {
         const upd = m1.mul(ibc1).div(v1.mul(ibc2).sqrt().add(eps)).mul(lrT);
         p.assign((p.rank >= 2 && this.weightDecay > 0 ? p.mul(decay) : p).sub(upd));
       }
-      return norm;
     });
-    const n = normT.dataSync()[0];
     normT.dispose();
     return n;
   }

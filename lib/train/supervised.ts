@@ -98,7 +98,7 @@ export async function trainSupervised(o: SupervisedOptions): Promise<SupervisedR
       try {
         const { value, grads } = tf.variableGrads(() => maskedCrossEntropy(model, batch), model.trainable());
         try {
-          gradNorm = optimizer.applyGradients(grads, lr, spec.optim.gradClip);
+          gradNorm = optimizer.applyGradients(grads, lr, spec.optim.gradClip, step);
           loss = value.dataSync()[0];
         } finally {
           value.dispose();
