@@ -3,6 +3,7 @@
  * checks of run directories (metrics.jsonl without torn lines or duplicate steps).
  * @module
  */
+import { liveProcesses } from "../lib/sweep/state.ts";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -61,18 +62,9 @@ export async function metricSteps(
   return { steps, torn, keys };
 }
 
-/** Live processes whose command line contains `mark` (Linux /proc). */
+/** Live processes whose command line contains `mark` (via ps, like the sweep's own lock check). */
 export function processesWith(mark: string): number[] {
-  const out: number[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
-    try {
-      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ");
-      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
-      if (cmd.includes(mark) && !/\) Z /.test(stat)) out.push(Number(e.name));
-    } catch { /* gone */ }
-  }
-  return out;
+  return liveProcesses().filter((p) => p.pid !== Deno.pid && p.cmd.includes(mark)).map((p) => p.pid);
 }
 
 export async function readJson<T = Record<string, unknown>>(path: string): Promise<T> {

@@ -42,7 +42,7 @@ kill -s KILL "$watch" 2>/dev/null
 exit $rc
 `;
 
-/** The marker in a wrapper's argv (used to recognise a live wrapper by its /proc cmdline). */
+/** The marker in a wrapper's argv (used to recognise a live wrapper by its command line). */
 export const WRAPPER_MARK = "geo-r1-sweep-run";
 
 /** Options of {@link runLocal}. */

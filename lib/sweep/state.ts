@@ -199,14 +199,31 @@ export function mergeState(
   };
 }
 
-/** Whether a process is alive and its command line contains every string of `marks` (Linux /proc; else false). */
-export function processAlive(pid: number, marks: string[] = []): boolean {
+/**
+ * Live (non-zombie) processes with their command lines, from `ps` (needs --allow-run=ps). Deno only lets
+ * `--allow-all` read /proc, so the task's narrower permissions go through ps instead. `pid` limits the listing
+ * to one process.
+ */
+export function liveProcesses(pid?: number): { pid: number; cmd: string }[] {
+  const args = pid === undefined
+    ? ["-eo", "pid=,stat=,args="]
+    : ["-o", "pid=,stat=,args=", "-p", String(pid)];
+  let out: Deno.CommandOutput;
   try {
-    const cmd = Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ");
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    if (/\) Z /.test(stat)) return false; // zombie
-    return marks.every((m) => cmd.includes(m));
+    out = new Deno.Command("ps", { args, stdout: "piped", stderr: "null" }).outputSync();
   } catch {
-    return false;
+    return [];
   }
+  const procs: { pid: number; cmd: string }[] = [];
+  for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
+    const m = line.match(/^\s*(\d+)\s+(\S+)\s+(.*)$/);
+    if (m && !m[2].startsWith("Z")) procs.push({ pid: Number(m[1]), cmd: m[3] });
+  }
+  return procs;
+}
+
+/** Whether a process is alive (not a zombie) and its command line contains every string of `marks`. */
+export function processAlive(pid: number, marks: string[] = []): boolean {
+  const p = liveProcesses(pid).find((x) => x.pid === pid);
+  return p !== undefined && marks.every((m) => p.cmd.includes(m));
 }
