@@ -37,6 +37,7 @@ import {
 } from "./types.ts";
 import { caption, cueSignature, observation, sceneCues, type ViewCues } from "./cues.ts";
 import { formatLatLon, geolocateCot, letter, pairingCot } from "./cot.ts";
+import { EARTH_RADIUS_KM, haversineKm } from "../eval/geo.ts";
 import {
   CAPTION_PROMPTS,
   CAPTION_THINK,
@@ -81,19 +82,12 @@ export interface TaskSampler {
   sample(task: TaskName, split: Split, n: number, rng: Rng): Example[];
 }
 
-/** Great-circle distance in km (mean Earth radius 6371.0088 km). */
-export function haversineKm(a: LatLon, b: LatLon): number {
-  const R = 6371.0088;
-  const toR = Math.PI / 180;
-  const dLat = (b.lat - a.lat) * toR;
-  const dLon = (b.lon - a.lon) * toR;
-  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * toR) * Math.cos(b.lat * toR) * Math.sin(dLon / 2) ** 2;
-  return 2 * R * Math.asin(Math.min(1, Math.sqrt(h)));
-}
+/** Great-circle distance in km: the one implementation in lib/eval/geo.ts (re-exported for callers here). */
+export { haversineKm };
 
 /** Point at `km` along initial `bearing` (degrees) from `p` on the sphere. */
 export function destination(p: LatLon, bearing: number, km: number): LatLon {
-  const R = 6371.0088;
+  const R = EARTH_RADIUS_KM;
   const toR = Math.PI / 180;
   const d = km / R;
   const th = bearing * toR;

@@ -645,12 +645,7 @@ export class TfVLM implements VLM {
       for (let s = 0; s < opts.maxNewTokens; s++) {
         if (opts.returnLogits) stepLogits.push((await logits.data()) as Float32Array);
         const fin0 = finished;
-        const { tok, fin } = tf.tidy(() => {
-          const t = sampleTokens(logits, opts.temperature, opts.topP, deriveSeed(opts.seed, `sample/${s}`));
-          const out = tf.where(fin0, tf.fill([B], pad, "int32"), t) as tf.Tensor1D;
-          const hit = tf.equal(out.reshape([B, 1]), stopT.reshape([1, -1])).any(1);
-          return { tok: out, fin: tf.logicalOr(fin0, hit) as tf.Tensor1D };
-        });
+        const { tok, fin } = sampleStep(logits, fin0, s, opts, stopT, pad);
         fin0.dispose();
         finished = fin;
         tokens.push(tok);
@@ -780,12 +775,7 @@ export class TfVLM implements VLM {
         });
         if (opts.returnLogits) stepLogits.push((await logits.data()) as Float32Array);
         const fin0 = finished;
-        const { tok, fin } = tf.tidy(() => {
-          const t = sampleTokens(logits, opts.temperature, opts.topP, deriveSeed(opts.seed, `sample/${s}`));
-          const out = tf.where(fin0, tf.fill([B], pad, "int32"), t) as tf.Tensor1D;
-          const hit = tf.equal(out.reshape([B, 1]), stopT.reshape([1, -1])).any(1);
-          return { tok: out, fin: tf.logicalOr(fin0, hit) as tf.Tensor1D };
-        });
+        const { tok, fin } = sampleStep(logits, fin0, s, opts, stopT, pad);
         logits.dispose();
         fin0.dispose();
         finished = fin;
@@ -872,6 +862,27 @@ function maskBias(attn: tf.Tensor2D, Ni: number): tf.Tensor4D {
  * softmax(logits / temperature) restricted to the top-p nucleus (sorted with tf.topk; the most likely token
  * is always kept), sampled with tf.multinomial under `seed`.
  */
+/**
+ * One sampling step shared by the cached and recompute generators: sample from `logits` (seeded by the step),
+ * emit `pad` on rows already finished, and mark rows that emitted a stop id as finished.
+ */
+function sampleStep(
+  logits: tf.Tensor2D,
+  finished: tf.Tensor1D,
+  step: number,
+  opts: GenerateOptions,
+  stopT: tf.Tensor1D,
+  pad: number,
+): { tok: tf.Tensor1D; fin: tf.Tensor1D } {
+  return tf.tidy(() => {
+    const B = logits.shape[0];
+    const t = sampleTokens(logits, opts.temperature, opts.topP, deriveSeed(opts.seed, `sample/${step}`));
+    const out = tf.where(finished, tf.fill([B], pad, "int32"), t) as tf.Tensor1D;
+    const hit = tf.equal(out.reshape([B, 1]), stopT.reshape([1, -1])).any(1);
+    return { tok: out, fin: tf.logicalOr(finished, hit) as tf.Tensor1D };
+  });
+}
+
 export function sampleTokens(
   logits: tf.Tensor2D,
   temperature: number,
