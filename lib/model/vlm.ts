@@ -487,17 +487,26 @@ export class TfVLM implements VLM {
     return tf.tidy(() => this.#project(this.#forward(input).h) as tf.Tensor3D);
   }
 
+  /** Log-softmax at text positions 0..T-2 (each predicts the next id): [B, T-1, V]. */
+  #nextLogProbs(input: ModelInput): tf.Tensor3D {
+    const [B, T] = input.ids.shape;
+    const lg = this.#project(this.#forward(input).h).slice([0, 0, 0], [B, T - 1, this.config.vocabSize]);
+    return tf.logSoftmax(lg) as tf.Tensor3D;
+  }
+
+  /** log p(ids[b, t]) from `#nextLogProbs`, aligned to ids with a 0 in front: [B, T]. */
+  #picked(lp: tf.Tensor3D, ids: tf.Tensor2D): tf.Tensor2D {
+    const [B, T] = ids.shape;
+    const tgt = tf.oneHot(ids.slice([0, 1], [B, T - 1]).toInt(), this.config.vocabSize);
+    return padFront(lp.mul(tgt).sum(-1) as tf.Tensor2D);
+  }
+
   tokenLogProbs(input: ModelInput, _training = false): tf.Tensor2D {
     this.#check();
     return tf.tidy(() => {
       const [B, T] = input.ids.shape;
-      const V = this.config.vocabSize;
       if (T < 2) return tf.zeros([B, T]) as tf.Tensor2D;
-      const lg = this.#project(this.#forward(input).h).slice([0, 0, 0], [B, T - 1, V]);
-      const lp = tf.logSoftmax(lg);
-      const tgt = tf.oneHot(input.ids.slice([0, 1], [B, T - 1]).toInt(), V);
-      const picked = lp.mul(tgt).sum(-1);
-      return tf.concat([tf.zeros([B, 1]), picked], 1) as tf.Tensor2D;
+      return this.#picked(this.#nextLogProbs(input), input.ids);
     });
   }
 
@@ -509,17 +518,9 @@ export class TfVLM implements VLM {
     this.#check();
     return tf.tidy(() => {
       const [B, T] = input.ids.shape;
-      const V = this.config.vocabSize;
       if (T < 2) return { logp: tf.zeros([B, T]) as tf.Tensor2D, entropy: tf.zeros([B, T]) as tf.Tensor2D };
-      const lp = tf.logSoftmax(this.#project(this.#forward(input).h).slice([0, 0, 0], [B, T - 1, V]));
-      const tgt = tf.oneHot(input.ids.slice([0, 1], [B, T - 1]).toInt(), V);
-      const picked = lp.mul(tgt).sum(-1);
-      const lpc = stopGradient(lp);
-      const ent = lpc.exp().mul(lpc).sum(-1).neg();
-      return {
-        logp: tf.concat([tf.zeros([B, 1]), picked], 1) as tf.Tensor2D,
-        entropy: tf.concat([tf.zeros([B, 1]), ent], 1) as tf.Tensor2D,
-      };
+      const lp = this.#nextLogProbs(input);
+      return { logp: this.#picked(lp, input.ids), entropy: entropyOf(stopGradient(lp)) };
     });
   }
 
@@ -531,12 +532,8 @@ export class TfVLM implements VLM {
     this.#check();
     return tf.tidy(() => {
       const [B, T] = input.ids.shape;
-      const V = this.config.vocabSize;
       if (T < 2) return tf.zeros([B, T]) as tf.Tensor2D;
-      const lg = this.#project(this.#forward(input).h).slice([0, 0, 0], [B, T - 1, V]);
-      const lp = tf.logSoftmax(lg);
-      const ent = lp.exp().mul(lp).sum(-1).neg();
-      return tf.concat([tf.zeros([B, 1]), ent], 1) as tf.Tensor2D;
+      return entropyOf(this.#nextLogProbs(input));
     });
   }
 
@@ -862,6 +859,16 @@ function maskBias(attn: tf.Tensor2D, Ni: number): tf.Tensor4D {
  * softmax(logits / temperature) restricted to the top-p nucleus (sorted with tf.topk; the most likely token
  * is always kept), sampled with tf.multinomial under `seed`.
  */
+/** A column of zeros in front: [B, T-1] -> [B, T] (position 0 predicts nothing). */
+function padFront(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.concat([tf.zeros([x.shape[0], 1]), x], 1) as tf.Tensor2D;
+}
+
+/** Entropy (nats) of each distribution in log-probs [B, T-1, V], aligned to ids with a 0 in front: [B, T]. */
+function entropyOf(lp: tf.Tensor3D): tf.Tensor2D {
+  return padFront(lp.exp().mul(lp).sum(-1).neg() as tf.Tensor2D);
+}
+
 /**
  * One sampling step shared by the cached and recompute generators: sample from `logits` (seeded by the step),
  * emit `pad` on rows already finished, and mark rows that emitted a stop id as finished.
