@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { assertEquals, assertOk } from "./assert.ts";
 import type { SweepState } from "../lib/sweep/mod.ts";
-import { processesWith, readJson, ROOT, sleep } from "./sweep_helpers.ts";
+import { processesWith, readJson, readState, ROOT, sleep } from "./sweep_helpers.ts";
 
 function sweepProcess(runsDir: string): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
@@ -34,14 +34,6 @@ function sweepProcess(runsDir: string): Deno.ChildProcess {
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-}
-
-async function readState(path: string): Promise<SweepState | null> {
-  try {
-    return await readJson<SweepState>(path);
-  } catch {
-    return null;
-  }
 }
 
 /** Lines of a JSONL file: count of torn lines and duplicated (stage, kind, step[, group, sample]) keys. */

@@ -1,3 +1,4 @@
+import type { SweepState } from "../lib/sweep/mod.ts";
 /**
  * Shared helpers of the sweep tests (not a test file): temp sweep files, the fake per-run command, and
  * checks of run directories (metrics.jsonl without torn lines or duplicate steps).
@@ -73,4 +74,13 @@ export async function readJson<T = Record<string, unknown>>(path: string): Promi
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The sweep's state.json, or null while it does not exist yet (or is being replaced). */
+export async function readState(path: string): Promise<SweepState | null> {
+  try {
+    return await readJson<SweepState>(path);
+  } catch {
+    return null;
+  }
 }

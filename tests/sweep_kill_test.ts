@@ -13,6 +13,7 @@ import {
   metricSteps,
   processesWith,
   readJson,
+  readState,
   ROOT,
   sleep,
   smallSweep,
@@ -46,14 +47,6 @@ function sweepProcess(path: string, runsDir: string, env: Record<string, string>
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-}
-
-async function readState(path: string): Promise<SweepState | null> {
-  try {
-    return await readJson<SweepState>(path);
-  } catch {
-    return null;
-  }
 }
 
 Deno.test({

@@ -5,7 +5,7 @@
  * @module
  */
 import type { RGBImage, Scene } from "../world/types.ts";
-import { DEG, TREE, TREE_LIT, WATER } from "./common.ts";
+import { DEG, roadFrames, TREE, TREE_LIT, WATER } from "./common.ts";
 
 /** Render the aerial tile (size x size pixels) of a scene. */
 export function renderAerial(scene: Scene, size: number): RGBImage {
@@ -15,16 +15,7 @@ export function renderAerial(scene: Scene, size: number): RGBImage {
   const H = L.halfExtent, mpp = (2 * H) / n;
   const roads = L.roads;
   const nr = roads.length;
-  const rc = new Float64Array(nr),
-    rs = new Float64Array(nr),
-    ro = new Float64Array(nr),
-    rw = new Float64Array(nr);
-  for (let k = 0; k < nr; k++) {
-    rc[k] = Math.cos(roads[k].bearing * DEG);
-    rs[k] = Math.sin(roads[k].bearing * DEG);
-    ro[k] = roads[k].offset;
-    rw[k] = roads[k].width / 2;
-  }
+  const { rc, rs, ro, rw } = roadFrames(roads);
   const lineHalf = Math.max(0.6, mpp * 0.45);
   const w = L.water;
   const wsx = w ? Math.sin(w.bearing * DEG) : 0,

@@ -6,7 +6,7 @@
  * (direction (sin rot, cos rot)) and its `hw` axis along (cos rot, -sin rot).
  * @module
  */
-import type { RGB } from "../world/types.ts";
+import type { RGB, Road } from "../world/types.ts";
 
 export const DEG = Math.PI / 180;
 export const WATER: RGB = [38, 92, 150];
@@ -27,4 +27,22 @@ export function wallOf(roof: RGB): RGB {
 
 export function clamp255(x: number): number {
   return x < 0 ? 0 : x > 255 ? 255 : x | 0;
+}
+
+/** Per-road constants both rasterisers need: cos/sin of the bearing, the axis offset and half width (m). */
+export function roadFrames(
+  roads: readonly Road[],
+): { rc: Float64Array; rs: Float64Array; ro: Float64Array; rw: Float64Array } {
+  const n = roads.length;
+  const rc = new Float64Array(n),
+    rs = new Float64Array(n),
+    ro = new Float64Array(n),
+    rw = new Float64Array(n);
+  for (let k = 0; k < n; k++) {
+    rc[k] = Math.cos(roads[k].bearing * DEG);
+    rs[k] = Math.sin(roads[k].bearing * DEG);
+    ro[k] = roads[k].offset;
+    rw[k] = roads[k].width / 2;
+  }
+  return { rc, rs, ro, rw };
 }

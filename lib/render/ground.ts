@@ -8,7 +8,7 @@
  * @module
  */
 import type { RGBImage, Scene } from "../world/types.ts";
-import { DEG, SUN, TREE, TREE_LIT, TRUNK, wallOf, WATER, WATER_FAR } from "./common.ts";
+import { DEG, roadFrames, SUN, TREE, TREE_LIT, TRUNK, wallOf, WATER, WATER_FAR } from "./common.ts";
 
 const CAM_H = 2;
 
@@ -73,16 +73,7 @@ export function renderGround(scene: Scene, shape: [number, number]): RGBImage {
   const data = new Uint8Array(h * w * 3);
   const hz = G.horizon;
   const roads = L.roads, nr = roads.length;
-  const rc = new Float64Array(nr),
-    rs = new Float64Array(nr),
-    ro = new Float64Array(nr),
-    rw = new Float64Array(nr);
-  for (let k = 0; k < nr; k++) {
-    rc[k] = Math.cos(roads[k].bearing * DEG);
-    rs[k] = Math.sin(roads[k].bearing * DEG);
-    ro[k] = roads[k].offset;
-    rw[k] = roads[k].width / 2;
-  }
+  const { rc, rs, ro, rw } = roadFrames(roads);
   const lineHalf = 0.6;
   const wt = L.water;
   const wsx = wt ? Math.sin(wt.bearing * DEG) : 0, wcy = wt ? Math.cos(wt.bearing * DEG) : 0;
