@@ -19,7 +19,13 @@ import { createTokenizer } from "../lib/data/tokenizer.ts";
 import type { Example, Tokenizer } from "../lib/data/types.ts";
 import { flopsPerToken, imagePrefixLen, makeModelConfig } from "../lib/model/config.ts";
 import { createModel } from "../lib/model/vlm.ts";
-import { collatePrompts, collateTrain, disposeInput, taskLayout } from "../lib/model/collate.ts";
+import {
+  collatePrompts,
+  collateTrain,
+  disposeInput,
+  slotSegmentsFor,
+  taskLayout,
+} from "../lib/model/collate.ts";
 import type { ModelConfig, ModelInput, Preset, VLM } from "../lib/model/types.ts";
 import { loadSpec } from "../lib/spec/mod.ts";
 import type {
@@ -83,6 +89,7 @@ export async function setupBench(o: SetupOptions = {}): Promise<BenchContext> {
     groundShape: spec.world.groundShape,
     aerialSize: spec.world.aerialSize,
     maxCandidates: spec.data.candidates,
+    ...(spec.model.slotSegments === false ? {} : { slots: slotSegmentsFor(tokenizer, spec.data.candidates) }),
   });
   const model = createModel(cfg);
   const cache: Example[] = [];

@@ -9,7 +9,13 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertThrows } from "./assert.ts";
 import { CharTokenizer, groundExample, pairingExample, testConfig, useWasm } from "./helpers_model.ts";
 import { createModel, type TfVLM } from "../lib/model/vlm.ts";
-import { collateCompletions, collatePrompts, collateTrain, disposeInput } from "../lib/model/collate.ts";
+import {
+  collateCompletions,
+  collatePrompts,
+  collateTrain,
+  disposeInput,
+  slotSegmentsFor,
+} from "../lib/model/collate.ts";
 import { flopsPerToken, imagePrefixLen, makeModelConfig, paramCount } from "../lib/model/config.ts";
 import type { GenerateOptions, ModelConfig } from "../lib/model/types.ts";
 
@@ -17,10 +23,11 @@ await useWasm();
 const tok = new CharTokenizer();
 const STOP = tok.special.answerClose;
 
-/** Tiny config with pooled 8x8 aerial patches, to exercise every vision path. */
+/** Tiny config with pooled 8x8 grid aerial patches (the tiny preset is polar), to exercise every vision path. */
 function pooledTiny(seed = 3): ModelConfig {
   const c = testConfig("tiny", seed);
-  return { ...c, vision: { ...c.vision, aerialPatch: 8, aerialPool: 2 } };
+  const { polar: _polar, ...vision } = c.vision;
+  return { ...c, vision: { ...vision, aerialLayout: "grid", aerialPatch: 8, aerialPool: 2 } };
 }
 
 /** Scale weight matrices so logits are O(1..10) and cache/recompute mismatches would show. */
@@ -59,7 +66,10 @@ Deno.test("config: presets, validation, FLOPs and parameter count", () => {
   };
   const small = makeModelConfig({ preset: "small", seed: 1 }, geom);
   assertEquals([small.dModel, small.nLayers, small.nHeads, small.dFF], [128, 3, 4, 512]);
-  assertEquals(imagePrefixLen(small, true, 4), 32);
+  // 16 ground strips + 4 tiles x 16 polar sectors; the grid layout pools 16 patches to 4 tokens a tile.
+  assertEquals(imagePrefixLen(small, true, 4), 80);
+  const grid = makeModelConfig({ preset: "small", seed: 1, aerialLayout: "grid" }, geom);
+  assertEquals(imagePrefixLen({ ...grid, vision: { ...grid.vision, aerialPool: 2 } }, true, 4), 32);
   const large = makeModelConfig({ preset: "large", seed: 1, nLayers: 2 }, geom);
   assertEquals(large.nLayers, 2);
   assertThrows(() => makeModelConfig({ preset: "small", seed: 1, nHeads: 5 }, geom), /nHeads/);
@@ -153,6 +163,11 @@ Deno.test("KV-cache generation equals recompute-from-scratch (logits within 1e-4
     const [cfg, make] of [
       [pooledTiny(), (s: number) => pairingExample(s, 4, 1 + (s % 5))],
       [testConfig("tiny", 9), (s: number) => groundExample(s)],
+      // Candidate-slot segments: the decoder's segment state (host or device) must follow the forward's.
+      [
+        { ...pooledTiny(6), slots: slotSegmentsFor(tok, 4) },
+        (s: number) => pairingExample(s, 4, 2 + (s % 3)),
+      ],
     ] as const
   ) {
     const m = createModel(cfg);

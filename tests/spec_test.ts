@@ -88,6 +88,8 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     nHeads: true,
     dFF: true,
     maxText: true,
+    aerialLayout: true,
+    slotSegments: true,
     seed: true,
   };
   const optim: Record<keyof OptimSpec, true> = {

@@ -87,7 +87,6 @@ const KEY_NOUN: Record<CueKey | "sunSide", string> = {
  */
 export const COT_TEMPLATES = {
   v0Open: ["ground: {X}.", "ground view: {X}.", "panorama: {X}."],
-  v0Elim: ["{L}: {X}.", "not {L}, {X}.", "{L} {X}, no."],
   v0Match: ["{L} matches.", "so {L}.", "{L} fits."],
   v1Open: ["the ground view shows: {X}.", "in the panorama: {X}.", "from the ground we see: {X}."],
   v1Prior: [
@@ -230,6 +229,37 @@ function hemisphere(c: ViewCues, meta: SceneMeta): string | null {
 }
 
 /**
+ * Cues the terse (verbosity 0) exemplar compares, in order: the coarse ones first (vegetation and water
+ * separate most far and same-climate negatives), then the layout (roads, buildings with roofs, trees), which
+ * separates near negatives, then the road-line colour.
+ */
+export const VERIFY_KEYS: readonly CueKey[] = [
+  "vegetation",
+  "waterSide",
+  "roadAxes",
+  "buildings",
+  "trees",
+  "roadLine",
+];
+
+/** The first VERIFY_KEYS cue on which a candidate differs from the ground (roof counts as buildings). */
+function firstDiff(g: ViewCues, c: ViewCues): CueKey | null {
+  for (const k of VERIFY_KEYS) {
+    if (cueDiffers(g, c, k) || (k === "buildings" && cueDiffers(g, c, "roof"))) return k;
+  }
+  return null;
+}
+
+/** A copy of `c` whose cue `k` takes another value that still differs from the ground's, or null. */
+function flipAway(c: ViewCues, g: ViewCues, k: CueKey, rng: Rng): ViewCues | null {
+  for (let tries = 0; tries < 8; tries++) {
+    const f = flipCue(c, k, rng);
+    if (cueDiffers(f, g, k) || (k === "buildings" && cueDiffers(f, g, "roof"))) return f;
+  }
+  return null;
+}
+
+/**
  * Write a pairing exemplar. Deterministic in `rng`'s state. The answer is always `letter(input.correct)`.
  */
 export function pairingCotDetailed(input: PairingCotInput, opts: CotOptions, rng: Rng): PairingCotResult {
@@ -268,16 +298,34 @@ export function pairingCotDetailed(input: PairingCotInput, opts: CotOptions, rng
   const parts: string[] = [];
 
   if (v === 0) {
-    const keys = [...citedSet].filter((k) => k !== "roof" || !citedSet.has("buildings"));
-    if (noisyCue && !keys.includes(noisyCue)) keys.push(noisyCue);
-    if (keys.length === 0) keys.push("roadAxes", "buildings");
-    rng.shuffle(keys);
-    parts.push(fill(pick(COT_TEMPLATES.v0Open), { X: obsList(g, keys, 0) }));
+    // Verify each candidate in turn: its cues in the ground's order, up to the first that differs ("no")
+    // or all of them ("fits"). Every step is one view's perception plus one comparison with the ground line.
+    const keys = VERIFY_KEYS.filter((k) => k !== "roadLine" || g0.roadLine !== null);
+    noisyCue = null; // the terse form has its own noise, below (the ground line lists every cue)
+    parts.push(fill(pick(COT_TEMPLATES.v0Open), { X: obsList(g0, keys, 0) }));
+    // Noise: one negative's eliminating cue is described with another wrong value (it still differs).
+    const negatives = candidates.map((_, i) => i).filter((i) =>
+      i !== correct && firstDiff(g0, candidates[i])
+    );
+    const noisyAt = opts.noise > 0 && negatives.length > 0 && rng.next() < opts.noise
+      ? negatives[rng.int(negatives.length)]
+      : -1;
     candidates.forEach((c, i) => {
-      if (i === correct) return;
-      const k = cited[i];
-      const x = k ? phrase(c, k[0], 0) : "layout differs";
-      parts.push(fill(pick(COT_TEMPLATES.v0Elim), { L: letter(i), X: x }));
+      const k = i === correct ? null : firstDiff(g0, c);
+      const upTo = k ? VERIFY_KEYS.indexOf(k) : VERIFY_KEYS.length - 1;
+      let shown = c;
+      if (i === noisyAt && k) {
+        const alt = flipAway(c, g0, k, rng);
+        if (alt) {
+          shown = alt;
+          noisyCue = k;
+        }
+      }
+      const ks = keys.filter((x) => VERIFY_KEYS.indexOf(x) <= upTo);
+      const verdict = i === correct ? "fits" : k ? "no" : "alike";
+      parts.push(`${letter(i)}: ${obsList(shown, ks, 0)}, ${verdict}.`);
+      // "buildings" covers the roof colour: cite the cue that really differs.
+      cited[i] = k ? [k === "buildings" && !cueDiffers(g0, c, "buildings") ? "roof" : k] : null;
     });
     parts.push(fill(pick(COT_TEMPLATES.v0Match), { L }));
   } else if (v === 1) {

@@ -15,7 +15,7 @@
  */
 import { UserError } from "../errors.ts";
 import type { ModelSpec } from "../spec/types.ts";
-import type { ModelConfig, Preset, VisionConfig } from "./types.ts";
+import type { ModelConfig, Preset, SlotSegments, VisionConfig } from "./types.ts";
 
 /** What the data side fixes: vocabulary and image geometry (from the world spec and data spec). */
 export interface ModelGeometry {
@@ -25,6 +25,8 @@ export interface ModelGeometry {
   aerialSize: number;
   /** Most aerial candidates in any example (pairing K). */
   maxCandidates: number;
+  /** Token ids naming each candidate slot and the ids that end a segment (ModelConfig.slots); optional. */
+  slots?: SlotSegments;
 }
 
 interface PresetDims {
@@ -40,6 +42,9 @@ interface PresetDims {
     groundPatchW: number;
     aerialPatch: number;
     aerialPool: number;
+    aerialLayout: "grid" | "polar";
+    /** Polar grid (used when aerialLayout is polar); sectors must equal the ground token count. */
+    polar: { radii: number; azimuths: number; sectors: number };
   };
 }
 
@@ -50,7 +55,16 @@ const PRESETS: Record<Preset, PresetDims> = {
     nHeads: 2,
     dFF: 64,
     maxText: 384,
-    vision: { dModel: 32, nLayers: 1, nHeads: 2, groundPatchW: 16, aerialPatch: 16, aerialPool: 1 },
+    vision: {
+      dModel: 32,
+      nLayers: 1,
+      nHeads: 2,
+      groundPatchW: 16,
+      aerialPatch: 16,
+      aerialPool: 1,
+      aerialLayout: "polar",
+      polar: { radii: 8, azimuths: 32, sectors: 8 },
+    },
   },
   small: {
     dModel: 128,
@@ -58,7 +72,16 @@ const PRESETS: Record<Preset, PresetDims> = {
     nHeads: 4,
     dFF: 512,
     maxText: 384,
-    vision: { dModel: 128, nLayers: 1, nHeads: 4, groundPatchW: 8, aerialPatch: 8, aerialPool: 2 },
+    vision: {
+      dModel: 128,
+      nLayers: 1,
+      nHeads: 4,
+      groundPatchW: 8,
+      aerialPatch: 8,
+      aerialPool: 1,
+      aerialLayout: "polar",
+      polar: { radii: 16, azimuths: 64, sectors: 16 },
+    },
   },
   large: {
     dModel: 512,
@@ -66,7 +89,16 @@ const PRESETS: Record<Preset, PresetDims> = {
     nHeads: 8,
     dFF: 2048,
     maxText: 512,
-    vision: { dModel: 512, nLayers: 4, nHeads: 8, groundPatchW: 8, aerialPatch: 8, aerialPool: 1 },
+    vision: {
+      dModel: 512,
+      nLayers: 4,
+      nHeads: 8,
+      groundPatchW: 8,
+      aerialPatch: 8,
+      aerialPool: 1,
+      aerialLayout: "polar",
+      polar: { radii: 16, azimuths: 64, sectors: 16 },
+    },
   },
 };
 
@@ -90,7 +122,10 @@ export function makeModelConfig(spec: ModelSpec, geom: ModelGeometry): ModelConf
     groundPatch: [gh, p.vision.groundPatchW],
     aerialPatch: p.vision.aerialPatch,
     aerialPool: p.vision.aerialPool,
+    aerialLayout: spec.aerialLayout ?? p.vision.aerialLayout,
+    embedGating: true,
   };
+  if (vision.aerialLayout === "polar") vision.polar = { ...p.vision.polar };
   const cfg: ModelConfig = {
     preset: spec.preset,
     vocabSize: geom.vocabSize,
@@ -103,6 +138,7 @@ export function makeModelConfig(spec: ModelSpec, geom: ModelGeometry): ModelConf
     aerialSize: geom.aerialSize,
     maxCandidates: geom.maxCandidates,
     vision,
+    ...(geom.slots ? { slots: structuredClone(geom.slots) } : {}),
     seed: spec.seed >>> 0,
   };
   validateConfig(cfg, "model");
@@ -127,6 +163,16 @@ export function validateConfig(cfg: ModelConfig, where: string): void {
   posInt(cfg.vision.dModel, "vision.dModel");
   posInt(cfg.vision.nLayers, "vision.nLayers");
   posInt(cfg.vision.nHeads, "vision.nHeads");
+  if (cfg.slots) {
+    if (cfg.slots.tokens.length > cfg.maxCandidates) {
+      bad("slots.tokens", `${cfg.slots.tokens.length} slots, the model has ${cfg.maxCandidates} candidates`);
+    }
+    for (const id of [...cfg.slots.tokens.flat(), ...cfg.slots.reset]) {
+      if (!Number.isInteger(id) || id < 0 || id >= cfg.vocabSize) {
+        bad("slots", `token id ${id} is not in the vocabulary`);
+      }
+    }
+  }
   if (cfg.dModel % cfg.nHeads !== 0) {
     bad("nHeads", `dModel ${cfg.dModel} is not divisible by nHeads ${cfg.nHeads}`);
   }
@@ -139,6 +185,27 @@ export function validateConfig(cfg: ModelConfig, where: string): void {
     bad("vision.groundPatch", `[${ph}, ${pw}] does not tile the ground panorama [${gh}, ${gw}]`);
   }
   const pool = cfg.vision.aerialPool ?? 1;
+  const polar = polarOf(cfg);
+  if (polar) {
+    posInt(polar.radii, "vision.polar.radii");
+    posInt(polar.azimuths, "vision.polar.azimuths");
+    posInt(polar.sectors, "vision.polar.sectors");
+    if (polar.azimuths % polar.sectors !== 0) {
+      bad("vision.polar.sectors", `${polar.sectors} sectors do not divide ${polar.azimuths} azimuths`);
+    }
+    const ground = (gh / ph) * (gw / pw);
+    if (ph !== gh || polar.sectors !== ground) {
+      bad(
+        "vision.polar.sectors",
+        `polar sectors share the ground tokens' azimuth embedding: need full-height ground strips and ` +
+          `${ground} sectors (got ${polar.sectors})`,
+      );
+    }
+    if (polar.sectors % pool !== 0) {
+      bad("vision.aerialPool", `${pool} does not divide ${polar.sectors} sectors`);
+    }
+    return;
+  }
   const side = cfg.aerialSize / cfg.vision.aerialPatch;
   if (!Number.isInteger(side)) {
     bad("vision.aerialPatch", `${cfg.vision.aerialPatch} does not tile ${cfg.aerialSize}`);
@@ -148,14 +215,32 @@ export function validateConfig(cfg: ModelConfig, where: string): void {
   }
 }
 
+/** The polar grid of a config, or null for the grid layout (also for configs saved before polar existed). */
+export function polarOf(cfg: ModelConfig): { radii: number; azimuths: number; sectors: number } | null {
+  if (cfg.vision.aerialLayout !== "polar") return null;
+  if (!cfg.vision.polar) throw new UserError(`vision.polar: missing (aerialLayout is polar)`);
+  return cfg.vision.polar;
+}
+
+/** Values per aerial token before the patch embedding: a square patch, or one polar sector (radii x width). */
+export function aerialPatchSize(cfg: ModelConfig): number {
+  const polar = polarOf(cfg);
+  if (polar) return polar.radii * (polar.azimuths / polar.sectors) * 3;
+  return cfg.vision.aerialPatch ** 2 * 3;
+}
+
 /** Image tokens per view, as the decoder sees them (after pooling). */
 export function imageTokenCounts(
   cfg: ModelConfig,
 ): { ground: number; aerial: number; aerialEncoder: number } {
   const [gh, gw] = cfg.groundShape;
   const [ph, pw] = cfg.vision.groundPatch;
-  const side = cfg.aerialSize / cfg.vision.aerialPatch;
   const pool = cfg.vision.aerialPool ?? 1;
+  const polar = polarOf(cfg);
+  if (polar) {
+    return { ground: (gh / ph) * (gw / pw), aerial: polar.sectors / pool, aerialEncoder: polar.sectors };
+  }
+  const side = cfg.aerialSize / cfg.vision.aerialPatch;
   return { ground: (gh / ph) * (gw / pw), aerial: (side / pool) ** 2, aerialEncoder: side * side };
 }
 
@@ -185,7 +270,7 @@ export function visionFlops(cfg: ModelConfig, hasGround: boolean, nAerial: numbe
   const [ph, pw] = v.groundPatch;
   const tokens = (hasGround ? n.ground : 0) + nAerial * n.aerialEncoder;
   const patchIn = (hasGround ? n.ground * ph * pw * 3 : 0) +
-    nAerial * n.aerialEncoder * v.aerialPatch ** 2 * 3;
+    nAerial * n.aerialEncoder * aerialPatchSize(cfg);
   const dv = v.dModel;
   const layer = tokens * 2 * (4 * dv * dv + 8 * dv * dv) + 4 * tokens * tokens * dv;
   return 2 * patchIn * dv + v.nLayers * layer + 2 * imagePrefixLen(cfg, hasGround, nAerial) * dv * cfg.dModel;
@@ -198,7 +283,9 @@ export function paramCount(cfg: ModelConfig): number {
   const [ph, pw] = v.groundPatch;
   const block = (w: number, ff: number) =>
     2 * 2 * w + (w * 3 * w + 3 * w) + (w * w + w) + (w * ff + ff) + (ff * w + w);
-  return ph * pw * 3 * dv + dv + v.aerialPatch ** 2 * 3 * dv + dv + n.ground * dv + n.aerialEncoder * dv +
+  const aerialPos = polarOf(cfg) ? 0 : n.aerialEncoder * dv;
+  return ph * pw * 3 * dv + dv + aerialPatchSize(cfg) * dv + dv + n.ground * dv + aerialPos +
     (1 + cfg.maxCandidates) * dv + v.nLayers * block(dv, 4 * dv) + 2 * dv + dv * d + d +
-    cfg.vocabSize * d + cfg.maxText * d + cfg.nLayers * block(d, cfg.dFF) + 2 * d;
+    cfg.vocabSize * d + cfg.maxText * d + cfg.nLayers * block(d, cfg.dFF) + 2 * d +
+    (cfg.slots ? (1 + cfg.maxCandidates) * d : 0);
 }

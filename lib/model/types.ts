@@ -26,6 +26,39 @@ export interface VisionConfig {
    * per 32x32 tile). 1 or absent: no pooling.
    */
   aerialPool?: number;
+  /**
+   * How aerial tiles become tokens. `grid` (absent: old checkpoints): square `aerialPatch` patches in raster
+   * order with their own 2D position embedding. `polar`: the tile is resampled (bilinear) onto a polar grid
+   * centred on the camera, `polar.radii` rings x `polar.azimuths` bearings (column a looks along azimuth
+   * 360 a / azimuths, clockwise from north, exactly like ground column c looks along 360 c / W), and cut into
+   * `polar.sectors` full-radius azimuth sectors; sector i covers the same bearings as ground token i and
+   * shares its position embedding (`vis.pos_ground`). This is the polar transform of cross-view
+   * geo-localisation (Shi et al., SAFA, NeurIPS 2019): it puts what the panorama shows at azimuth b and what
+   * the tile shows along bearing b into tokens of the same position. `aerialPool` then averages adjacent
+   * sectors.
+   */
+  aerialLayout?: "grid" | "polar";
+  polar?: { radii: number; azimuths: number; sectors: number };
+  /**
+   * Position and view-type embeddings modulate the patch embedding multiplicatively as well as adding to it:
+   * `e = p * (1 + pos) * (1 + view) + pos + view` (FiLM-like), with both embeddings initialised at content
+   * scale (std 1). With only the additive form at std 0.02, "which azimuth" and "which candidate" were
+   * ~2% of a token and the model learned neither in our budget: a probe that asked which 22.5-degree sector
+   * held a bright band stayed at chance for 200 steps, and reading one colour out of four tiles by letter
+   * for 400; with gating both were learned in 40-120 steps (README, "Model"). Absent: additive only.
+   */
+  embedGating?: boolean;
+}
+
+/**
+ * Candidate-slot segments of the text (absent: none). Each text token carries the embedding of the latest
+ * candidate letter at or before it (`tokens[k]` are the ids naming slot k, e.g. "B" and " B"); a `reset` id
+ * (BOS, `<think>`) clears it. The aerial tokens of slot k carry the same embedding, so text about
+ * candidate B can find B's tokens by matching one vector, without first attending back to the letter.
+ */
+export interface SlotSegments {
+  tokens: number[][];
+  reset: number[];
 }
 
 export interface ModelConfig {
@@ -42,6 +75,8 @@ export interface ModelConfig {
   aerialSize: number;
   maxCandidates: number;
   vision: VisionConfig;
+  /** Candidate-slot segment embeddings (see SlotSegments); absent in configs saved before they existed. */
+  slots?: SlotSegments;
   /** Seed of the weight initialiser. */
   seed: number;
 }

@@ -26,9 +26,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { stopGradient } from "./grad.ts";
 import { deriveSeed, Rng } from "../rng.ts";
-import { imageTokenCounts, validateConfig } from "./config.ts";
+import { aerialPatchSize, imageTokenCounts, polarOf, validateConfig } from "./config.ts";
 import { DecodeAttention, matMulNT } from "./kernels.ts";
-import type { GenerateOptions, GenerateResult, ModelConfig, ModelInput, VLM } from "./types.ts";
+import type { GenerateOptions, GenerateResult, ModelConfig, ModelInput, SlotSegments, VLM } from "./types.ts";
 
 /** Name, shape and initialiser of one parameter tensor. */
 export interface ParamSpec {
@@ -62,19 +62,30 @@ export function paramSpecs(cfg: ModelConfig): ParamSpec[] {
     lin(`${pre}.mlp.fc`, w, ff, 0.02);
     lin(`${pre}.mlp.proj`, ff, w, resid);
   };
-  const gIn = ph * pw * 3, aIn = v.aerialPatch * v.aerialPatch * 3;
+  const gIn = ph * pw * 3, aIn = aerialPatchSize(cfg);
   lin("vis.patch_ground", gIn, dv, 1 / Math.sqrt(gIn));
   lin("vis.patch_aerial", aIn, dv, 1 / Math.sqrt(aIn));
-  out.push({ name: "vis.pos_ground", shape: [n.ground, dv], init: "normal", std: 0.02 });
-  out.push({ name: "vis.pos_aerial", shape: [n.aerialEncoder, dv], init: "normal", std: 0.02 });
-  out.push({ name: "vis.view_type", shape: [1 + cfg.maxCandidates, dv], init: "normal", std: 0.02 });
+  // Gated embeddings start at content scale (VisionConfig.embedGating); additive ones at 0.02 (older configs).
+  const posStd = v.embedGating ? 1 : 0.02;
+  out.push({ name: "vis.pos_ground", shape: [n.ground, dv], init: "normal", std: posStd });
+  // Polar sectors share the ground strips' azimuth embedding (VisionConfig.aerialLayout).
+  if (!polarOf(cfg)) {
+    out.push({ name: "vis.pos_aerial", shape: [n.aerialEncoder, dv], init: "normal", std: posStd });
+  }
+  out.push({ name: "vis.view_type", shape: [1 + cfg.maxCandidates, dv], init: "normal", std: posStd });
   for (let i = 0; i < v.nLayers; i++) block(`vis.layers.${i}`, dv, 4 * dv, v.nLayers);
   norm("vis.ln_f", dv);
-  lin("proj", dv, d, 1 / Math.sqrt(dv));
+  // Image tokens enter the decoder at the scale of text embeddings (token + position, std 0.02 each), not
+  // ~35x above it: otherwise the decoder's pre-LN shrinks every gradient into the vision side by that factor.
+  lin("proj", dv, d, (0.02 * Math.SQRT2) / Math.sqrt(dv));
   out.push({ name: "dec.tok_emb", shape: [cfg.vocabSize, d], init: "normal", std: 0.02 });
   out.push({ name: "dec.pos_emb", shape: [cfg.maxText, d], init: "normal", std: 0.02 });
   for (let i = 0; i < cfg.nLayers; i++) block(`dec.layers.${i}`, d, cfg.dFF, cfg.nLayers);
   norm("dec.ln_f", d);
+  // Candidate-slot segment embeddings (ModelConfig.slots): row 0 "no slot", row k+1 slot k.
+  if (cfg.slots) {
+    out.push({ name: "dec.slot_emb", shape: [1 + cfg.maxCandidates, d], init: "normal", std: 0.02 });
+  }
   return out;
 }
 
@@ -216,6 +227,45 @@ function patchify(x: tf.Tensor4D, ph: number, pw: number): tf.Tensor3D {
   const [N, H, W, C] = x.shape;
   const nh = H / ph, nw = W / pw;
   return x.reshape([N, nh, ph, nw, pw, C]).transpose([0, 1, 3, 2, 4, 5]).reshape([N, nh * nw, ph * pw * C]);
+}
+
+/**
+ * Bilinear polar resampling of an S x S tile as a gather: for each of the radii x azimuths polar samples
+ * (row-major, ring r innermost first, column a at azimuth 360 a / azimuths clockwise from north), the four
+ * neighbouring pixel indices (into the flattened S*S tile) and their weights. North is up in the tile, so the
+ * point at bearing t and distance rho (pixels) from the centre is (x, y) = (S/2 + rho sin t, S/2 - rho cos t)
+ * in continuous pixel coordinates (pixel i spans [i, i+1)); ring r samples rho = (r + 0.5) / radii * S/2.
+ */
+export function polarSampling(
+  S: number,
+  radii: number,
+  azimuths: number,
+): { idx: Int32Array; w: Float32Array } {
+  const n = radii * azimuths;
+  const idx = new Int32Array(n * 4), w = new Float32Array(n * 4);
+  const clamp = (v: number) => Math.min(S - 1, Math.max(0, v));
+  for (let r = 0; r < radii; r++) {
+    const rho = ((r + 0.5) / radii) * (S / 2);
+    for (let a = 0; a < azimuths; a++) {
+      const t = (2 * Math.PI * a) / azimuths;
+      // Continuous coordinates -> pixel-centre coordinates.
+      const x = S / 2 + rho * Math.sin(t) - 0.5, y = S / 2 - rho * Math.cos(t) - 0.5;
+      const x0 = Math.floor(x), y0 = Math.floor(y);
+      const fx = x - x0, fy = y - y0;
+      const o = (r * azimuths + a) * 4;
+      const corners: [number, number, number][] = [
+        [x0, y0, (1 - fx) * (1 - fy)],
+        [x0 + 1, y0, fx * (1 - fy)],
+        [x0, y0 + 1, (1 - fx) * fy],
+        [x0 + 1, y0 + 1, fx * fy],
+      ];
+      corners.forEach(([cx, cy, cw], j) => {
+        idx[o + j] = clamp(cy) * S + clamp(cx);
+        w[o + j] = cw;
+      });
+    }
+  }
+  return { idx, w };
 }
 
 /** Generated-token cache, per layer: K [B, H, t, dh] and V transposed [B, H, dh, t]. */
@@ -377,9 +427,9 @@ export class TfVLM implements VLM {
         this.#p("vis.patch_ground.w") as tf.Tensor2D,
         this.#p("vis.patch_ground.b"),
       )
-        .reshape([B, n.ground, dv])
-        .add(this.#p("vis.pos_ground").add(vt.slice([0, 0], [1, dv])));
-      parts.push(e as tf.Tensor3D);
+        .reshape([B, n.ground, dv]);
+      const eg = embedWith(e, this.#p("vis.pos_ground"), vt.slice([0, 0], [1, dv]), v.embedGating);
+      parts.push(eg as tf.Tensor3D);
     }
     if (input.aerial) {
       const [, k, ah, aw] = input.aerial.shape;
@@ -391,18 +441,19 @@ export class TfVLM implements VLM {
         throw new Error(`aerial image is ${ah}x${aw}, the model expects ${cfg.aerialSize}x${cfg.aerialSize}`);
       }
       const a = input.aerial.reshape([B * K, ah, aw, 3]).sub(0.5).mul(2) as tf.Tensor4D;
-      const pt = patchify(a, v.aerialPatch, v.aerialPatch);
+      const polar = polarOf(cfg);
       const na = n.aerialEncoder;
+      const pt = polar ? this.#polarSectors(a, polar) : patchify(a, v.aerialPatch, v.aerialPatch);
+      const pos = polar ? this.#p("vis.pos_ground") : this.#p("vis.pos_aerial");
       const e = linear(
         pt.reshape([B * K * na, -1]),
         this.#p("vis.patch_aerial.w") as tf.Tensor2D,
         this.#p("vis.patch_aerial.b"),
       )
-        .reshape([B, K, na, dv])
-        .add(this.#p("vis.pos_aerial").reshape([1, 1, na, dv]))
-        .add(vt.slice([1, 0], [K, dv]).reshape([1, K, 1, dv]))
-        .reshape([B, K * na, dv]);
-      parts.push(e as tf.Tensor3D);
+        .reshape([B, K, na, dv]);
+      const posA = pos.reshape([1, 1, na, dv]), vtA = vt.slice([1, 0], [K, dv]).reshape([1, K, 1, dv]);
+      const ea = embedWith(e, posA, vtA, v.embedGating).reshape([B, K * na, dv]);
+      parts.push(ea as tf.Tensor3D);
     }
     if (parts.length === 0) return null;
     const x0 = parts.length === 1 ? parts[0] : tf.concat(parts, 1);
@@ -414,7 +465,14 @@ export class TfVLM implements VLM {
     x = layerNorm(x, this.#p("vis.ln_f.g"), this.#p("vis.ln_f.b")) as tf.Tensor2D;
     let out = x.reshape([B, Ni, dv]) as tf.Tensor3D;
     const pool = v.aerialPool ?? 1;
-    if (pool > 1 && K > 0) {
+    if (pool > 1 && K > 0 && polarOf(cfg)) {
+      // Average adjacent azimuth sectors.
+      const ng = input.ground ? n.ground : 0;
+      const gPart = ng > 0 ? out.slice([0, 0, 0], [B, ng, dv]) : null;
+      const pooled = out.slice([0, ng, 0], [B, K * n.aerialEncoder, dv])
+        .reshape([B, K * n.aerial, pool, dv]).mean(2) as tf.Tensor3D;
+      out = gPart ? tf.concat([gPart, pooled], 1) : pooled;
+    } else if (pool > 1 && K > 0) {
       const ng = input.ground ? n.ground : 0;
       const side = cfg.aerialSize / v.aerialPatch;
       const gPart = ng > 0 ? out.slice([0, 0, 0], [B, ng, dv]) : null;
@@ -428,8 +486,43 @@ export class TfVLM implements VLM {
       out = gPart ? tf.concat([gPart, pooled], 1) : pooled;
     }
     const Nd = out.shape[1];
-    return linear(out.reshape([B * Nd, dv]), this.#p("proj.w") as tf.Tensor2D, this.#p("proj.b"))
+    const projected = linear(out.reshape([B * Nd, dv]), this.#p("proj.w") as tf.Tensor2D, this.#p("proj.b"))
       .reshape([B, Nd, cfg.dModel]);
+    if (!cfg.slots || K === 0) return projected as tf.Tensor3D;
+    // Slot k's tokens carry slot embedding k + 1, the segment embedding of text about candidate k.
+    const ng = input.ground ? n.ground : 0;
+    const lab = this.#p("dec.slot_emb").slice([1, 0], [K, cfg.dModel]);
+    const per = tf.concat([
+      ...(ng > 0 ? [tf.zeros([ng, cfg.dModel])] : []),
+      lab.reshape([K, 1, cfg.dModel]).tile([1, n.aerial, 1]).reshape([K * n.aerial, cfg.dModel]),
+    ], 0);
+    return projected.add(per.reshape([1, Nd, cfg.dModel])) as tf.Tensor3D;
+  }
+
+  #polarCache: { key: string; idx: tf.Tensor1D; w: tf.Tensor } | null = null;
+
+  /**
+   * Tiles [N, S, S, 3] -> polar sectors [N, sectors, radii * width * 3] (see `polarSampling`): each token is
+   * one full-radius azimuth sector, like a full-height ground strip.
+   */
+  #polarSectors(a: tf.Tensor4D, polar: { radii: number; azimuths: number; sectors: number }): tf.Tensor3D {
+    const [N, S] = a.shape;
+    const { radii: R, azimuths: A, sectors } = polar;
+    const key = `${S}/${R}/${A}`;
+    if (this.#polarCache?.key !== key) {
+      this.#polarCache?.idx.dispose();
+      this.#polarCache?.w.dispose();
+      const { idx, w } = polarSampling(S, R, A);
+      this.#polarCache = {
+        key,
+        idx: tf.keep(tf.tensor1d(idx, "int32")),
+        w: tf.keep(tf.tensor(w, [1, R * A, 4, 1])),
+      };
+    }
+    const { idx, w } = this.#polarCache;
+    const img = tf.gather(a.reshape([N, S * S, 3]), idx, 1).reshape([N, R * A, 4, 3]).mul(w).sum(2);
+    // [N, R, A, 3] -> sectors of width A / sectors (same as patchify with full-height patches).
+    return patchify(img.reshape([N, R, A, 3]) as tf.Tensor4D, R, A / sectors);
   }
 
   /** Text positions (real tokens only) as int32 [B, T]. */
@@ -455,7 +548,12 @@ export class TfVLM implements VLM {
     const emb = this.#p("dec.tok_emb");
     const tokE = embedLookup(emb, input.ids.reshape([B * T]));
     const posE = embedLookup(this.#p("dec.pos_emb"), this.#textPositions(input.attn).reshape([B * T]));
-    const txt = tokE.add(posE).reshape([B, T, d]);
+    let txtE = tokE.add(posE);
+    if (cfg.slots) {
+      const seg = tf.tensor1d(slotSegments(cfg.slots, input.ids.dataSync() as Int32Array, B, T).seg, "int32");
+      txtE = txtE.add(embedLookup(this.#p("dec.slot_emb"), seg));
+    }
+    const txt = txtE.reshape([B, T, d]);
     let x = (img ? tf.concat([img, txt], 1) : txt).reshape([B * S, d]) as tf.Tensor2D;
     const bias = maskBias(input.attn, Ni);
     const kv: KV = { k: [], v: [] };
@@ -541,7 +639,7 @@ export class TfVLM implements VLM {
    * One decoding step for B rows: token `tok` at text position `pos`, attending to the (shared, tiled)
    * prefix cache and the generated-token cache. Returns logits [B, V] and the grown generated cache.
    */
-  #decodeStep(tok: tf.Tensor1D, pos: tf.Tensor1D, prefix: Prefix, gen: KV | null): {
+  #decodeStep(tok: tf.Tensor1D, pos: tf.Tensor1D, seg: tf.Tensor1D | null, prefix: Prefix, gen: KV | null): {
     logits: tf.Tensor2D;
     gen: KV;
   } {
@@ -551,6 +649,7 @@ export class TfVLM implements VLM {
     let x = embedLookup(this.#p("dec.tok_emb"), tok).add(
       embedLookup(this.#p("dec.pos_emb"), pos),
     ) as tf.Tensor2D;
+    if (seg) x = x.add(embedLookup(this.#p("dec.slot_emb"), seg)) as tf.Tensor2D;
     const next: KV = { k: [], v: [] };
     for (let l = 0; l < cfg.nLayers; l++) {
       const bp = this.#block(`dec.layers.${l}`);
@@ -626,6 +725,15 @@ export class TfVLM implements VLM {
       };
     });
     const prefix: Prefix = { P, k: pre.k, v: pre.v, bias: pre.bias };
+    // Candidate-slot segment of each row's next input token, continuing from its prompt (ModelConfig.slots).
+    const slots = this.config.slots;
+    const table = slots ? slotTable(slots, this.config.vocabSize) : null;
+    const promptLast = slots
+      ? slotSegments(slots, prompt.ids.dataSync() as Int32Array, P, prompt.ids.shape[1]).last
+      : null;
+    const segStart = promptLast ? Int32Array.from(rep, (p) => promptLast[p]) : null;
+    let segT = segStart ? tf.tensor1d(segStart, "int32") : null;
+    const tableT = table ? tf.tensor1d(table, "int32") : null;
     let host: HostDecoder | null = null;
     let logits = pre.logits;
     let gen: KV | null = null;
@@ -635,7 +743,7 @@ export class TfVLM implements VLM {
     const stopT = tf.tensor1d(opts.stopIds.length ? opts.stopIds : [-1], "int32");
     try {
       if (onHost) {
-        host = this.#hostDecoder(prefix, G, opts.maxNewTokens, pre.pos0);
+        host = this.#hostDecoder(prefix, G, opts.maxNewTokens, pre.pos0, segStart, table);
         // The host decoder keeps its own copy of the prefix cache.
         for (const t of [...pre.k, ...pre.v]) t.dispose();
       }
@@ -660,8 +768,17 @@ export class TfVLM implements VLM {
           continue;
         }
         const prevGen: KV | null = gen;
+        if (segT && tableT) {
+          const cur: tf.Tensor1D = segT;
+          segT = tf.tidy(() => {
+            const e = tf.gather(tableT, tok);
+            return tf.where(e.less(0), tf.zerosLike(e), tf.where(e.greater(0), e, cur)) as tf.Tensor1D;
+          });
+          cur.dispose();
+        }
+        const seg = segT;
         const step: { logits: tf.Tensor2D; gen: KV } = tf.tidy(() =>
-          this.#decodeStep(tok, pre.pos0.add(tf.scalar(s, "int32")) as tf.Tensor1D, prefix, prevGen)
+          this.#decodeStep(tok, pre.pos0.add(tf.scalar(s, "int32")) as tf.Tensor1D, seg, prefix, prevGen)
         );
         logits.dispose();
         logits = step.logits;
@@ -676,6 +793,8 @@ export class TfVLM implements VLM {
       for (const t of tokens) t.dispose();
       if (gen) { for (const t of [...gen.k, ...gen.v]) t.dispose(); }
       host?.dispose();
+      segT?.dispose();
+      tableT?.dispose();
       for (const t of [...pre.k, ...pre.v, pre.bias, pre.pos0]) t.dispose();
     }
   }
@@ -688,7 +807,14 @@ export class TfVLM implements VLM {
    * ~84 tfjs kernels (39 of them free reshapes) instead of ~268. Same function as #decodeStep up to float
    * rounding (max |logit difference| ~1e-5; greedy and seeded samples identical in our checks).
    */
-  #hostDecoder(prefix: Prefix, G: number, maxNew: number, pos0: tf.Tensor1D): HostDecoder {
+  #hostDecoder(
+    prefix: Prefix,
+    G: number,
+    maxNew: number,
+    pos0: tf.Tensor1D,
+    segStart: Int32Array | null,
+    table: Int32Array | null,
+  ): HostDecoder {
     const cfg = this.config;
     const d = cfg.dModel, H = cfg.nHeads, L = cfg.nLayers, P = prefix.P, B = P * G;
     const S0 = prefix.k[0].shape[2];
@@ -700,6 +826,8 @@ export class TfVLM implements VLM {
     const host = (t: tf.Tensor) => t.dataSync() as Float32Array;
     const tokE = host(this.#p("dec.tok_emb")), posE = host(this.#p("dec.pos_emb"));
     const pos = pos0.dataSync() as Int32Array;
+    const seg = segStart ? Int32Array.from(segStart) : null;
+    const slotE = seg ? host(this.#p("dec.slot_emb")) : null;
     const layers = Array.from({ length: L }, (_, l) => {
       const bp = this.#block(`dec.layers.${l}`);
       return { bp, ln1g: host(bp.ln1g), ln1b: host(bp.ln1b), ln2g: host(bp.ln2g), ln2b: host(bp.ln2b) };
@@ -721,6 +849,11 @@ export class TfVLM implements VLM {
         for (let b = 0; b < B; b++) {
           const te = ids[b] * d, pe = (pos[b] + s) * d;
           for (let i = 0; i < d; i++) x[b * d + i] = tokE[te + i] + posE[pe + i];
+          if (seg && slotE && table) {
+            seg[b] = nextSegment(seg[b], table[ids[b]]);
+            const se = seg[b] * d;
+            for (let i = 0; i < d; i++) x[b * d + i] += slotE[se + i];
+          }
         }
         for (let l = 0; l < L; l++) {
           const { bp, ln1g, ln1b, ln2g, ln2b } = layers[l];
@@ -809,6 +942,9 @@ export class TfVLM implements VLM {
     if (this.#disposed) return;
     this.#disposed = true;
     for (const v of this.#params.values()) v.dispose();
+    this.#polarCache?.idx.dispose();
+    this.#polarCache?.w.dispose();
+    this.#polarCache = null;
   }
 
   #check(): void {
@@ -835,6 +971,47 @@ function repeatIndex(P: number, G: number): number[] {
  * Additive attention mask [B, 1, S, S] over [Ni image tokens ; T text tokens]: 0 where allowed, -1e9
  * elsewhere (see the module doc for the rule).
  */
+/** Patch embeddings with position and view-type embeddings: added, or gated then added (embedGating). */
+function embedWith(e: tf.Tensor, pos: tf.Tensor, view: tf.Tensor, gating?: boolean): tf.Tensor {
+  return gating ? e.mul(pos.add(1)).mul(view.add(1)).add(pos).add(view) : e.add(pos).add(view);
+}
+
+/** Slot of each token id for SlotSegments: k + 1 names slot k, -1 resets, 0 keeps the current segment. */
+function slotTable(slots: SlotSegments, vocab: number): Int32Array {
+  const t = new Int32Array(vocab);
+  slots.tokens.forEach((ids, k) => ids.forEach((id) => (t[id] = k + 1)));
+  for (const id of slots.reset) t[id] = -1;
+  return t;
+}
+
+/** Next segment from the current one and a token's slotTable entry. */
+function nextSegment(cur: number, entry: number): number {
+  return entry < 0 ? 0 : entry > 0 ? entry : cur;
+}
+
+/**
+ * Segment id (0: none, k + 1: slot k) of every token of ids [B, T] (row-major), and each row's segment after
+ * its last token (where generation continues).
+ */
+export function slotSegments(
+  slots: SlotSegments,
+  ids: Int32Array,
+  B: number,
+  T: number,
+): { seg: Int32Array; last: Int32Array } {
+  const table = slotTable(slots, Math.max(...slots.reset, ...slots.tokens.flat(), ...ids) + 1);
+  const seg = new Int32Array(B * T), last = new Int32Array(B);
+  for (let b = 0; b < B; b++) {
+    let cur = 0;
+    for (let t = 0; t < T; t++) {
+      cur = nextSegment(cur, table[ids[b * T + t]]);
+      seg[b * T + t] = cur;
+    }
+    last[b] = cur;
+  }
+  return { seg, last };
+}
+
 function maskBias(attn: tf.Tensor2D, Ni: number): tf.Tensor4D {
   // Built on the host from a readback of attn (small): broadcasting elementwise ops are slow on wasm.
   const [B, T] = attn.shape;

@@ -24,6 +24,7 @@ import { createTaskSampler } from "../data/tasks.ts";
 import { createTokenizer } from "../data/tokenizer.ts";
 import { makeModelConfig } from "../model/config.ts";
 import { createModel } from "../model/vlm.ts";
+import { slotSegmentsFor } from "../model/collate.ts";
 import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
 import { trainSupervised } from "../train/supervised.ts";
 import { trainGrpo } from "../train/grpo.ts";
@@ -114,6 +115,7 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
     groundShape: spec.world.groundShape,
     aerialSize: spec.world.aerialSize,
     maxCandidates: spec.data.candidates,
+    ...(spec.model.slotSegments === false ? {} : { slots: slotSegmentsFor(tokenizer, spec.data.candidates) }),
   });
   const plans = planPipeline(spec, spec.pipeline, cacheRoot, code);
   o.manifest.stages = plans.map((p) => ({

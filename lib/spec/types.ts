@@ -49,6 +49,10 @@ export interface ModelSpec {
   nHeads?: number;
   dFF?: number;
   maxText?: number;
+  /** Override of the preset's aerial tokenisation (`grid` | `polar`, see VisionConfig.aerialLayout). */
+  aerialLayout?: "grid" | "polar";
+  /** Candidate-slot segment embeddings (ModelConfig.slots); default true. */
+  slotSegments?: boolean;
   seed: number;
 }
 
