@@ -136,6 +136,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     scaleRewards: true,
     numIterations: true,
     maskTruncated: true,
+    microBatchRows: true,
     rewards: true,
     geodesicTauKm: true,
   };

@@ -98,6 +98,11 @@ export interface GrpoSpec {
   numIterations: number;
   /** Exclude truncated completions from the loss. */
   maskTruncated: boolean;
+  /**
+   * Most rows per forward/backward of the policy update (whole groups; gradients are summed, so the update
+   * is that of the full batch). Default 32 (lib/train/grpo.ts MICRO_BATCH_ROWS).
+   */
+  microBatchRows?: number;
   /** Reward function name -> weight. */
   rewards: { format: number; accuracy: number; geodesic: number };
   /** tau (km) of the geodesic reward exp(-d/tau). */

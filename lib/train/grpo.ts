@@ -104,33 +104,59 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
       // 2. Verifiable rewards on the host (pure functions of text + metadata).
       const st = scoreRollouts(examples, gen.completions, gen.truncated, tokenizer, spec);
       const adv = computeAdvantages(st.rewards, G, g.scaleRewards);
-      // 3. Policy update(s) on the clipped surrogate.
-      const batch = collateCompletions(examples, gen.completions, tokenizer, cfg, G);
-      let lossStats: Record<string, number> = {};
-      let gradNorm = 0;
-      let entropy = 0;
-      try {
+      // 3. Policy update(s) on the clipped surrogate, in micro-batches of whole groups whose gradients are
+      //    summed, each weighted by its share of the loss's normaliser, so the update equals the full batch's.
+      const chunks = microBatches(examples.length, G, g.microBatchRows ?? MICRO_BATCH_ROWS);
+      const parts = chunks.map(([p0, p1]) => {
+        const rows = gen.completions.slice(p0 * G, p1 * G);
+        const batch = collateCompletions(examples.slice(p0, p1), rows, tokenizer, cfg, G);
         // Entropy is averaged over every sampled completion token (truncated rows included).
         const fullMask = batch.lossMask.clone();
-        if (g.maskTruncated) maskRows(batch, gen.truncated);
-        const advT = tf.tensor1d(Array.from(adv.advantages));
+        if (g.maskTruncated) maskRows(batch, gen.truncated.slice(p0 * G, p1 * G));
+        const advT = tf.tensor1d(Array.from(adv.advantages.slice(p0 * G, p1 * G)));
         const refLogp = ref ? tf.tidy(() => ref.tokenLogProbs(batch.input)) : null;
         // With a single iteration the "old" policy is the current one: detached log-probs computed in the
         // same forward. With several, freeze them once before the first update.
         const oldLogp = g.numIterations > 1 ? tf.tidy(() => model.tokenLogProbs(batch.input)) : null;
-        try {
-          for (let it = 0; it < g.numIterations; it++) {
-            const lr = lrAt(spec.optim, step, spec.steps);
+        const counts = tf.tidy(() => tf.stack([batch.lossMask.sum(), fullMask.sum()]).dataSync());
+        return {
+          batch,
+          fullMask,
+          advT,
+          refLogp,
+          oldLogp,
+          rows: rows.length,
+          tokens: counts[0],
+          all: counts[1],
+        };
+      });
+      const N = gen.completions.length;
+      const tokensAll = parts.reduce((a, q) => a + q.tokens, 0);
+      const sampledAll = parts.reduce((a, q) => a + q.all, 0);
+      let lossStats: Record<string, number> = {};
+      let gradNorm = 0;
+      let entropy = 0;
+      try {
+        for (let it = 0; it < g.numIterations; it++) {
+          const lr = lrAt(spec.optim, step, spec.steps);
+          let sum: tf.NamedTensorMap | null = null;
+          let lossValue = 0;
+          const statSums: Record<string, number> = {};
+          for (const q of parts) {
+            // grpo and dr_grpo average over rows, dapo over unmasked tokens: the chunk's share of that.
+            const w = g.lossType === "dapo" ? (tokensAll > 0 ? q.tokens / tokensAll : 0) : q.rows / N;
             let statsOut: Record<string, number> = {};
             const { value, grads } = tf.variableGrads(() => {
-              const { logp, entropy: ent } = model.tokenLogProbsAndEntropy(batch.input, true);
-              if (it === 0) entropy = maskedMean(ent, fullMask);
+              const { logp, entropy: ent } = model.tokenLogProbsAndEntropy(q.batch.input, true);
+              if (it === 0) {
+                entropy += maskedMean(ent, q.fullMask) * (sampledAll > 0 ? q.all / sampledAll : 0);
+              }
               const res = grpoLoss({
                 logp,
-                oldLogp: oldLogp ?? stopGradient(logp),
-                refLogp,
-                mask: batch.lossMask,
-                advantages: advT,
+                oldLogp: q.oldLogp ?? stopGradient(logp),
+                refLogp: q.refLogp,
+                mask: q.batch.lossMask,
+                advantages: q.advT,
                 beta: g.beta,
                 epsilonLow: g.epsilonLow,
                 epsilonHigh: g.epsilonHigh,
@@ -138,21 +164,36 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
                 maxCompletionLength: g.maxNewTokens,
               });
               statsOut = res.stats;
-              return res.loss;
+              return res.loss.mul(w) as tf.Scalar;
             }, model.trainable());
-            gradNorm = optimizer.applyGradients(grads, lr, spec.optim.gradClip, step);
-            lossStats = { loss: (await value.data())[0], ...statsOut };
+            lossValue += (await value.data())[0];
             value.dispose();
-            for (const k in grads) grads[k].dispose();
+            // Stats are masked means over completion tokens: weight each chunk by its tokens.
+            const sw = tokensAll > 0 ? q.tokens / tokensAll : 0;
+            for (const [k, v] of Object.entries(statsOut)) statSums[k] = (statSums[k] ?? 0) + v * sw;
+            if (sum === null) sum = grads;
+            else {
+              const acc: tf.NamedTensorMap = sum;
+              for (const k in grads) {
+                const t = acc[k];
+                acc[k] = t.add(grads[k]);
+                t.dispose();
+                grads[k].dispose();
+              }
+            }
           }
-        } finally {
-          fullMask.dispose();
-          advT.dispose();
-          refLogp?.dispose();
-          oldLogp?.dispose();
+          gradNorm = optimizer.applyGradients(sum!, lr, spec.optim.gradClip, step);
+          lossStats = { loss: lossValue, ...statSums };
+          for (const k in sum!) sum![k].dispose();
         }
       } finally {
-        batch.dispose();
+        for (const q of parts) {
+          q.batch.dispose();
+          q.fullMask.dispose();
+          q.advT.dispose();
+          q.refLogp?.dispose();
+          q.oldLogp?.dispose();
+        }
       }
       const stepTime = (performance.now() - t0) / 1000;
       const metrics = stepMetrics(o.stageName, step, st, adv, lossStats, gradNorm, entropy, stepTime, tGen);
@@ -202,6 +243,21 @@ function scoreRollouts(
 }
 
 /** Zero the loss mask of truncated rows (`mask_truncated`). */
+/**
+ * Rows per policy-update forward when the spec sets none: the small model's full batch of 64 rows x ~220
+ * tokens (80 image tokens + prompt + 112 new) outgrew the wasm heap (tfjs-backend-wasm aborts), so updates
+ * run in micro-batches of whole groups.
+ */
+export const MICRO_BATCH_ROWS = 32;
+
+/** Prompt ranges [p0, p1) of micro-batches of whole groups with at most `rows` rows each (at least 1 group). */
+export function microBatches(prompts: number, G: number, rows: number): [number, number][] {
+  const per = Math.max(1, Math.floor(rows / G));
+  const out: [number, number][] = [];
+  for (let p = 0; p < prompts; p += per) out.push([p, Math.min(prompts, p + per)]);
+  return out;
+}
+
 function maskRows(batch: TrainBatch, truncated: boolean[]): void {
   const keep = tf.tensor2d(truncated.map((t) => [t ? 0 : 1]));
   const masked = batch.lossMask.mul(keep) as tf.Tensor2D;
