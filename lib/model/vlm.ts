@@ -999,7 +999,9 @@ export function slotSegments(
   B: number,
   T: number,
 ): { seg: Int32Array; last: Int32Array } {
-  const table = slotTable(slots, Math.max(...slots.reset, ...slots.tokens.flat(), ...ids) + 1);
+  let top = Math.max(...slots.reset, ...slots.tokens.flat());
+  for (const id of ids) if (id > top) top = id;
+  const table = slotTable(slots, top + 1);
   const seg = new Int32Array(B * T), last = new Int32Array(B);
   for (let b = 0; b < B; b++) {
     let cur = 0;
