@@ -266,7 +266,7 @@ export async function runLocal(o: LocalOptions): Promise<LocalResult> {
         } else {
           st.status = "failed";
           const why = status.code === 0
-            ? "exited 0 but the run directory has no done manifest and eval.json"
+            ? "exited 0 but the run directory has no done manifest, eval.json and report.html"
             : `exit code ${status.code}${status.signal ? ` (${status.signal})` : ""}`;
           st.error = `${why}\n${tail(logText)}`;
         }

@@ -1,7 +1,9 @@
 /**
  * Sweep state (`<runsDir>/sweeps/<name>/state.json`, written atomically after every change) and the checks
  * that decide what a (re-)run of a sweep does with each run: skip it when its manifest says `done` and its
- * eval.json exists, resume it (`--resume`) when its run directory exists, else start it fresh.
+ * eval.json and report.html exist, resume it (`--resume`) when its run directory exists, else start it fresh.
+ * (`exp` marks the manifest done before it writes the report, so a run killed in between is resumed, which
+ * only rewrites the report from the cached stages.)
  * @module
  */
 import { join } from "node:path";
@@ -113,7 +115,7 @@ export interface RunDirStatus {
   exists: boolean;
   manifest: { status: string; startedAt: string; endedAt: string | null } | null;
   hasEval: boolean;
-  /** manifest status done and eval.json present and parseable. */
+  /** manifest status done, eval.json present and parseable, and report.html present. */
   complete: boolean;
 }
 
@@ -133,7 +135,11 @@ export async function runDirStatus(runDir: string): Promise<RunDirStatus> {
     const ev = JSON.parse(await Deno.readTextFile(join(runDir, "eval.json")));
     hasEval = !!ev && Array.isArray(ev.rows);
   } catch { /* none */ }
-  return { exists, manifest, hasEval, complete: manifest?.status === "done" && hasEval };
+  let hasReport = false;
+  try {
+    hasReport = (await Deno.stat(join(runDir, "report.html"))).isFile;
+  } catch { /* none */ }
+  return { exists, manifest, hasEval, complete: manifest?.status === "done" && hasEval && hasReport };
 }
 
 /** A fresh run entry for a planned run. */
