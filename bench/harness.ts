@@ -17,15 +17,9 @@ import { createWorld } from "../lib/world/mod.ts";
 import { createTaskSampler, type TaskSampler } from "../lib/data/tasks.ts";
 import { createTokenizer } from "../lib/data/tokenizer.ts";
 import type { Example, Tokenizer } from "../lib/data/types.ts";
-import { flopsPerToken, imagePrefixLen, makeModelConfig } from "../lib/model/config.ts";
+import { flopsPerToken, imagePrefixLen, modelConfigForSpec } from "../lib/model/config.ts";
 import { createModel } from "../lib/model/vlm.ts";
-import {
-  collatePrompts,
-  collateTrain,
-  disposeInput,
-  slotSegmentsFor,
-  taskLayout,
-} from "../lib/model/collate.ts";
+import { collatePrompts, collateTrain, disposeInput, taskLayout } from "../lib/model/collate.ts";
 import type { ModelConfig, ModelInput, Preset, VLM } from "../lib/model/types.ts";
 import { loadSpec } from "../lib/spec/mod.ts";
 import type {
@@ -84,13 +78,7 @@ export async function setupBench(o: SetupOptions = {}): Promise<BenchContext> {
   const world = await createWorld({ seed: spec.world.seed, tileHalfExtent: spec.world.tileHalfExtent });
   const sampler = createTaskSampler(world, spec.data, spec.world);
   const tokenizer = createTokenizer();
-  const cfg = makeModelConfig(spec.model, {
-    vocabSize: tokenizer.vocabSize,
-    groundShape: spec.world.groundShape,
-    aerialSize: spec.world.aerialSize,
-    maxCandidates: spec.data.candidates,
-    ...(spec.model.slotSegments === false ? {} : { slots: slotSegmentsFor(tokenizer, spec.data.candidates) }),
-  });
+  const cfg = modelConfigForSpec(spec, tokenizer);
   const model = createModel(cfg);
   const cache: Example[] = [];
   const examples = (n: number) => {

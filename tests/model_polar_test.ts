@@ -82,7 +82,7 @@ Deno.test("slot segments: the latest candidate letter tags the text after it; BO
   // ids: 1 = BOS, 4 = <think>; 20/21 name slot 0 ("A", " A"), 22 slot 1; others keep the segment.
   const slots = { tokens: [[20, 21], [22]], reset: [1, 4] };
   const ids = Int32Array.from([1, 9, 22, 9, 4, 9, 21, 9, 9, 22, 9, 9]);
-  const { seg, last } = slotSegments(slots, ids, 2, 6);
+  const { seg, last } = slotSegments(slots, 23, ids, 2, 6);
   assertEquals(Array.from(seg), [0, 0, 2, 2, 0, 0, 1, 1, 1, 2, 2, 2]);
   assertEquals(Array.from(last), [0, 2]);
 });

@@ -9,14 +9,14 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertThrows } from "./assert.ts";
 import { CharTokenizer, groundExample, pairingExample, testConfig, useWasm } from "./helpers_model.ts";
 import { createModel, type TfVLM } from "../lib/model/vlm.ts";
+import { collateCompletions, collatePrompts, collateTrain, disposeInput } from "../lib/model/collate.ts";
 import {
-  collateCompletions,
-  collatePrompts,
-  collateTrain,
-  disposeInput,
+  flopsPerToken,
+  imagePrefixLen,
+  makeModelConfig,
+  paramCount,
   slotSegmentsFor,
-} from "../lib/model/collate.ts";
-import { flopsPerToken, imagePrefixLen, makeModelConfig, paramCount } from "../lib/model/config.ts";
+} from "../lib/model/config.ts";
 import type { GenerateOptions, ModelConfig } from "../lib/model/types.ts";
 
 await useWasm();

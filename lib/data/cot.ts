@@ -242,19 +242,21 @@ export const VERIFY_KEYS: readonly CueKey[] = [
   "roadLine",
 ];
 
-/** The first VERIFY_KEYS cue on which a candidate differs from the ground (roof counts as buildings). */
+/** Does cue `k` differ, where "buildings" (stated with its roof colour) also covers the roof? */
+function differsOn(a: ViewCues, b: ViewCues, k: CueKey): boolean {
+  return cueDiffers(a, b, k) || (k === "buildings" && cueDiffers(a, b, "roof"));
+}
+
+/** The first VERIFY_KEYS cue on which a candidate differs from the ground. */
 function firstDiff(g: ViewCues, c: ViewCues): CueKey | null {
-  for (const k of VERIFY_KEYS) {
-    if (cueDiffers(g, c, k) || (k === "buildings" && cueDiffers(g, c, "roof"))) return k;
-  }
-  return null;
+  return VERIFY_KEYS.find((k) => differsOn(g, c, k)) ?? null;
 }
 
 /** A copy of `c` whose cue `k` takes another value that still differs from the ground's, or null. */
 function flipAway(c: ViewCues, g: ViewCues, k: CueKey, rng: Rng): ViewCues | null {
   for (let tries = 0; tries < 8; tries++) {
     const f = flipCue(c, k, rng);
-    if (cueDiffers(f, g, k) || (k === "buildings" && cueDiffers(f, g, "roof"))) return f;
+    if (differsOn(f, g, k)) return f;
   }
   return null;
 }

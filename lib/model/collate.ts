@@ -15,7 +15,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Example, Tokenizer } from "../data/types.ts";
 import type { RGBImage } from "../world/types.ts";
-import type { ModelConfig, ModelInput, SlotSegments, TrainBatch } from "./types.ts";
+import type { ModelConfig, ModelInput, TrainBatch } from "./types.ts";
 
 /** A TrainBatch with the number of rows whose completion was cut to fit maxText. */
 export interface CollatedBatch extends TrainBatch {
@@ -38,22 +38,6 @@ export function taskLayout(examples: readonly Example[]): { hasGround: boolean; 
     }
   }
   return { hasGround, nAerial };
-}
-
-/**
- * The candidate-slot segments of a tokenizer (ModelConfig.slots) for K candidates: slot k is named by the
- * letter with and without a leading space when either is a single token. BOS and `<think>` end a segment, so
- * the prompt's letter list does not leak into the reasoning, while the answer continues the segment of the
- * last candidate the reasoning named ("... so B.</think><answer>B", "aerial view B ...</think><answer>...").
- */
-export function slotSegmentsFor(tok: Tokenizer, K: number): SlotSegments {
-  const tokens = Array.from({ length: K }, (_, k) => {
-    const L = String.fromCharCode(65 + k);
-    const ids = [L, ` ${L}`].map((s) => tok.encode(s)).filter((e) => e.length === 1).map((e) => e[0]);
-    return [...new Set(ids)];
-  });
-  const sp = tok.special;
-  return { tokens, reset: [sp.bos, sp.thinkOpen] };
 }
 
 /** Prompt ids of an example: BOS + encode(prompt). */

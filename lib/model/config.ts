@@ -14,7 +14,8 @@
  * @module
  */
 import { UserError } from "../errors.ts";
-import type { ModelSpec } from "../spec/types.ts";
+import type { Tokenizer } from "../data/types.ts";
+import type { ExperimentSpec, ModelSpec } from "../spec/types.ts";
 import type { ModelConfig, Preset, SlotSegments, VisionConfig } from "./types.ts";
 
 /** What the data side fixes: vocabulary and image geometry (from the world spec and data spec). */
@@ -143,6 +144,37 @@ export function makeModelConfig(spec: ModelSpec, geom: ModelGeometry): ModelConf
   };
   validateConfig(cfg, "model");
   return cfg;
+}
+
+/**
+ * The candidate-slot segments of a tokenizer (ModelConfig.slots) for K candidates: slot k is named by the
+ * letter with and without a leading space when either is a single token. BOS and `<think>` end a segment, so
+ * the prompt's letter list does not leak into the reasoning, while the answer continues the segment of the
+ * last candidate the reasoning named ("... so B.</think><answer>B", "aerial view B ...</think><answer>...").
+ */
+export function slotSegmentsFor(tok: Tokenizer, K: number): SlotSegments {
+  const tokens = Array.from({ length: K }, (_, k) => {
+    const L = String.fromCharCode(65 + k);
+    const ids = [L, ` ${L}`].map((s) => tok.encode(s)).filter((e) => e.length === 1).map((e) => e[0]);
+    return [...new Set(ids)];
+  });
+  const sp = tok.special;
+  return { tokens, reset: [sp.bos, sp.thinkOpen] };
+}
+
+/**
+ * The ModelConfig of an experiment spec: its model spec with the geometry its world and data fix, and the
+ * candidate-slot segments of `tok` unless `model.slotSegments` is false. The one place that maps a spec to a
+ * model config (the pipeline and the benchmarks use it).
+ */
+export function modelConfigForSpec(spec: ExperimentSpec, tok: Tokenizer): ModelConfig {
+  return makeModelConfig(spec.model, {
+    vocabSize: tok.vocabSize,
+    groundShape: spec.world.groundShape,
+    aerialSize: spec.world.aerialSize,
+    maxCandidates: spec.data.candidates,
+    ...(spec.model.slotSegments === false ? {} : { slots: slotSegmentsFor(tok, spec.data.candidates) }),
+  });
 }
 
 /** Check a config's internal consistency; `where` prefixes messages (a spec path or a file name). */

@@ -550,7 +550,10 @@ export class TfVLM implements VLM {
     const posE = embedLookup(this.#p("dec.pos_emb"), this.#textPositions(input.attn).reshape([B * T]));
     let txtE = tokE.add(posE);
     if (cfg.slots) {
-      const seg = tf.tensor1d(slotSegments(cfg.slots, input.ids.dataSync() as Int32Array, B, T).seg, "int32");
+      const seg = tf.tensor1d(
+        slotSegments(cfg.slots, cfg.vocabSize, input.ids.dataSync() as Int32Array, B, T).seg,
+        "int32",
+      );
       txtE = txtE.add(embedLookup(this.#p("dec.slot_emb"), seg));
     }
     const txt = txtE.reshape([B, T, d]);
@@ -729,7 +732,13 @@ export class TfVLM implements VLM {
     const slots = this.config.slots;
     const table = slots ? slotTable(slots, this.config.vocabSize) : null;
     const promptLast = slots
-      ? slotSegments(slots, prompt.ids.dataSync() as Int32Array, P, prompt.ids.shape[1]).last
+      ? slotSegments(
+        slots,
+        this.config.vocabSize,
+        prompt.ids.dataSync() as Int32Array,
+        P,
+        prompt.ids.shape[1],
+      ).last
       : null;
     const segStart = promptLast ? Int32Array.from(rep, (p) => promptLast[p]) : null;
     let segT = segStart ? tf.tensor1d(segStart, "int32") : null;
@@ -967,10 +976,6 @@ function repeatIndex(P: number, G: number): number[] {
   return out;
 }
 
-/**
- * Additive attention mask [B, 1, S, S] over [Ni image tokens ; T text tokens]: 0 where allowed, -1e9
- * elsewhere (see the module doc for the rule).
- */
 /** Patch embeddings with position and view-type embeddings: added, or gated then added (embedGating). */
 function embedWith(e: tf.Tensor, pos: tf.Tensor, view: tf.Tensor, gating?: boolean): tf.Tensor {
   return gating ? e.mul(pos.add(1)).mul(view.add(1)).add(pos).add(view) : e.add(pos).add(view);
@@ -995,13 +1000,12 @@ function nextSegment(cur: number, entry: number): number {
  */
 export function slotSegments(
   slots: SlotSegments,
+  vocab: number,
   ids: Int32Array,
   B: number,
   T: number,
 ): { seg: Int32Array; last: Int32Array } {
-  let top = Math.max(...slots.reset, ...slots.tokens.flat());
-  for (const id of ids) if (id > top) top = id;
-  const table = slotTable(slots, top + 1);
+  const table = slotTable(slots, vocab);
   const seg = new Int32Array(B * T), last = new Int32Array(B);
   for (let b = 0; b < B; b++) {
     let cur = 0;
@@ -1014,6 +1018,10 @@ export function slotSegments(
   return { seg, last };
 }
 
+/**
+ * Additive attention mask [B, 1, S, S] over [Ni image tokens ; T text tokens]: 0 where allowed, -1e9
+ * elsewhere (see the module doc for the rule).
+ */
 function maskBias(attn: tf.Tensor2D, Ni: number): tf.Tensor4D {
   // Built on the host from a readback of attn (small): broadcasting elementwise ops are slow on wasm.
   const [B, T] = attn.shape;

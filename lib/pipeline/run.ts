@@ -22,9 +22,8 @@ import { appendJsonl, filterJsonl, readJsonl, repairJsonl } from "../run/jsonl.t
 import { createWorld } from "../world/mod.ts";
 import { createTaskSampler } from "../data/tasks.ts";
 import { createTokenizer } from "../data/tokenizer.ts";
-import { makeModelConfig } from "../model/config.ts";
+import { modelConfigForSpec } from "../model/config.ts";
 import { createModel } from "../model/vlm.ts";
-import { slotSegmentsFor } from "../model/collate.ts";
 import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
 import { trainSupervised } from "../train/supervised.ts";
 import { trainGrpo } from "../train/grpo.ts";
@@ -110,13 +109,7 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
   const world = await createWorld({ seed: spec.world.seed, tileHalfExtent: spec.world.tileHalfExtent });
   const sampler = createTaskSampler(world, spec.data, spec.world, { evalSeed: spec.eval.seed });
   const tokenizer = createTokenizer();
-  const cfg = makeModelConfig(spec.model, {
-    vocabSize: tokenizer.vocabSize,
-    groundShape: spec.world.groundShape,
-    aerialSize: spec.world.aerialSize,
-    maxCandidates: spec.data.candidates,
-    ...(spec.model.slotSegments === false ? {} : { slots: slotSegmentsFor(tokenizer, spec.data.candidates) }),
-  });
+  const cfg = modelConfigForSpec(spec, tokenizer);
   const plans = planPipeline(spec, spec.pipeline, cacheRoot, code);
   o.manifest.stages = plans.map((p) => ({
     name: p.name,
@@ -215,7 +208,7 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
 
 interface StageContext extends RunOptions {
   log(line: string): void;
-  cfg: ReturnType<typeof makeModelConfig>;
+  cfg: ReturnType<typeof modelConfigForSpec>;
   sampler: TaskSampler;
   tokenizer: ReturnType<typeof createTokenizer>;
 }
