@@ -10,6 +10,8 @@ import {
 } from "../lib/data/cot.ts";
 import { cueDiffers } from "../lib/data/cues.ts";
 import { createTokenizer } from "../lib/data/tokenizer.ts";
+import { slotSegmentsFor } from "../lib/model/config.ts";
+import { slotSegments } from "../lib/model/vlm.ts";
 import { dataSpec, testWorld, WORLD_SPEC } from "./data_helpers.ts";
 
 async function pairingInputs(n: number) {
@@ -126,4 +128,51 @@ Deno.test("cot: geolocation exemplar answers the coordinates", async () => {
     }
   }
   assertEquals(formatLatLon(-0.001, 2.349), "0.00, 2.35");
+});
+
+Deno.test("cot: candidates-first describes each candidate from its own cues before the ground line", async () => {
+  const inputs = await pairingInputs(60);
+  let noisyLines = 0;
+  for (const [k, input] of inputs.entries()) {
+    for (const noise of [0, 1]) {
+      const opts = { verbosity: 0, noise, order: "candidates-first" as const };
+      const r = pairingCotDetailed(input, opts, cotRng(k, `cf/${noise}`));
+      assertEquals(extractAnswer(r.target), letter(input.correct));
+      const groundAt = r.think.search(/(?:ground|ground view|panorama): /);
+      assert(groundAt > 0, r.think);
+      input.candidates.forEach((c, i) => {
+        const m = new RegExp(`(?:^|\\. )${letter(i)}: ([^.]*)\\.`).exec(r.think);
+        assert(
+          m && m.index < groundAt,
+          `candidate ${letter(i)} must be described before the ground: ${r.think}`,
+        );
+        // The line is the candidate's own description: at noise 0 it names its own vegetation and roads.
+        if (noise === 0) {
+          assert(m[1].startsWith(`${c.vegetation}, `), `${m[1]} vs ${c.vegetation}`);
+          const roads = c.roadAxes.length ? `roads ${c.roadAxes.join(", ")}` : "no roads";
+          assert(m[1].includes(roads), `${m[1]} lacks "${roads}"`);
+        }
+      });
+      // One verdict per candidate, in letter order; only the match fits.
+      const verdicts = /((?:[A-H] (?:fits|no|alike)(?:, )?)+)\.$/.exec(r.think);
+      assert(verdicts, r.think);
+      const vs = verdicts[1].split(", ");
+      assertEquals(vs.map((v) => v[0]), input.candidates.map((_, i) => letter(i)));
+      vs.forEach((v, i) => assertEquals(v.endsWith("fits"), i === input.correct, r.think));
+      if (r.noisyCue) noisyLines++;
+    }
+  }
+  assert(noisyLines > 20, `noise 1 should alter a negative's line in most exemplars (${noisyLines})`);
+});
+
+Deno.test("cot: candidates-first ground line resets the candidate slot segment", () => {
+  const tok = createTokenizer();
+  const slots = slotSegmentsFor(tok, 4);
+  const ids = tok.encode("<think>A: forest. D: desert. ground: forest. A fits");
+  const { seg } = slotSegments(slots, tok.vocabSize, Int32Array.from(ids), 1, ids.length);
+  const at = (w: string, from = 0) => ids.findIndex((id, i) => i >= from && tok.decode([id]).trim() === w);
+  const g = at("ground");
+  assertEquals(seg[g + 2], 0, "the ground line is about no candidate"); // "ground" ":" " forest"
+  assertEquals(seg[at("desert")], 4, "D's line is in slot D");
+  assertEquals(seg[at("fits")], 1, "the verdict after A is in slot A");
 });

@@ -39,6 +39,12 @@ export interface CotOptions {
   verbosity: number;
   /** Probability that one intermediate cue is wrong (see module doc). */
   noise: number;
+  /**
+   * Verbosity 0 only: `ground-first` (absent) states the ground cues, then verifies each candidate against
+   * them; `candidates-first` describes every candidate from its own tile, then the ground, then gives one
+   * verdict per candidate (see `pairingCotDetailed`).
+   */
+  order?: "ground-first" | "candidates-first";
 }
 
 /** Input of the pairing engine. */
@@ -299,7 +305,38 @@ export function pairingCotDetailed(input: PairingCotInput, opts: CotOptions, rng
   const pick = <T>(xs: readonly T[]) => xs[rng.int(xs.length)];
   const parts: string[] = [];
 
-  if (v === 0) {
+  if (v === 0 && opts.order === "candidates-first") {
+    // Describe each candidate from its own tile (every cue), then the ground, then one verdict per
+    // candidate. Nothing earlier in the text says what a candidate should show, so a candidate line can
+    // only come from reading its tile: with the ground line first, the model learned to copy the ground's
+    // cues into every candidate line (most of them agree with it) and its verdicts were at chance.
+    const keys = (c: ViewCues) => VERIFY_KEYS.filter((k) => k !== "roadLine" || c.roadLine !== null);
+    noisyCue = null;
+    const negatives = candidates.map((_, i) => i).filter((i) =>
+      i !== correct && firstDiff(g0, candidates[i])
+    );
+    const noisyAt = opts.noise > 0 && negatives.length > 0 && rng.next() < opts.noise
+      ? negatives[rng.int(negatives.length)]
+      : -1;
+    const verdicts: string[] = [];
+    candidates.forEach((c, i) => {
+      const k = i === correct ? null : firstDiff(g0, c);
+      let shown = c;
+      // Noise: one negative's first differing cue is described with another wrong value (it still differs).
+      if (i === noisyAt && k) {
+        const alt = flipAway(c, g0, k, rng);
+        if (alt) {
+          shown = alt;
+          noisyCue = k;
+        }
+      }
+      parts.push(`${letter(i)}: ${obsList(shown, keys(shown), 0)}.`);
+      verdicts.push(`${letter(i)} ${i === correct ? "fits" : k ? "no" : "alike"}`);
+      cited[i] = k ? [k === "buildings" && !cueDiffers(g0, c, "buildings") ? "roof" : k] : null;
+    });
+    parts.push(fill(pick(COT_TEMPLATES.v0Open), { X: obsList(g0, keys(g0), 0) }));
+    parts.push(verdicts.join(", ") + ".");
+  } else if (v === 0) {
     // Verify each candidate in turn: its cues in the ground's order, up to the first that differs ("no")
     // or all of them ("fits"). Every step is one view's perception plus one comparison with the ground line.
     const keys = VERIFY_KEYS.filter((k) => k !== "roadLine" || g0.roadLine !== null);

@@ -159,7 +159,10 @@ export function slotSegmentsFor(tok: Tokenizer, K: number): SlotSegments {
     return [...new Set(ids)];
   });
   const sp = tok.special;
-  return { tokens, reset: [sp.bos, sp.thinkOpen] };
+  // The ground line of a candidates-first exemplar ("... D: ... ground: ...") starts a segment of its own.
+  const ground = ["ground", " ground", "panorama", " panorama"].map((s) => tok.encode(s))
+    .filter((e) => e.length === 1).map((e) => e[0]);
+  return { tokens, reset: [sp.bos, sp.thinkOpen, ...new Set(ground)] };
 }
 
 /**

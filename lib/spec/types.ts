@@ -38,6 +38,8 @@ export interface DataSpec {
     verbosity: number;
     /** Probability that one intermediate cue in an exemplar is wrong (documented noise). */
     noise: number;
+    /** Verbosity-0 order: ground line first (default) or every candidate described first. */
+    order?: "ground-first" | "candidates-first";
   };
 }
 
