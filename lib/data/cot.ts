@@ -268,6 +268,41 @@ function flipAway(c: ViewCues, g: ViewCues, k: CueKey, rng: Rng): ViewCues | nul
 }
 
 /**
+ * Verbosity 0: per candidate, the first VERIFY_KEYS cue on which it differs from the ground (null for the
+ * match and for a negative no cue tells apart), the cues its line shows and its verdict. Noise: with
+ * probability `noise`, one negative's differing cue is shown with another wrong value (it still differs);
+ * `noisyCue` names it. Sets `cited[i]` to the cue that really differs ("buildings" covers the roof colour).
+ */
+function verifyCandidates(
+  g0: ViewCues,
+  candidates: ViewCues[],
+  correct: number,
+  noise: number,
+  cited: (CueKey[] | null)[],
+  rng: Rng,
+): { rows: { k: CueKey | null; shown: ViewCues; verdict: string }[]; noisyCue: CueKey | null } {
+  const negatives = candidates.map((_, i) => i).filter((i) => i !== correct && firstDiff(g0, candidates[i]));
+  const noisyAt = noise > 0 && negatives.length > 0 && rng.next() < noise
+    ? negatives[rng.int(negatives.length)]
+    : -1;
+  let noisyCue: CueKey | null = null;
+  const rows = candidates.map((c, i) => {
+    const k = i === correct ? null : firstDiff(g0, c);
+    let shown = c;
+    if (i === noisyAt && k) {
+      const alt = flipAway(c, g0, k, rng);
+      if (alt) {
+        shown = alt;
+        noisyCue = k;
+      }
+    }
+    cited[i] = k ? [k === "buildings" && !cueDiffers(g0, c, "buildings") ? "roof" : k] : null;
+    return { k, shown, verdict: i === correct ? "fits" : k ? "no" : "alike" };
+  });
+  return { rows, noisyCue };
+}
+
+/**
  * Write a pairing exemplar. Deterministic in `rng`'s state. The answer is always `letter(input.correct)`.
  */
 export function pairingCotDetailed(input: PairingCotInput, opts: CotOptions, rng: Rng): PairingCotResult {
@@ -311,60 +346,22 @@ export function pairingCotDetailed(input: PairingCotInput, opts: CotOptions, rng
     // only come from reading its tile: with the ground line first, the model learned to copy the ground's
     // cues into every candidate line (most of them agree with it) and its verdicts were at chance.
     const keys = (c: ViewCues) => VERIFY_KEYS.filter((k) => k !== "roadLine" || c.roadLine !== null);
-    noisyCue = null;
-    const negatives = candidates.map((_, i) => i).filter((i) =>
-      i !== correct && firstDiff(g0, candidates[i])
-    );
-    const noisyAt = opts.noise > 0 && negatives.length > 0 && rng.next() < opts.noise
-      ? negatives[rng.int(negatives.length)]
-      : -1;
-    const verdicts: string[] = [];
-    candidates.forEach((c, i) => {
-      const k = i === correct ? null : firstDiff(g0, c);
-      let shown = c;
-      // Noise: one negative's first differing cue is described with another wrong value (it still differs).
-      if (i === noisyAt && k) {
-        const alt = flipAway(c, g0, k, rng);
-        if (alt) {
-          shown = alt;
-          noisyCue = k;
-        }
-      }
-      parts.push(`${letter(i)}: ${obsList(shown, keys(shown), 0)}.`);
-      verdicts.push(`${letter(i)} ${i === correct ? "fits" : k ? "no" : "alike"}`);
-      cited[i] = k ? [k === "buildings" && !cueDiffers(g0, c, "buildings") ? "roof" : k] : null;
-    });
+    const r = verifyCandidates(g0, candidates, correct, opts.noise, cited, rng);
+    noisyCue = r.noisyCue;
+    r.rows.forEach(({ shown }, i) => parts.push(`${letter(i)}: ${obsList(shown, keys(shown), 0)}.`));
     parts.push(fill(pick(COT_TEMPLATES.v0Open), { X: obsList(g0, keys(g0), 0) }));
-    parts.push(verdicts.join(", ") + ".");
+    parts.push(r.rows.map(({ verdict }, i) => `${letter(i)} ${verdict}`).join(", ") + ".");
   } else if (v === 0) {
     // Verify each candidate in turn: its cues in the ground's order, up to the first that differs ("no")
     // or all of them ("fits"). Every step is one view's perception plus one comparison with the ground line.
     const keys = VERIFY_KEYS.filter((k) => k !== "roadLine" || g0.roadLine !== null);
-    noisyCue = null; // the terse form has its own noise, below (the ground line lists every cue)
     parts.push(fill(pick(COT_TEMPLATES.v0Open), { X: obsList(g0, keys, 0) }));
-    // Noise: one negative's eliminating cue is described with another wrong value (it still differs).
-    const negatives = candidates.map((_, i) => i).filter((i) =>
-      i !== correct && firstDiff(g0, candidates[i])
-    );
-    const noisyAt = opts.noise > 0 && negatives.length > 0 && rng.next() < opts.noise
-      ? negatives[rng.int(negatives.length)]
-      : -1;
-    candidates.forEach((c, i) => {
-      const k = i === correct ? null : firstDiff(g0, c);
+    const r = verifyCandidates(g0, candidates, correct, opts.noise, cited, rng);
+    noisyCue = r.noisyCue; // the terse form has its own noise (the ground line lists every cue)
+    r.rows.forEach(({ k, shown, verdict }, i) => {
       const upTo = k ? VERIFY_KEYS.indexOf(k) : VERIFY_KEYS.length - 1;
-      let shown = c;
-      if (i === noisyAt && k) {
-        const alt = flipAway(c, g0, k, rng);
-        if (alt) {
-          shown = alt;
-          noisyCue = k;
-        }
-      }
       const ks = keys.filter((x) => VERIFY_KEYS.indexOf(x) <= upTo);
-      const verdict = i === correct ? "fits" : k ? "no" : "alike";
       parts.push(`${letter(i)}: ${obsList(shown, ks, 0)}, ${verdict}.`);
-      // "buildings" covers the roof colour: cite the cue that really differs.
-      cited[i] = k ? [k === "buildings" && !cueDiffers(g0, c, "buildings") ? "roof" : k] : null;
     });
     parts.push(fill(pick(COT_TEMPLATES.v0Match), { L }));
   } else if (v === 1) {
