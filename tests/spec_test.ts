@@ -90,6 +90,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     maxText: true,
     aerialLayout: true,
     slotSegments: true,
+    cueHead: true,
     seed: true,
   };
   const optim: Record<keyof OptimSpec, true> = {
@@ -110,6 +111,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     optim: true,
     evalEvery: true,
     checkpointEvery: true,
+    cueLoss: true,
     seed: true,
   };
   const grpoStage: Record<keyof GrpoStageSpec, true> = {

@@ -14,6 +14,7 @@
  * @module
  */
 import { UserError } from "../errors.ts";
+import { CUE_OUTPUTS } from "../data/cue_labels.ts";
 import type { Tokenizer } from "../data/types.ts";
 import type { ExperimentSpec, ModelSpec } from "../spec/types.ts";
 import type { ModelConfig, Preset, SlotSegments, VisionConfig } from "./types.ts";
@@ -140,6 +141,7 @@ export function makeModelConfig(spec: ModelSpec, geom: ModelGeometry): ModelConf
     maxCandidates: geom.maxCandidates,
     vision,
     ...(geom.slots ? { slots: structuredClone(geom.slots) } : {}),
+    ...(spec.cueHead ? { cueHead: CUE_OUTPUTS } : {}),
     seed: spec.seed >>> 0,
   };
   validateConfig(cfg, "model");
@@ -198,6 +200,7 @@ export function validateConfig(cfg: ModelConfig, where: string): void {
   posInt(cfg.vision.dModel, "vision.dModel");
   posInt(cfg.vision.nLayers, "vision.nLayers");
   posInt(cfg.vision.nHeads, "vision.nHeads");
+  if (cfg.cueHead !== undefined) posInt(cfg.cueHead, "cueHead");
   if (cfg.slots) {
     if (cfg.slots.tokens.length > cfg.maxCandidates) {
       bad("slots.tokens", `${cfg.slots.tokens.length} slots, the model has ${cfg.maxCandidates} candidates`);
@@ -322,5 +325,6 @@ export function paramCount(cfg: ModelConfig): number {
   return ph * pw * 3 * dv + dv + aerialPatchSize(cfg) * dv + dv + n.ground * dv + aerialPos +
     (1 + cfg.maxCandidates) * dv + v.nLayers * block(dv, 4 * dv) + 2 * dv + dv * d + d +
     cfg.vocabSize * d + cfg.maxText * d + cfg.nLayers * block(d, cfg.dFF) + 2 * d +
-    (cfg.slots ? (1 + cfg.maxCandidates) * d : 0);
+    (cfg.slots ? (1 + cfg.maxCandidates) * d : 0) +
+    (cfg.cueHead ? (n.ground * dv + 1 + n.aerialEncoder * dv + 1) * cfg.cueHead : 0);
 }

@@ -77,6 +77,11 @@ export interface ModelConfig {
   vision: VisionConfig;
   /** Candidate-slot segment embeddings (see SlotSegments); absent in configs saved before they existed. */
   slots?: SlotSegments;
+  /**
+   * Width of the auxiliary cue heads (lib/data/cue_labels.ts CUE_OUTPUTS): linear maps from one view's
+   * vision states to its cue logits, trained by a stage's `cueLoss`. Absent: no heads (older configs).
+   */
+  cueHead?: number;
   /** Seed of the weight initialiser. */
   seed: number;
 }
@@ -148,6 +153,13 @@ export interface VLM {
   tokenEntropy(input: ModelInput): tf.Tensor2D;
   /** Both from one forward pass; only `logp` carries gradient (GRPO's per-step need). */
   tokenLogProbsAndEntropy(input: ModelInput, training?: boolean): { logp: tf.Tensor2D; entropy: tf.Tensor2D };
+  /**
+   * With `config.cueHead`: token log-probs and each view's cue logits (ground [B, n], aerial [B*K, n]) from
+   * one forward pass.
+   */
+  tokenLogProbsAndCues?(
+    input: ModelInput,
+  ): { logp: tf.Tensor2D; ground: tf.Tensor2D | null; aerial: tf.Tensor2D | null };
   /**
    * Sample completions. `prompt` is a ModelInput holding only the prompt block (ids/attn [P, Tp]).
    * Never leaks tensors.

@@ -86,6 +86,11 @@ export function paramSpecs(cfg: ModelConfig): ParamSpec[] {
   if (cfg.slots) {
     out.push({ name: "dec.slot_emb", shape: [1 + cfg.maxCandidates, d], init: "normal", std: 0.02 });
   }
+  // Auxiliary cue heads (ModelConfig.cueHead): one linear map from the concatenated vision states of one view.
+  if (cfg.cueHead) {
+    lin("aux.cue_ground", n.ground * dv, cfg.cueHead, 1 / Math.sqrt(n.ground * dv));
+    lin("aux.cue_aerial", n.aerialEncoder * dv, cfg.cueHead, 1 / Math.sqrt(n.aerialEncoder * dv));
+  }
   return out;
 }
 
@@ -274,6 +279,9 @@ type KV = {
   v: tf.Tensor4D[];
 };
 
+/** Pre-pooling vision-encoder states of one forward, per view flattened over its tokens (cue heads' input). */
+type VisionStates = { ground: tf.Tensor2D | null; aerial: tf.Tensor2D | null };
+
 /** The shared prefix cache of P prompts: K [P, H, S0, dh], V transposed [P, H, dh, S0], key mask [P, 1, 1, S0]. */
 type Prefix = { P: number; k: tf.Tensor4D[]; v: tf.Tensor4D[]; bias: tf.Tensor };
 
@@ -407,7 +415,7 @@ export class TfVLM implements VLM {
   }
 
   /** Image tokens in decoder space: [B, Ni, d] (Ni may be 0 -> null). */
-  #encodeImages(input: ModelInput): tf.Tensor3D | null {
+  #encodeImages(input: ModelInput, states?: VisionStates): tf.Tensor3D | null {
     const cfg = this.config, v = cfg.vision;
     const dv = v.dModel;
     const n = imageTokenCounts(cfg);
@@ -464,6 +472,16 @@ export class TfVLM implements VLM {
     }
     x = layerNorm(x, this.#p("vis.ln_f.g"), this.#p("vis.ln_f.b")) as tf.Tensor2D;
     let out = x.reshape([B, Ni, dv]) as tf.Tensor3D;
+    if (states) {
+      const ng = input.ground ? n.ground : 0;
+      states.ground = ng > 0 ? out.slice([0, 0, 0], [B, ng, dv]).reshape([B, ng * dv]) as tf.Tensor2D : null;
+      states.aerial = K > 0
+        ? out.slice([0, ng, 0], [B, K * n.aerialEncoder, dv]).reshape([
+          B * K,
+          n.aerialEncoder * dv,
+        ]) as tf.Tensor2D
+        : null;
+    }
     const pool = v.aerialPool ?? 1;
     if (pool > 1 && K > 0 && polarOf(cfg)) {
       // Average adjacent azimuth sectors.
@@ -534,7 +552,10 @@ export class TfVLM implements VLM {
    * Full forward of the decoder. Returns the final hidden states of text positions ([B, T, d] after ln_f) or,
    * with `lastOnly`, of the last text position ([B, d]); with `collectKV`, every layer's K and V.
    */
-  #forward(input: ModelInput, opts: { lastOnly?: boolean; collectKV?: boolean } = {}): {
+  #forward(
+    input: ModelInput,
+    opts: { lastOnly?: boolean; collectKV?: boolean; states?: VisionStates } = {},
+  ): {
     h: tf.Tensor;
     Ni: number;
     kv: KV;
@@ -542,7 +563,7 @@ export class TfVLM implements VLM {
     const cfg = this.config;
     const d = cfg.dModel;
     const [B, T] = input.ids.shape;
-    const img = this.#encodeImages(input);
+    const img = this.#encodeImages(input, opts.states);
     const Ni = img ? img.shape[1] : 0;
     const S = Ni + T;
     const emb = this.#p("dec.tok_emb");
@@ -623,6 +644,42 @@ export class TfVLM implements VLM {
       const lp = this.#nextLogProbs(input);
       return { logp: this.#picked(lp, input.ids), entropy: entropyOf(stopGradient(lp)) };
     });
+  }
+
+  /**
+   * `tokenLogProbs` and the cue logits of every view (ModelConfig.cueHead) from ONE forward pass: ground
+   * [B, cueHead] and aerial [B * K, cueHead] (example-major, slot by slot), null where the layout has no such
+   * view. Throws when the config has no cue head.
+   */
+  tokenLogProbsAndCues(input: ModelInput): {
+    logp: tf.Tensor2D;
+    ground: tf.Tensor2D | null;
+    aerial: tf.Tensor2D | null;
+  } {
+    this.#check();
+    if (!this.config.cueHead) {
+      throw new Error("tokenLogProbsAndCues: the model has no cue head (model.cueHead)");
+    }
+    const r = tf.tidy(() => {
+      const [B, T] = input.ids.shape;
+      const states: VisionStates = { ground: null, aerial: null };
+      const lg = this.#project(this.#forward(input, { states }).h);
+      const logp = T < 2 ? tf.zeros([B, T]) as tf.Tensor2D : this.#picked(
+        tf.logSoftmax(lg.slice([0, 0, 0], [B, T - 1, this.config.vocabSize])) as tf.Tensor3D,
+        input.ids,
+      );
+      const out: Record<string, tf.Tensor> = { logp };
+      const head = (x: tf.Tensor2D, name: string) =>
+        linear(x, this.#p(`${name}.w`) as tf.Tensor2D, this.#p(`${name}.b`));
+      if (states.ground) out.ground = head(states.ground, "aux.cue_ground");
+      if (states.aerial) out.aerial = head(states.aerial, "aux.cue_aerial");
+      return out;
+    });
+    return {
+      logp: r.logp as tf.Tensor2D,
+      ground: (r.ground ?? null) as tf.Tensor2D | null,
+      aerial: (r.aerial ?? null) as tf.Tensor2D | null,
+    };
   }
 
   /**

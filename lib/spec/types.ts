@@ -55,6 +55,8 @@ export interface ModelSpec {
   aerialLayout?: "grid" | "polar";
   /** Candidate-slot segment embeddings (ModelConfig.slots); default true. */
   slotSegments?: boolean;
+  /** Auxiliary cue heads on the vision states (ModelConfig.cueHead), trained by a stage's `cueLoss`. */
+  cueHead?: boolean;
   seed: number;
 }
 
@@ -80,6 +82,11 @@ export interface SupervisedStageSpec {
   optim: OptimSpec;
   evalEvery: number;
   checkpointEvery: number;
+  /**
+   * Weight of the auxiliary cue loss (lib/data/cue_labels.ts) added to the token cross-entropy; needs
+   * `model.cueHead`. Absent or 0: none.
+   */
+  cueLoss?: number;
   seed: number;
 }
 

@@ -158,6 +158,9 @@ function crossFieldProblems(spec: JsonObject, prov: Provenance, fallback: string
     if (Object.values(mix).reduce((a, b) => a + b, 0) <= 0) {
       add(`/stages/${name}/tasks`, "weights must not all be 0");
     }
+    if (typeof st.cueLoss === "number" && st.cueLoss > 0 && !(spec.model as JsonObject).cueHead) {
+      add(`/stages/${name}/cueLoss`, "needs model.cueHead: true (the cue heads this loss trains)");
+    }
     const from = st.from as string | null;
     const ptr = `/stages/${name}/from`;
     if (from === null) continue;

@@ -18,6 +18,9 @@ import type { TrainBatch, VLM } from "../model/types.ts";
 import type { SupervisedStageSpec } from "../spec/types.ts";
 import type { MetricRecord } from "../run/records.ts";
 import { collateTrain } from "../model/collate.ts";
+import { CUE_GROUP_OFFSETS, CUE_GROUPS, CUE_ROAD_OUTPUTS, cueBatchTargets } from "../data/cue_labels.ts";
+import type { CueBatchTargets } from "../data/cue_labels.ts";
+import { UserError } from "../errors.ts";
 import { RotatingCheckpoints } from "./checkpoints.ts";
 import { AdamW } from "./optim.ts";
 import { lrAt } from "./schedule.ts";
@@ -69,6 +72,70 @@ export function maskedCrossEntropy(model: VLM, batch: TrainBatch): tf.Scalar {
   });
 }
 
+/**
+ * Mean auxiliary cue loss of one view type: per view, the four road-axis binary cross-entropies and the
+ * softmax cross-entropy of each categorical group (lib/data/cue_labels.ts), averaged over those questions;
+ * then the weighted sum over views. Returns [sum of weighted per-view losses, sum of weights] so that ground
+ * and aerial views pool into one mean.
+ */
+function cueLossSum(
+  logits: tf.Tensor2D,
+  t: { roads: Float32Array; classes: Int32Array; weight: Float32Array },
+): [tf.Scalar, tf.Scalar] {
+  const n = t.weight.length, G = CUE_GROUPS.length;
+  const roadT = tf.tensor2d(t.roads, [n, CUE_ROAD_OUTPUTS]);
+  const z = logits.slice([0, 0], [n, CUE_ROAD_OUTPUTS]);
+  // Stable BCE with logits: max(z, 0) - z * y + log(1 + exp(-|z|)).
+  let perView = z.relu().sub(z.mul(roadT)).add(z.abs().neg().exp().log1p()).sum(1);
+  const cls = Array.from(t.classes);
+  CUE_GROUPS.forEach((g, j) => {
+    const lp = tf.logSoftmax(logits.slice([0, CUE_GROUP_OFFSETS[j]], [n, g.classes.length]));
+    const oh = tf.oneHot(tf.tensor1d(cls.filter((_, i) => i % G === j), "int32"), g.classes.length);
+    perView = perView.sub(lp.mul(oh).sum(1));
+  });
+  const w = tf.tensor1d(t.weight);
+  return [perView.div(CUE_ROAD_OUTPUTS + G).mul(w).sum(), w.sum()];
+}
+
+/** Mean cue loss over the weighted views of one view type (the per-view loss of `cueLossSum`). */
+export function cueLoss(
+  logits: tf.Tensor2D,
+  t: { roads: Float32Array; classes: Int32Array; weight: Float32Array },
+): tf.Scalar {
+  return tf.tidy(() => {
+    const [num, den] = cueLossSum(logits, t);
+    return num.div(den.maximum(1e-12)) as tf.Scalar;
+  });
+}
+
+/**
+ * Token cross-entropy plus `weight` times the mean cue loss of every view in the batch (ground and aerial
+ * together), from one forward pass. Returns all three scalars; `total` is what the optimiser minimises.
+ */
+export function crossEntropyWithCues(
+  model: VLM,
+  batch: TrainBatch,
+  targets: CueBatchTargets,
+  weight: number,
+): { total: tf.Scalar; ce: tf.Scalar; cue: tf.Scalar } {
+  if (!model.tokenLogProbsAndCues || !model.config.cueHead) {
+    throw new UserError("cueLoss: the model has no cue heads (set model.cueHead: true and retrain the base)");
+  }
+  const f = model.tokenLogProbsAndCues.bind(model);
+  const [ce, cue] = tf.tidy(() => {
+    const r = f(batch.input);
+    const n = batch.lossMask.sum().maximum(1);
+    const ce = r.logp.mul(batch.lossMask).sum().neg().div(n) as tf.Scalar;
+    const parts: [tf.Scalar, tf.Scalar][] = [];
+    if (r.ground && targets.ground) parts.push(cueLossSum(r.ground, targets.ground));
+    if (r.aerial && targets.aerial) parts.push(cueLossSum(r.aerial, targets.aerial));
+    if (parts.length === 0) return [ce, tf.scalar(0)];
+    const num = tf.addN(parts.map((p) => p[0])), den = tf.addN(parts.map((p) => p[1])).maximum(1);
+    return [ce, num.div(den) as tf.Scalar];
+  });
+  return { total: tf.tidy(() => ce.add(cue.mul(weight)) as tf.Scalar), ce, cue };
+}
+
 /** Run (or resume) a supervised stage. */
 export async function trainSupervised(o: SupervisedOptions): Promise<SupervisedResult> {
   const { spec, model, tokenizer } = o;
@@ -82,6 +149,12 @@ export async function trainSupervised(o: SupervisedOptions): Promise<SupervisedR
     if (step !== null) start = resumedFrom = step;
   }
   const end = Math.min(spec.steps, o.stopAfter ?? spec.steps);
+  const cueWeight = spec.cueLoss ?? 0;
+  if (cueWeight > 0 && !cfg.cueHead) {
+    throw new UserError(
+      `stages.${o.stageName}.cueLoss: the model has no cue heads (set model.cueHead: true and retrain the base)`,
+    );
+  }
   let lastLoss = NaN;
   const checkpoint = (stepsDone: number) =>
     ckpts?.save(stepsDone, model, optimizer, tokenizer.toJSON(), {
@@ -92,16 +165,29 @@ export async function trainSupervised(o: SupervisedOptions): Promise<SupervisedR
   try {
     for (let step = start; step < end; step++) {
       const t0 = performance.now();
-      const batch = collateTrain(o.nextBatch(step), tokenizer, cfg);
+      const examples = o.nextBatch(step);
+      const batch = collateTrain(examples, tokenizer, cfg);
       const lr = lrAt(spec.optim, step, spec.steps);
       let loss: number, gradNorm: number, tokens: number, completionTokens: number;
+      let cueLoss: number | undefined;
       try {
-        const { value, grads } = tf.variableGrads(() => maskedCrossEntropy(model, batch), model.trainable());
+        let aux: tf.Scalar[] = [];
+        const lossFn = cueWeight > 0
+          ? () => {
+            const r = crossEntropyWithCues(model, batch, cueBatchTargets(examples), cueWeight);
+            aux = [tf.keep(r.ce), tf.keep(r.cue)];
+            return r.total;
+          }
+          : () => maskedCrossEntropy(model, batch);
+        const { value, grads } = tf.variableGrads(lossFn, model.trainable());
         try {
           gradNorm = optimizer.applyGradients(grads, lr, spec.optim.gradClip, step);
-          loss = value.dataSync()[0];
+          // `loss` stays the token cross-entropy (comparable across runs with and without the cue loss).
+          loss = aux.length ? aux[0].dataSync()[0] : value.dataSync()[0];
+          if (aux.length) cueLoss = aux[1].dataSync()[0];
         } finally {
           value.dispose();
+          for (const t of aux) t.dispose();
           for (const k in grads) grads[k].dispose();
         }
         const counts = tf.tidy(() => tf.stack([batch.input.attn.sum(), batch.lossMask.sum()]));
@@ -125,6 +211,7 @@ export async function trainSupervised(o: SupervisedOptions): Promise<SupervisedR
         step_time: stepTime,
         tokens_per_s: tokens / stepTime,
         completion_tokens: completionTokens,
+        ...(cueLoss !== undefined ? { cue_loss: cueLoss } : {}),
       });
       o.progress?.(stepsDone, spec.steps, { loss, lr });
       const last = stepsDone === spec.steps;
