@@ -20,7 +20,7 @@ import {
 import type { ViewCues } from "../lib/data/cues.ts";
 import { createTaskSampler } from "../lib/data/tasks.ts";
 import { Rng } from "../lib/rng.ts";
-import { paramCount } from "../lib/model/config.ts";
+import { imagePrefixLen, paramCount } from "../lib/model/config.ts";
 import { createModel } from "../lib/model/vlm.ts";
 import { collateTrain } from "../lib/model/collate.ts";
 import { cueLoss, trainSupervised } from "../lib/train/supervised.ts";
@@ -160,6 +160,14 @@ Deno.test("cue heads: counted parameters, one forward for log-probs and cues, a 
   assert(last < 0.2 * first, `cue loss ${first} -> ${last}`);
   assert(rec[rec.length - 1].loss < rec[0].loss, "token loss did not fall");
   res.optimizer.dispose();
+
+  // Cue tokens: one more decoder prefix token per view, counted parameters, the same cue logits.
+  const ct = createModel({ ...cfg, cueTokens: true });
+  assertEquals(ct.trainable().reduce((s, v) => s + v.size, 0), paramCount({ ...cfg, cueTokens: true }));
+  assertEquals(imagePrefixLen({ ...cfg, cueTokens: true }, true, 4), imagePrefixLen(cfg, true, 4) + 5);
+  // Cue tokens without cue heads: refused by the config check, naming the field.
+  assertThrows(() => createModel(testConfig("tiny", 2, { cueTokens: true })), UserError, "cueTokens");
+  ct.dispose();
 
   // Without heads the stage refuses, naming the field.
   const plainModel = createModel(testConfig("tiny", 2));

@@ -8,6 +8,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertThrows } from "./assert.ts";
 import { CharTokenizer, groundExample, pairingExample, testConfig, useWasm } from "./helpers_model.ts";
+import { CUE_OUTPUTS } from "../lib/data/cue_labels.ts";
 import { createModel, type TfVLM } from "../lib/model/vlm.ts";
 import { collateCompletions, collatePrompts, collateTrain, disposeInput } from "../lib/model/collate.ts";
 import {
@@ -166,6 +167,11 @@ Deno.test("KV-cache generation equals recompute-from-scratch (logits within 1e-4
       // Candidate-slot segments: the decoder's segment state (host or device) must follow the forward's.
       [
         { ...pooledTiny(6), slots: slotSegmentsFor(tok, 4) },
+        (s: number) => pairingExample(s, 4, 2 + (s % 3)),
+      ],
+      // Cue tokens: five extra prefix tokens (ground + four tiles) computed from the cue heads.
+      [
+        { ...testConfig("tiny", 7), slots: slotSegmentsFor(tok, 4), cueHead: CUE_OUTPUTS, cueTokens: true },
         (s: number) => pairingExample(s, 4, 2 + (s % 3)),
       ],
     ] as const

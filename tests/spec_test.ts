@@ -91,6 +91,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     aerialLayout: true,
     slotSegments: true,
     cueHead: true,
+    cueTokens: true,
     seed: true,
   };
   const optim: Record<keyof OptimSpec, true> = {

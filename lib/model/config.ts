@@ -142,6 +142,7 @@ export function makeModelConfig(spec: ModelSpec, geom: ModelGeometry): ModelConf
     vision,
     ...(geom.slots ? { slots: structuredClone(geom.slots) } : {}),
     ...(spec.cueHead ? { cueHead: CUE_OUTPUTS } : {}),
+    ...(spec.cueTokens ? { cueTokens: true } : {}),
     seed: spec.seed >>> 0,
   };
   validateConfig(cfg, "model");
@@ -201,6 +202,12 @@ export function validateConfig(cfg: ModelConfig, where: string): void {
   posInt(cfg.vision.nLayers, "vision.nLayers");
   posInt(cfg.vision.nHeads, "vision.nHeads");
   if (cfg.cueHead !== undefined) posInt(cfg.cueHead, "cueHead");
+  if (cfg.cueTokens && cfg.cueHead !== CUE_OUTPUTS) {
+    bad(
+      "cueTokens",
+      `needs cue heads of width ${CUE_OUTPUTS} (model.cueHead: true), got ${cfg.cueHead ?? "none"}`,
+    );
+  }
   if (cfg.slots) {
     if (cfg.slots.tokens.length > cfg.maxCandidates) {
       bad("slots.tokens", `${cfg.slots.tokens.length} slots, the model has ${cfg.maxCandidates} candidates`);
@@ -285,7 +292,8 @@ export function imageTokenCounts(
 /** Decoder image-prefix length for a task layout. */
 export function imagePrefixLen(cfg: ModelConfig, hasGround: boolean, nAerial: number): number {
   const n = imageTokenCounts(cfg);
-  return (hasGround ? n.ground : 0) + nAerial * n.aerial;
+  const cue = cfg.cueTokens ? (hasGround ? 1 : 0) + nAerial : 0;
+  return (hasGround ? n.ground : 0) + nAerial * n.aerial + cue;
 }
 
 /**
@@ -326,5 +334,6 @@ export function paramCount(cfg: ModelConfig): number {
     (1 + cfg.maxCandidates) * dv + v.nLayers * block(dv, 4 * dv) + 2 * dv + dv * d + d +
     cfg.vocabSize * d + cfg.maxText * d + cfg.nLayers * block(d, cfg.dFF) + 2 * d +
     (cfg.slots ? (1 + cfg.maxCandidates) * d : 0) +
-    (cfg.cueHead ? (n.ground * dv + 1 + n.aerialEncoder * dv + 1) * cfg.cueHead : 0);
+    (cfg.cueHead ? (n.ground * dv + 1 + n.aerialEncoder * dv + 1) * cfg.cueHead : 0) +
+    (cfg.cueTokens ? (cfg.cueHead! + 1) * d : 0);
 }

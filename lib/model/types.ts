@@ -82,6 +82,12 @@ export interface ModelConfig {
    * vision states to its cue logits, trained by a stage's `cueLoss`. Absent: no heads (older configs).
    */
   cueHead?: number;
+  /**
+   * Cue tokens (needs cueHead = CUE_OUTPUTS): each view adds one decoder token after the image tokens, a
+   * linear embedding of its cue probabilities (sigmoid road axes, softmax per group); a tile's token carries
+   * its slot embedding. The decoder then reads a view's cues from one token instead of pooling 16.
+   */
+  cueTokens?: boolean;
   /** Seed of the weight initialiser. */
   seed: number;
 }

@@ -28,6 +28,7 @@ import { stopGradient } from "./grad.ts";
 import { deriveSeed, Rng } from "../rng.ts";
 import { aerialPatchSize, imageTokenCounts, polarOf, validateConfig } from "./config.ts";
 import { DecodeAttention, matMulNT } from "./kernels.ts";
+import { CUE_GROUP_OFFSETS, CUE_GROUPS, CUE_ROAD_OUTPUTS } from "../data/cue_labels.ts";
 import type { GenerateOptions, GenerateResult, ModelConfig, ModelInput, SlotSegments, VLM } from "./types.ts";
 
 /** Name, shape and initialiser of one parameter tensor. */
@@ -90,6 +91,8 @@ export function paramSpecs(cfg: ModelConfig): ParamSpec[] {
   if (cfg.cueHead) {
     lin("aux.cue_ground", n.ground * dv, cfg.cueHead, 1 / Math.sqrt(n.ground * dv));
     lin("aux.cue_aerial", n.aerialEncoder * dv, cfg.cueHead, 1 / Math.sqrt(n.aerialEncoder * dv));
+    // Cue tokens enter the decoder at the scale of text embeddings (like `proj`).
+    if (cfg.cueTokens) lin("aux.cue_embed", cfg.cueHead, d, 0.02);
   }
   return out;
 }
@@ -279,8 +282,21 @@ type KV = {
   v: tf.Tensor4D[];
 };
 
-/** Pre-pooling vision-encoder states of one forward, per view flattened over its tokens (cue heads' input). */
+/** Cue logits of one forward (ModelConfig.cueHead): ground [B, n] and aerial [B * K, n], null when absent. */
 type VisionStates = { ground: tf.Tensor2D | null; aerial: tf.Tensor2D | null };
+
+/**
+ * Cue logits -> probabilities in the head's layout (lib/data/cue_labels.ts): a sigmoid per road axis and a
+ * softmax per categorical group. What a cue token embeds.
+ */
+function cueProbabilities(lg: tf.Tensor2D): tf.Tensor2D {
+  const n = lg.shape[0];
+  const parts = [tf.sigmoid(lg.slice([0, 0], [n, CUE_ROAD_OUTPUTS]))];
+  CUE_GROUPS.forEach((g, j) =>
+    parts.push(tf.softmax(lg.slice([0, CUE_GROUP_OFFSETS[j]], [n, g.classes.length])))
+  );
+  return tf.concat(parts, 1) as tf.Tensor2D;
+}
 
 /** The shared prefix cache of P prompts: K [P, H, S0, dh], V transposed [P, H, dh, S0], key mask [P, 1, 1, S0]. */
 type Prefix = { P: number; k: tf.Tensor4D[]; v: tf.Tensor4D[]; bias: tf.Tensor };
@@ -472,15 +488,21 @@ export class TfVLM implements VLM {
     }
     x = layerNorm(x, this.#p("vis.ln_f.g"), this.#p("vis.ln_f.b")) as tf.Tensor2D;
     let out = x.reshape([B, Ni, dv]) as tf.Tensor3D;
-    if (states) {
+    // Cue logits of every view (ModelConfig.cueHead): needed for the loss (`states`) and for cue tokens.
+    let cueG: tf.Tensor2D | null = null, cueA: tf.Tensor2D | null = null;
+    if (cfg.cueHead && (states || cfg.cueTokens)) {
       const ng = input.ground ? n.ground : 0;
-      states.ground = ng > 0 ? out.slice([0, 0, 0], [B, ng, dv]).reshape([B, ng * dv]) as tf.Tensor2D : null;
-      states.aerial = K > 0
-        ? out.slice([0, ng, 0], [B, K * n.aerialEncoder, dv]).reshape([
+      const head = (x: tf.Tensor2D, name: string) =>
+        linear(x, this.#p(`${name}.w`) as tf.Tensor2D, this.#p(`${name}.b`));
+      if (ng > 0) cueG = head(out.slice([0, 0, 0], [B, ng, dv]).reshape([B, ng * dv]), "aux.cue_ground");
+      if (K > 0) {
+        const flat = out.slice([0, ng, 0], [B, K * n.aerialEncoder, dv]).reshape([
           B * K,
           n.aerialEncoder * dv,
-        ]) as tf.Tensor2D
-        : null;
+        ]);
+        cueA = head(flat as tf.Tensor2D, "aux.cue_aerial");
+      }
+      if (states) (states.ground = cueG), (states.aerial = cueA);
     }
     const pool = v.aerialPool ?? 1;
     if (pool > 1 && K > 0 && polarOf(cfg)) {
@@ -506,15 +528,29 @@ export class TfVLM implements VLM {
     const Nd = out.shape[1];
     const projected = linear(out.reshape([B * Nd, dv]), this.#p("proj.w") as tf.Tensor2D, this.#p("proj.b"))
       .reshape([B, Nd, cfg.dModel]);
-    if (!cfg.slots || K === 0) return projected as tf.Tensor3D;
-    // Slot k's tokens carry slot embedding k + 1, the segment embedding of text about candidate k.
-    const ng = input.ground ? n.ground : 0;
-    const lab = this.#p("dec.slot_emb").slice([1, 0], [K, cfg.dModel]);
-    const per = tf.concat([
-      ...(ng > 0 ? [tf.zeros([ng, cfg.dModel])] : []),
-      lab.reshape([K, 1, cfg.dModel]).tile([1, n.aerial, 1]).reshape([K * n.aerial, cfg.dModel]),
-    ], 0);
-    return projected.add(per.reshape([1, Nd, cfg.dModel])) as tf.Tensor3D;
+    // Cue tokens (ModelConfig.cueTokens): one decoder token per view, the embedding of its cue
+    // probabilities, after all image tokens: ground's, then tile A's, B's, ...
+    const cueTok: tf.Tensor3D[] = [];
+    if (cfg.cueTokens) {
+      const embed = (lg: tf.Tensor2D, rows: number) =>
+        linear(cueProbabilities(lg), this.#p("aux.cue_embed.w") as tf.Tensor2D, this.#p("aux.cue_embed.b"))
+          .reshape([B, rows, cfg.dModel]) as tf.Tensor3D;
+      if (cueG) cueTok.push(embed(cueG, 1));
+      if (cueA) cueTok.push(embed(cueA, K));
+    }
+    let withSlots = projected as tf.Tensor3D;
+    if (cfg.slots && K > 0) {
+      // Slot k's tokens carry slot embedding k + 1, the segment embedding of text about candidate k.
+      const ng = input.ground ? n.ground : 0;
+      const lab = this.#p("dec.slot_emb").slice([1, 0], [K, cfg.dModel]);
+      const per = tf.concat([
+        ...(ng > 0 ? [tf.zeros([ng, cfg.dModel])] : []),
+        lab.reshape([K, 1, cfg.dModel]).tile([1, n.aerial, 1]).reshape([K * n.aerial, cfg.dModel]),
+      ], 0);
+      withSlots = projected.add(per.reshape([1, Nd, cfg.dModel])) as tf.Tensor3D;
+      if (cueA) cueTok[cueTok.length - 1] = cueTok[cueTok.length - 1].add(lab.reshape([1, K, cfg.dModel]));
+    }
+    return cueTok.length ? tf.concat([withSlots, ...cueTok], 1) as tf.Tensor3D : withSlots;
   }
 
   #polarCache: { key: string; idx: tf.Tensor1D; w: tf.Tensor } | null = null;
@@ -669,10 +705,8 @@ export class TfVLM implements VLM {
         input.ids,
       );
       const out: Record<string, tf.Tensor> = { logp };
-      const head = (x: tf.Tensor2D, name: string) =>
-        linear(x, this.#p(`${name}.w`) as tf.Tensor2D, this.#p(`${name}.b`));
-      if (states.ground) out.ground = head(states.ground, "aux.cue_ground");
-      if (states.aerial) out.aerial = head(states.aerial, "aux.cue_aerial");
+      if (states.ground) out.ground = states.ground;
+      if (states.aerial) out.aerial = states.aerial;
       return out;
     });
     return {

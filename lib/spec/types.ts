@@ -57,6 +57,8 @@ export interface ModelSpec {
   slotSegments?: boolean;
   /** Auxiliary cue heads on the vision states (ModelConfig.cueHead), trained by a stage's `cueLoss`. */
   cueHead?: boolean;
+  /** One decoder token per view embedding its cue probabilities (ModelConfig.cueTokens); needs cueHead. */
+  cueTokens?: boolean;
   seed: number;
 }
 
