@@ -174,6 +174,11 @@ Deno.test("KV-cache generation equals recompute-from-scratch (logits within 1e-4
         { ...testConfig("tiny", 7), slots: slotSegmentsFor(tok, 4), cueHead: CUE_OUTPUTS, cueTokens: true },
         (s: number) => pairingExample(s, 4, 2 + (s % 3)),
       ],
+      // Cue-conditioned text: the decoder adds each row's ground and segment cue embeddings per step.
+      [
+        { ...testConfig("tiny", 8), slots: slotSegmentsFor(tok, 4), cueHead: CUE_OUTPUTS, cueText: true },
+        (s: number) => pairingExample(s, 4, 2 + (s % 3)),
+      ],
     ] as const
   ) {
     const m = createModel(cfg);

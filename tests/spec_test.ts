@@ -92,6 +92,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     slotSegments: true,
     cueHead: true,
     cueTokens: true,
+    cueText: true,
     seed: true,
   };
   const optim: Record<keyof OptimSpec, true> = {

@@ -143,6 +143,7 @@ export function makeModelConfig(spec: ModelSpec, geom: ModelGeometry): ModelConf
     ...(geom.slots ? { slots: structuredClone(geom.slots) } : {}),
     ...(spec.cueHead ? { cueHead: CUE_OUTPUTS } : {}),
     ...(spec.cueTokens ? { cueTokens: true } : {}),
+    ...(spec.cueText ? { cueText: true } : {}),
     seed: spec.seed >>> 0,
   };
   validateConfig(cfg, "model");
@@ -335,5 +336,6 @@ export function paramCount(cfg: ModelConfig): number {
     cfg.vocabSize * d + cfg.maxText * d + cfg.nLayers * block(d, cfg.dFF) + 2 * d +
     (cfg.slots ? (1 + cfg.maxCandidates) * d : 0) +
     (cfg.cueHead ? (n.ground * dv + 1 + n.aerialEncoder * dv + 1) * cfg.cueHead : 0) +
-    (cfg.cueTokens ? (cfg.cueHead! + 1) * d : 0);
+    (cfg.cueTokens ? (cfg.cueHead! + 1) * d : 0) +
+    (cfg.cueText ? 2 * (cfg.cueHead! + 1) * d : 0);
 }

@@ -88,6 +88,12 @@ export interface ModelConfig {
    * its slot embedding. The decoder then reads a view's cues from one token instead of pooling 16.
    */
   cueTokens?: boolean;
+  /**
+   * Cue-conditioned text (needs cueHead = CUE_OUTPUTS and slots): every text token adds a linear embedding
+   * of the ground view's cue probabilities, and a token in candidate k's segment also adds tile k's, so the
+   * line "B: ..." carries what the cue head saw in tile B without having to find it by attention.
+   */
+  cueText?: boolean;
   /** Seed of the weight initialiser. */
   seed: number;
 }

@@ -93,6 +93,11 @@ export function paramSpecs(cfg: ModelConfig): ParamSpec[] {
     lin("aux.cue_aerial", n.aerialEncoder * dv, cfg.cueHead, 1 / Math.sqrt(n.aerialEncoder * dv));
     // Cue tokens enter the decoder at the scale of text embeddings (like `proj`).
     if (cfg.cueTokens) lin("aux.cue_embed", cfg.cueHead, d, 0.02);
+    // Cue-conditioned text (ModelConfig.cueText): ground cues to every text token, a tile's to its segment.
+    if (cfg.cueText) {
+      lin("aux.cue_text_ground", cfg.cueHead, d, 0.02);
+      lin("aux.cue_text_aerial", cfg.cueHead, d, 0.02);
+    }
   }
   return out;
 }
@@ -285,6 +290,9 @@ type KV = {
 /** Cue logits of one forward (ModelConfig.cueHead): ground [B, n] and aerial [B * K, n], null when absent. */
 type VisionStates = { ground: tf.Tensor2D | null; aerial: tf.Tensor2D | null };
 
+/** Holder for the cue-conditioned text table of one forward (see TfVLM#cueTextTable). */
+type CueText = { table: tf.Tensor2D | null };
+
 /**
  * Cue logits -> probabilities in the head's layout (lib/data/cue_labels.ts): a sigmoid per road axis and a
  * softmax per categorical group. What a cue token embeds.
@@ -431,7 +439,7 @@ export class TfVLM implements VLM {
   }
 
   /** Image tokens in decoder space: [B, Ni, d] (Ni may be 0 -> null). */
-  #encodeImages(input: ModelInput, states?: VisionStates): tf.Tensor3D | null {
+  #encodeImages(input: ModelInput, states?: VisionStates, text?: CueText): tf.Tensor3D | null {
     const cfg = this.config, v = cfg.vision;
     const dv = v.dModel;
     const n = imageTokenCounts(cfg);
@@ -490,7 +498,7 @@ export class TfVLM implements VLM {
     let out = x.reshape([B, Ni, dv]) as tf.Tensor3D;
     // Cue logits of every view (ModelConfig.cueHead): needed for the loss (`states`) and for cue tokens.
     let cueG: tf.Tensor2D | null = null, cueA: tf.Tensor2D | null = null;
-    if (cfg.cueHead && (states || cfg.cueTokens)) {
+    if (cfg.cueHead && (states || cfg.cueTokens || cfg.cueText)) {
       const ng = input.ground ? n.ground : 0;
       const head = (x: tf.Tensor2D, name: string) =>
         linear(x, this.#p(`${name}.w`) as tf.Tensor2D, this.#p(`${name}.b`));
@@ -528,6 +536,7 @@ export class TfVLM implements VLM {
     const Nd = out.shape[1];
     const projected = linear(out.reshape([B * Nd, dv]), this.#p("proj.w") as tf.Tensor2D, this.#p("proj.b"))
       .reshape([B, Nd, cfg.dModel]);
+    if (cfg.cueText && text) text.table = this.#cueTextTable(B, K, cueG, cueA);
     // Cue tokens (ModelConfig.cueTokens): one decoder token per view, the embedding of its cue
     // probabilities, after all image tokens: ground's, then tile A's, B's, ...
     const cueTok: tf.Tensor3D[] = [];
@@ -548,9 +557,26 @@ export class TfVLM implements VLM {
         lab.reshape([K, 1, cfg.dModel]).tile([1, n.aerial, 1]).reshape([K * n.aerial, cfg.dModel]),
       ], 0);
       withSlots = projected.add(per.reshape([1, Nd, cfg.dModel])) as tf.Tensor3D;
-      if (cueA) cueTok[cueTok.length - 1] = cueTok[cueTok.length - 1].add(lab.reshape([1, K, cfg.dModel]));
+      if (cueA && cfg.cueTokens) {
+        cueTok[cueTok.length - 1] = cueTok[cueTok.length - 1].add(lab.reshape([1, K, cfg.dModel]));
+      }
     }
     return cueTok.length ? tf.concat([withSlots, ...cueTok], 1) as tf.Tensor3D : withSlots;
+  }
+
+  /**
+   * Cue-conditioned text (ModelConfig.cueText): row s of example b is what a text token of segment s adds,
+   * the ground's cue embedding plus, for s = k + 1, tile k's: [B * (1 + maxCandidates), d] (absent tiles 0).
+   */
+  #cueTextTable(B: number, K: number, cueG: tf.Tensor2D | null, cueA: tf.Tensor2D | null): tf.Tensor2D {
+    const d = this.config.dModel, M = this.config.maxCandidates;
+    const emb = (lg: tf.Tensor2D, name: string) =>
+      linear(cueProbabilities(lg), this.#p(`${name}.w`) as tf.Tensor2D, this.#p(`${name}.b`));
+    const g = cueG ? emb(cueG, "aux.cue_text_ground").reshape([B, 1, d]) : tf.zeros([B, 1, d]);
+    const rows: tf.Tensor[] = [tf.zeros([B, 1, d])];
+    if (cueA) rows.push(emb(cueA, "aux.cue_text_aerial").reshape([B, K, d]));
+    if (M - K > 0) rows.push(tf.zeros([B, M - K, d]));
+    return tf.concat(rows, 1).add(g).reshape([B * (1 + M), d]) as tf.Tensor2D;
   }
 
   #polarCache: { key: string; idx: tf.Tensor1D; w: tf.Tensor } | null = null;
@@ -590,7 +616,7 @@ export class TfVLM implements VLM {
    */
   #forward(
     input: ModelInput,
-    opts: { lastOnly?: boolean; collectKV?: boolean; states?: VisionStates } = {},
+    opts: { lastOnly?: boolean; collectKV?: boolean; states?: VisionStates; text?: CueText } = {},
   ): {
     h: tf.Tensor;
     Ni: number;
@@ -599,7 +625,8 @@ export class TfVLM implements VLM {
     const cfg = this.config;
     const d = cfg.dModel;
     const [B, T] = input.ids.shape;
-    const img = this.#encodeImages(input, opts.states);
+    const text: CueText = opts.text ?? { table: null };
+    const img = this.#encodeImages(input, opts.states, text);
     const Ni = img ? img.shape[1] : 0;
     const S = Ni + T;
     const emb = this.#p("dec.tok_emb");
@@ -607,11 +634,14 @@ export class TfVLM implements VLM {
     const posE = embedLookup(this.#p("dec.pos_emb"), this.#textPositions(input.attn).reshape([B * T]));
     let txtE = tokE.add(posE);
     if (cfg.slots) {
-      const seg = tf.tensor1d(
-        slotSegments(cfg.slots, cfg.vocabSize, input.ids.dataSync() as Int32Array, B, T).seg,
-        "int32",
-      );
+      const segs = slotSegments(cfg.slots, cfg.vocabSize, input.ids.dataSync() as Int32Array, B, T).seg;
+      const seg = tf.tensor1d(segs, "int32");
       txtE = txtE.add(embedLookup(this.#p("dec.slot_emb"), seg));
+      if (text.table) {
+        const rows = 1 + cfg.maxCandidates;
+        const idx = tf.tensor1d(segs.map((sg, i) => Math.floor(i / T) * rows + sg), "int32");
+        txtE = txtE.add(embedLookup(text.table, idx));
+      }
     }
     const txt = txtE.reshape([B, T, d]);
     let x = (img ? tf.concat([img, txt], 1) : txt).reshape([B * S, d]) as tf.Tensor2D;
@@ -733,7 +763,14 @@ export class TfVLM implements VLM {
    * One decoding step for B rows: token `tok` at text position `pos`, attending to the (shared, tiled)
    * prefix cache and the generated-token cache. Returns logits [B, V] and the grown generated cache.
    */
-  #decodeStep(tok: tf.Tensor1D, pos: tf.Tensor1D, seg: tf.Tensor1D | null, prefix: Prefix, gen: KV | null): {
+  #decodeStep(
+    tok: tf.Tensor1D,
+    pos: tf.Tensor1D,
+    seg: tf.Tensor1D | null,
+    prefix: Prefix,
+    gen: KV | null,
+    cueTable: tf.Tensor2D | null = null,
+  ): {
     logits: tf.Tensor2D;
     gen: KV;
   } {
@@ -744,6 +781,11 @@ export class TfVLM implements VLM {
       embedLookup(this.#p("dec.pos_emb"), pos),
     ) as tf.Tensor2D;
     if (seg) x = x.add(embedLookup(this.#p("dec.slot_emb"), seg)) as tf.Tensor2D;
+    if (seg && cueTable) {
+      const rows = 1 + cfg.maxCandidates;
+      const idx = tf.range(0, B, 1, "int32").mul(tf.scalar(rows, "int32")).add(seg) as tf.Tensor1D;
+      x = x.add(embedLookup(cueTable, idx)) as tf.Tensor2D;
+    }
     const next: KV = { k: [], v: [] };
     for (let l = 0; l < cfg.nLayers; l++) {
       const bp = this.#block(`dec.layers.${l}`);
@@ -804,9 +846,11 @@ export class TfVLM implements VLM {
     const onHost = DecodeAttention.available(cfg.dModel / cfg.nHeads);
     // Prefix: image tokens + prompt encoded once per prompt, then tiled to the G samples of its group.
     const pre = tf.tidy(() => {
-      const f = this.#forward(prompt, { lastOnly: true, collectKV: true });
+      const text: CueText = { table: null };
+      const f = this.#forward(prompt, { lastOnly: true, collectKV: true, text });
       const ix = tf.tensor1d(rep, "int32");
       const tile = (t: tf.Tensor) => (G === 1 ? t.clone() : tf.gather(t, ix));
+      const rows = 1 + cfg.maxCandidates;
       const keys = f.Ni > 0 ? tf.concat([tf.ones([P, f.Ni]), prompt.attn], 1) : prompt.attn;
       return {
         logits: tile(this.#project(f.h)) as tf.Tensor2D,
@@ -816,9 +860,14 @@ export class TfVLM implements VLM {
         v: (onHost ? f.kv.v : f.kv.v.map((t) => swapLast2(t))) as tf.Tensor4D[],
         bias: keys.sub(1).mul(-NEG).reshape([P, 1, 1, -1]),
         pos0: tile(prompt.attn.sum(1)).toInt() as tf.Tensor1D,
+        // Cue-conditioned text: each sample's rows of the table ([B * rows, d]); empty without cueText.
+        cue: text.table
+          ? [tile(text.table.reshape([P, rows, cfg.dModel])).reshape([B * rows, cfg.dModel]) as tf.Tensor2D]
+          : [],
       };
     });
     const prefix: Prefix = { P, k: pre.k, v: pre.v, bias: pre.bias };
+    const cueTable: tf.Tensor2D | null = pre.cue[0] ?? null;
     // Candidate-slot segment of each row's next input token, continuing from its prompt (ModelConfig.slots).
     const slots = this.config.slots;
     const table = slots ? slotTable(slots, this.config.vocabSize) : null;
@@ -843,7 +892,7 @@ export class TfVLM implements VLM {
     const stopT = tf.tensor1d(opts.stopIds.length ? opts.stopIds : [-1], "int32");
     try {
       if (onHost) {
-        host = this.#hostDecoder(prefix, G, opts.maxNewTokens, pre.pos0, segStart, table);
+        host = this.#hostDecoder(prefix, G, opts.maxNewTokens, pre.pos0, segStart, table, cueTable);
         // The host decoder keeps its own copy of the prefix cache.
         for (const t of [...pre.k, ...pre.v]) t.dispose();
       }
@@ -878,7 +927,14 @@ export class TfVLM implements VLM {
         }
         const seg = segT;
         const step: { logits: tf.Tensor2D; gen: KV } = tf.tidy(() =>
-          this.#decodeStep(tok, pre.pos0.add(tf.scalar(s, "int32")) as tf.Tensor1D, seg, prefix, prevGen)
+          this.#decodeStep(
+            tok,
+            pre.pos0.add(tf.scalar(s, "int32")) as tf.Tensor1D,
+            seg,
+            prefix,
+            prevGen,
+            cueTable,
+          )
         );
         logits.dispose();
         logits = step.logits;
@@ -896,6 +952,7 @@ export class TfVLM implements VLM {
       segT?.dispose();
       tableT?.dispose();
       for (const t of [...pre.k, ...pre.v, pre.bias, pre.pos0]) t.dispose();
+      cueTable?.dispose();
     }
   }
 
@@ -914,6 +971,7 @@ export class TfVLM implements VLM {
     pos0: tf.Tensor1D,
     segStart: Int32Array | null,
     table: Int32Array | null,
+    cueTable: tf.Tensor2D | null = null,
   ): HostDecoder {
     const cfg = this.config;
     const d = cfg.dModel, H = cfg.nHeads, L = cfg.nLayers, P = prefix.P, B = P * G;
@@ -928,6 +986,7 @@ export class TfVLM implements VLM {
     const pos = pos0.dataSync() as Int32Array;
     const seg = segStart ? Int32Array.from(segStart) : null;
     const slotE = seg ? host(this.#p("dec.slot_emb")) : null;
+    const cueE = seg && cueTable ? host(cueTable) : null, cueRows = 1 + cfg.maxCandidates;
     const layers = Array.from({ length: L }, (_, l) => {
       const bp = this.#block(`dec.layers.${l}`);
       return { bp, ln1g: host(bp.ln1g), ln1b: host(bp.ln1b), ln2g: host(bp.ln2g), ln2b: host(bp.ln2b) };
@@ -953,6 +1012,10 @@ export class TfVLM implements VLM {
             seg[b] = nextSegment(seg[b], table[ids[b]]);
             const se = seg[b] * d;
             for (let i = 0; i < d; i++) x[b * d + i] += slotE[se + i];
+            if (cueE) {
+              const ce = (b * cueRows + seg[b]) * d;
+              for (let i = 0; i < d; i++) x[b * d + i] += cueE[ce + i];
+            }
           }
         }
         for (let l = 0; l < L; l++) {

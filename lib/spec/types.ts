@@ -59,6 +59,8 @@ export interface ModelSpec {
   cueHead?: boolean;
   /** One decoder token per view embedding its cue probabilities (ModelConfig.cueTokens); needs cueHead. */
   cueTokens?: boolean;
+  /** Text tokens add the ground's and their candidate's cue embeddings (ModelConfig.cueText); needs cueHead. */
+  cueText?: boolean;
   seed: number;
 }
 
