@@ -165,6 +165,13 @@ Deno.test("cue heads: counted parameters, one forward for log-probs and cues, a 
   const ct = createModel({ ...cfg, cueTokens: true });
   assertEquals(ct.trainable().reduce((s, v) => s + v.size, 0), paramCount({ ...cfg, cueTokens: true }));
   assertEquals(imagePrefixLen({ ...cfg, cueTokens: true }, true, 4), imagePrefixLen(cfg, true, 4) + 5);
+  // Cue-conditioned text with the agreement feature: counted parameters; cueMatch alone is refused.
+  const slots = { tokens: [[tok.encode("A")[0]], [tok.encode("B")[0]]], reset: [tok.special.bos] };
+  const tm = { ...cfg, slots, cueText: true, cueMatch: true };
+  const mm = createModel(tm);
+  assertEquals(mm.trainable().reduce((s, v) => s + v.size, 0), paramCount(tm));
+  mm.dispose();
+  assertThrows(() => createModel({ ...cfg, slots, cueMatch: true }), UserError, "cueMatch");
   // Cue tokens without cue heads: refused by the config check, naming the field.
   assertThrows(() => createModel(testConfig("tiny", 2, { cueTokens: true })), UserError, "cueTokens");
   ct.dispose();

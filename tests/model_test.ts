@@ -176,7 +176,13 @@ Deno.test("KV-cache generation equals recompute-from-scratch (logits within 1e-4
       ],
       // Cue-conditioned text: the decoder adds each row's ground and segment cue embeddings per step.
       [
-        { ...testConfig("tiny", 8), slots: slotSegmentsFor(tok, 4), cueHead: CUE_OUTPUTS, cueText: true },
+        {
+          ...testConfig("tiny", 8),
+          slots: slotSegmentsFor(tok, 4),
+          cueHead: CUE_OUTPUTS,
+          cueText: true,
+          cueMatch: true,
+        },
         (s: number) => pairingExample(s, 4, 2 + (s % 3)),
       ],
     ] as const

@@ -93,6 +93,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     cueHead: true,
     cueTokens: true,
     cueText: true,
+    cueMatch: true,
     seed: true,
   };
   const optim: Record<keyof OptimSpec, true> = {

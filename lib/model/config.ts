@@ -144,6 +144,7 @@ export function makeModelConfig(spec: ModelSpec, geom: ModelGeometry): ModelConf
     ...(spec.cueHead ? { cueHead: CUE_OUTPUTS } : {}),
     ...(spec.cueTokens ? { cueTokens: true } : {}),
     ...(spec.cueText ? { cueText: true } : {}),
+    ...(spec.cueMatch ? { cueMatch: true } : {}),
     seed: spec.seed >>> 0,
   };
   validateConfig(cfg, "model");
@@ -337,5 +338,5 @@ export function paramCount(cfg: ModelConfig): number {
     (cfg.slots ? (1 + cfg.maxCandidates) * d : 0) +
     (cfg.cueHead ? (n.ground * dv + 1 + n.aerialEncoder * dv + 1) * cfg.cueHead : 0) +
     (cfg.cueTokens ? (cfg.cueHead! + 1) * d : 0) +
-    (cfg.cueText ? 2 * (cfg.cueHead! + 1) * d : 0);
+    (cfg.cueText ? (cfg.cueMatch ? 3 : 2) * (cfg.cueHead! + 1) * d : 0);
 }

@@ -94,6 +94,12 @@ export interface ModelConfig {
    * line "B: ..." carries what the cue head saw in tile B without having to find it by attention.
    */
   cueText?: boolean;
+  /**
+   * With cueText: candidate k's segment also adds a linear embedding of the per-class product of tile k's
+   * and the ground's cue probabilities (their agreement per class), a bilinear cross-view feature from which
+   * "does tile k show what the ground view shows" is linear. Absent: off.
+   */
+  cueMatch?: boolean;
   /** Seed of the weight initialiser. */
   seed: number;
 }

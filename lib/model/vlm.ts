@@ -97,6 +97,7 @@ export function paramSpecs(cfg: ModelConfig): ParamSpec[] {
     if (cfg.cueText) {
       lin("aux.cue_text_ground", cfg.cueHead, d, 0.02);
       lin("aux.cue_text_aerial", cfg.cueHead, d, 0.02);
+      if (cfg.cueMatch) lin("aux.cue_match", cfg.cueHead, d, 0.02);
     }
   }
   return out;
@@ -574,7 +575,18 @@ export class TfVLM implements VLM {
       linear(cueProbabilities(lg), this.#p(`${name}.w`) as tf.Tensor2D, this.#p(`${name}.b`));
     const g = cueG ? emb(cueG, "aux.cue_text_ground").reshape([B, 1, d]) : tf.zeros([B, 1, d]);
     const rows: tf.Tensor[] = [tf.zeros([B, 1, d])];
-    if (cueA) rows.push(emb(cueA, "aux.cue_text_aerial").reshape([B, K, d]));
+    if (cueA) {
+      let a = emb(cueA, "aux.cue_text_aerial").reshape([B, K, d]);
+      if (cueG && this.config.cueMatch) {
+        // Cross-view agreement (ModelConfig.cueMatch): tile k's probabilities times the ground's, per class.
+        const pg = cueProbabilities(cueG).reshape([B, 1, -1]);
+        const pa = cueProbabilities(cueA).reshape([B, K, -1]);
+        const agree = pa.mul(pg).reshape([B * K, -1]) as tf.Tensor2D;
+        const w = this.#p("aux.cue_match.w") as tf.Tensor2D, bm = this.#p("aux.cue_match.b");
+        a = a.add(linear(agree, w, bm).reshape([B, K, d]));
+      }
+      rows.push(a);
+    }
     if (M - K > 0) rows.push(tf.zeros([B, M - K, d]));
     return tf.concat(rows, 1).add(g).reshape([B * (1 + M), d]) as tf.Tensor2D;
   }

@@ -61,6 +61,8 @@ export interface ModelSpec {
   cueTokens?: boolean;
   /** Text tokens add the ground's and their candidate's cue embeddings (ModelConfig.cueText); needs cueHead. */
   cueText?: boolean;
+  /** Candidate segments also add the tile-ground cue agreement (ModelConfig.cueMatch); needs cueText. */
+  cueMatch?: boolean;
   seed: number;
 }
 
