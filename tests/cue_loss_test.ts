@@ -172,6 +172,8 @@ Deno.test("cue heads: counted parameters, one forward for log-probs and cues, a 
   assertEquals(mm.trainable().reduce((s, v) => s + v.size, 0), paramCount(tm));
   mm.dispose();
   assertThrows(() => createModel({ ...cfg, slots, cueMatch: true }), UserError, "cueMatch");
+  assertThrows(() => createModel({ ...testConfig("tiny", 2), slots, cueText: true }), UserError, "cueText");
+  assertThrows(() => createModel({ ...cfg, cueText: true }), UserError, "candidate-slot segments");
   // Cue tokens without cue heads: refused by the config check, naming the field.
   assertThrows(() => createModel(testConfig("tiny", 2, { cueTokens: true })), UserError, "cueTokens");
   ct.dispose();

@@ -204,12 +204,13 @@ export function validateConfig(cfg: ModelConfig, where: string): void {
   posInt(cfg.vision.nLayers, "vision.nLayers");
   posInt(cfg.vision.nHeads, "vision.nHeads");
   if (cfg.cueHead !== undefined) posInt(cfg.cueHead, "cueHead");
-  if (cfg.cueTokens && cfg.cueHead !== CUE_OUTPUTS) {
-    bad(
-      "cueTokens",
-      `needs cue heads of width ${CUE_OUTPUTS} (model.cueHead: true), got ${cfg.cueHead ?? "none"}`,
-    );
+  for (const f of ["cueTokens", "cueText"] as const) {
+    if (cfg[f] && cfg.cueHead !== CUE_OUTPUTS) {
+      bad(f, `needs cue heads of width ${CUE_OUTPUTS} (model.cueHead: true), got ${cfg.cueHead ?? "none"}`);
+    }
   }
+  if (cfg.cueText && !cfg.slots) bad("cueText", "needs candidate-slot segments (model.slotSegments)");
+  if (cfg.cueMatch && !cfg.cueText) bad("cueMatch", "needs cue-conditioned text (model.cueText: true)");
   if (cfg.slots) {
     if (cfg.slots.tokens.length > cfg.maxCandidates) {
       bad("slots.tokens", `${cfg.slots.tokens.length} slots, the model has ${cfg.maxCandidates} candidates`);
