@@ -7,7 +7,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
-import { CharTokenizer, pairingExample, testConfig, useWasm } from "./helpers_model.ts";
+import { CharTokenizer, GEOM, pairingExample, testConfig, useWasm } from "./helpers_model.ts";
 import { dataSpec, testWorld, WORLD_SPEC } from "./data_helpers.ts";
 import {
   CUE_GROUP_OFFSETS,
@@ -20,7 +20,9 @@ import {
 import type { ViewCues } from "../lib/data/cues.ts";
 import { createTaskSampler } from "../lib/data/tasks.ts";
 import { Rng } from "../lib/rng.ts";
-import { imagePrefixLen, paramCount } from "../lib/model/config.ts";
+import { imagePrefixLen, makeModelConfig, paramCount } from "../lib/model/config.ts";
+import { saveCheckpoint } from "../lib/model/checkpoint.ts";
+import { createTokenizer } from "../lib/data/tokenizer.ts";
 import { createModel } from "../lib/model/vlm.ts";
 import { collateTrain } from "../lib/model/collate.ts";
 import { cueLoss, trainSupervised } from "../lib/train/supervised.ts";
@@ -205,4 +207,38 @@ Deno.test("spec: cueLoss without model.cueHead is rejected at load time", async 
   );
   const ok = await loadSpec(p, { sets: ["model.cueHead=true", "stages.base.cueLoss=0.5"] });
   assertEquals(ok.spec.stages.base.kind, "pretrain");
+});
+
+Deno.test("bench/cue_probe.ts: runs on a checkpoint with cue heads (JSON out), refuses one without", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "geo-r1-cueprobe-" });
+  try {
+    const tok = createTokenizer();
+    const geom = { vocabSize: tok.vocabSize, ...GEOM };
+    const withHeads = createModel(makeModelConfig({ preset: "tiny", seed: 1, cueHead: true }, geom));
+    const without = createModel(makeModelConfig({ preset: "tiny", seed: 1 }, geom));
+    await saveCheckpoint(join(dir, "heads"), withHeads, { tokenizer: tok.toJSON(), step: 0 });
+    await saveCheckpoint(join(dir, "plain"), without, { tokenizer: tok.toJSON(), step: 0 });
+    withHeads.dispose();
+    without.dispose();
+    const root = new URL("../", import.meta.url).pathname;
+    const probe = (ckpt: string) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "bench/cue_probe.ts", ckpt, "--n", "8"],
+        cwd: root,
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(120_000),
+      }).output();
+    const ok = await probe(join(dir, "heads"));
+    assertEquals(ok.code, 0, new TextDecoder().decode(ok.stderr));
+    const r = JSON.parse(new TextDecoder().decode(ok.stdout).trim().split("\n").pop()!);
+    assertEquals(r.n, 8);
+    assert(r.idealMatcherPairingPct >= 0 && r.idealMatcherPairingPct <= 100);
+    assertEquals(Object.keys(r.headAccuracyPct).length, 2 * (1 + CUE_GROUPS.length));
+    const bad = await probe(join(dir, "plain"));
+    assertEquals(bad.code, 2);
+    assert(new TextDecoder().decode(bad.stderr).includes("has no cue heads"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
