@@ -688,9 +688,10 @@ export class TfVLM implements VLM {
   }
 
   /** Log-softmax at text positions 0..T-2 (each predicts the next id): [B, T-1, V]. */
-  #nextLogProbs(input: ModelInput): tf.Tensor3D {
+  #nextLogProbs(input: ModelInput, states?: VisionStates): tf.Tensor3D {
     const [B, T] = input.ids.shape;
-    const lg = this.#project(this.#forward(input).h).slice([0, 0, 0], [B, T - 1, this.config.vocabSize]);
+    const h = this.#forward(input, { states }).h;
+    const lg = this.#project(h).slice([0, 0, 0], [B, T - 1, this.config.vocabSize]);
     return tf.logSoftmax(lg) as tf.Tensor3D;
   }
 
@@ -741,11 +742,11 @@ export class TfVLM implements VLM {
     const r = tf.tidy(() => {
       const [B, T] = input.ids.shape;
       const states: VisionStates = { ground: null, aerial: null };
-      const lg = this.#project(this.#forward(input, { states }).h);
-      const logp = T < 2 ? tf.zeros([B, T]) as tf.Tensor2D : this.#picked(
-        tf.logSoftmax(lg.slice([0, 0, 0], [B, T - 1, this.config.vocabSize])) as tf.Tensor3D,
-        input.ids,
-      );
+      let logp: tf.Tensor2D;
+      if (T < 2) {
+        this.#forward(input, { states });
+        logp = tf.zeros([B, T]) as tf.Tensor2D;
+      } else logp = this.#picked(this.#nextLogProbs(input, states), input.ids);
       const out: Record<string, tf.Tensor> = { logp };
       if (states.ground) out.ground = states.ground;
       if (states.aerial) out.aerial = states.aerial;

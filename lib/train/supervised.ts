@@ -63,13 +63,14 @@ export interface SupervisedResult {
   lastLoss: number;
 }
 
+/** Mean negative log-likelihood of the tokens `mask` selects, from per-token log-probs. */
+function maskedNll(logp: tf.Tensor2D, mask: tf.Tensor2D): tf.Scalar {
+  return logp.mul(mask).sum().neg().div(mask.sum().maximum(1)) as tf.Scalar;
+}
+
 /** Mean negative log-likelihood of the masked (completion) tokens: a scalar tensor. */
 export function maskedCrossEntropy(model: VLM, batch: TrainBatch): tf.Scalar {
-  return tf.tidy(() => {
-    const logp = model.tokenLogProbs(batch.input, true);
-    const n = batch.lossMask.sum().maximum(1);
-    return logp.mul(batch.lossMask).sum().neg().div(n) as tf.Scalar;
-  });
+  return tf.tidy(() => maskedNll(model.tokenLogProbs(batch.input, true), batch.lossMask));
 }
 
 /**
@@ -124,8 +125,7 @@ export function crossEntropyWithCues(
   const f = model.tokenLogProbsAndCues.bind(model);
   const [ce, cue] = tf.tidy(() => {
     const r = f(batch.input);
-    const n = batch.lossMask.sum().maximum(1);
-    const ce = r.logp.mul(batch.lossMask).sum().neg().div(n) as tf.Scalar;
+    const ce = maskedNll(r.logp, batch.lossMask);
     const parts: [tf.Scalar, tf.Scalar][] = [];
     if (r.ground && targets.ground) parts.push(cueLossSum(r.ground, targets.ground));
     if (r.aerial && targets.aerial) parts.push(cueLossSum(r.aerial, targets.aerial));
