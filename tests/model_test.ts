@@ -129,6 +129,31 @@ Deno.test("collate: layout, padding, loss mask, errors", () => {
   g.dispose();
 });
 
+Deno.test("tokenLogProbs at a temperature is logSoftmax(logits / T), in both GRPO entry points", () => {
+  const cfg = pooledTiny();
+  const m = createModel(cfg);
+  sharpen(m, 4);
+  const b = collateTrain([pairingExample(11, 4, 1), pairingExample(12, 4, 7)], tok, cfg);
+  const lg = m.logits(b.input);
+  const ids = b.input.ids.arraySync();
+  for (const T of [0.5, 0.7, 2]) {
+    const ls = tf.tidy(() => tf.logSoftmax(lg.div(T)).arraySync() as number[][][]);
+    const ref = ids.flatMap((row, r) => row.map((id, t) => (t === 0 ? 0 : ls[r][t - 1][id])));
+    const lp = m.tokenLogProbs(b.input, false, T);
+    const both = m.tokenLogProbsAndEntropy(b.input, true, T);
+    assert(maxAbsDiff(lp.dataSync(), ref) < 1e-5, `T=${T}`);
+    assert(maxAbsDiff(both.logp.dataSync(), ref) < 1e-5, `T=${T} (with entropy)`);
+    for (const t of [lp, both.logp, both.entropy]) t.dispose();
+  }
+  // The default is T = 1 and differs from T = 0.5 (the scaling is applied, not ignored).
+  const one = m.tokenLogProbs(b.input), half = m.tokenLogProbs(b.input, false, 0.5);
+  assert(maxAbsDiff(one.dataSync(), half.dataSync()) > 1e-2);
+  assertThrows(() => m.tokenLogProbs(b.input, false, 0), RangeError, "temperature");
+  for (const t of [lg, one, half]) t.dispose();
+  b.dispose();
+  m.dispose();
+});
+
 Deno.test("tokenLogProbs matches logSoftmax of logits; padding does not change a row", () => {
   const cfg = pooledTiny();
   const m = createModel(cfg);

@@ -165,12 +165,19 @@ export interface VLM {
   trainable(): tf.Variable[];
   /** Logits over text positions: [B, T, V]. */
   logits(input: ModelInput, training?: boolean): tf.Tensor3D;
-  /** Per-token log-probabilities of `input.ids`: [B, T] (see module conventions). */
-  tokenLogProbs(input: ModelInput, training?: boolean): tf.Tensor2D;
+  /**
+   * Per-token log-probabilities of `input.ids`: [B, T] (see module conventions), under softmax(logits /
+   * temperature) (default 1): the distribution generate() samples from at that temperature.
+   */
+  tokenLogProbs(input: ModelInput, training?: boolean, temperature?: number): tf.Tensor2D;
   /** Per-token entropy of the predictive distribution at each text position: [B, T]. */
   tokenEntropy(input: ModelInput): tf.Tensor2D;
   /** Both from one forward pass; only `logp` carries gradient (GRPO's per-step need). */
-  tokenLogProbsAndEntropy(input: ModelInput, training?: boolean): { logp: tf.Tensor2D; entropy: tf.Tensor2D };
+  tokenLogProbsAndEntropy(
+    input: ModelInput,
+    training?: boolean,
+    temperature?: number,
+  ): { logp: tf.Tensor2D; entropy: tf.Tensor2D };
   /**
    * With `config.cueHead`: token log-probs and each view's cue logits (ground [B, n], aerial [B*K, n]) from
    * one forward pass.

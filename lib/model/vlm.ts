@@ -687,12 +687,14 @@ export class TfVLM implements VLM {
     return tf.tidy(() => this.#project(this.#forward(input).h) as tf.Tensor3D);
   }
 
-  /** Log-softmax at text positions 0..T-2 (each predicts the next id): [B, T-1, V]. */
-  #nextLogProbs(input: ModelInput, states?: VisionStates): tf.Tensor3D {
+  /**
+   * Log-softmax of logits / temperature at text positions 0..T-2 (each predicts the next id): [B, T-1, V].
+   */
+  #nextLogProbs(input: ModelInput, states?: VisionStates, temperature = 1): tf.Tensor3D {
     const [B, T] = input.ids.shape;
     const h = this.#forward(input, { states }).h;
     const lg = this.#project(h).slice([0, 0, 0], [B, T - 1, this.config.vocabSize]);
-    return tf.logSoftmax(lg) as tf.Tensor3D;
+    return tf.logSoftmax(temperature === 1 ? lg : lg.div(temperature)) as tf.Tensor3D;
   }
 
   /** log p(ids[b, t]) from `#nextLogProbs`, aligned to ids with a 0 in front: [B, T]. */
@@ -702,12 +704,13 @@ export class TfVLM implements VLM {
     return padFront(lp.mul(tgt).sum(-1) as tf.Tensor2D);
   }
 
-  tokenLogProbs(input: ModelInput, _training = false): tf.Tensor2D {
+  tokenLogProbs(input: ModelInput, _training = false, temperature = 1): tf.Tensor2D {
     this.#check();
+    checkTemperature(temperature);
     return tf.tidy(() => {
       const [B, T] = input.ids.shape;
       if (T < 2) return tf.zeros([B, T]) as tf.Tensor2D;
-      return this.#picked(this.#nextLogProbs(input), input.ids);
+      return this.#picked(this.#nextLogProbs(input, undefined, temperature), input.ids);
     });
   }
 
@@ -715,12 +718,17 @@ export class TfVLM implements VLM {
    * `tokenLogProbs` and `tokenEntropy` from ONE forward pass (GRPO needs both each step). The entropy is
    * computed from detached log-probs, so only `logp` carries gradient.
    */
-  tokenLogProbsAndEntropy(input: ModelInput, _training = false): { logp: tf.Tensor2D; entropy: tf.Tensor2D } {
+  tokenLogProbsAndEntropy(
+    input: ModelInput,
+    _training = false,
+    temperature = 1,
+  ): { logp: tf.Tensor2D; entropy: tf.Tensor2D } {
     this.#check();
+    checkTemperature(temperature);
     return tf.tidy(() => {
       const [B, T] = input.ids.shape;
       if (T < 2) return { logp: tf.zeros([B, T]) as tf.Tensor2D, entropy: tf.zeros([B, T]) as tf.Tensor2D };
-      const lp = this.#nextLogProbs(input);
+      const lp = this.#nextLogProbs(input, undefined, temperature);
       return { logp: this.#picked(lp, input.ids), entropy: entropyOf(stopGradient(lp)) };
     });
   }
@@ -1141,6 +1149,11 @@ function repeatIndex(P: number, G: number): number[] {
   const out: number[] = [];
   for (let p = 0; p < P; p++) for (let g = 0; g < G; g++) out.push(p);
   return out;
+}
+
+/** Log-probs are of softmax(logits / temperature): only a positive finite temperature defines one. */
+function checkTemperature(t: number): void {
+  if (!(t > 0 && Number.isFinite(t))) throw new RangeError(`temperature must be > 0 (got ${t})`);
 }
 
 /** Patch embeddings with position and view-type embeddings: added, or gated then added (embedGating). */

@@ -16,7 +16,7 @@ import type { MetricRecord, RolloutRecord } from "../run/records.ts";
 import { collateCompletions, collatePrompts, disposeInput } from "../model/collate.ts";
 import { combineRewards } from "../reward/rewards.ts";
 import { computeAdvantages, grpoLoss, stopGradient } from "./grpo_loss.ts";
-import { AdamW } from "./optim.ts";
+import { AdamW, unfrozen } from "./optim.ts";
 import { lrAt } from "./schedule.ts";
 import { deriveSeed } from "../rng.ts";
 import { HealthMonitor } from "./health.ts";
@@ -69,7 +69,8 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
   const cfg: ModelConfig = model.config;
   // The frozen reference is the policy at the start of the stage (before any resume restores weights).
   const ref = g.beta > 0 ? model.cloneFrozen() : null;
-  const optimizer = new AdamW(model.trainable(), spec.optim);
+  const vars = unfrozen(model.trainable(), spec.freeze, o.stageName);
+  const optimizer = new AdamW(vars, spec.optim);
   const ckpts = o.checkpointDir ? new RotatingCheckpoints(o.checkpointDir) : null;
   let start = 0;
   let resumedFrom: number | null = null;
@@ -114,10 +115,14 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
         const fullMask = batch.lossMask.clone();
         if (g.maskTruncated) maskRows(batch, gen.truncated.slice(p0 * G, p1 * G));
         const advT = tf.tensor1d(Array.from(adv.advantages.slice(p0 * G, p1 * G)));
-        const refLogp = ref ? tf.tidy(() => ref.tokenLogProbs(batch.input)) : null;
+        // Log-probs of the distribution the rollouts were sampled from (logits / temperature), as TRL does.
+        const T = g.temperature;
+        const refLogp = ref ? tf.tidy(() => ref.tokenLogProbs(batch.input, false, T)) : null;
         // With a single iteration the "old" policy is the current one: detached log-probs computed in the
         // same forward. With several, freeze them once before the first update.
-        const oldLogp = g.numIterations > 1 ? tf.tidy(() => model.tokenLogProbs(batch.input)) : null;
+        const oldLogp = g.numIterations > 1
+          ? tf.tidy(() => model.tokenLogProbs(batch.input, false, T))
+          : null;
         const counts = tf.tidy(() => tf.stack([batch.lossMask.sum(), fullMask.sum()]).dataSync());
         return {
           batch,
@@ -147,7 +152,11 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
             const w = g.lossType === "dapo" ? (tokensAll > 0 ? q.tokens / tokensAll : 0) : q.rows / N;
             let statsOut: Record<string, number> = {};
             const { value, grads } = tf.variableGrads(() => {
-              const { logp, entropy: ent } = model.tokenLogProbsAndEntropy(q.batch.input, true);
+              const { logp, entropy: ent } = model.tokenLogProbsAndEntropy(
+                q.batch.input,
+                true,
+                g.temperature,
+              );
               if (it === 0) {
                 entropy += maskedMean(ent, q.fullMask) * (sampledAll > 0 ? q.all / sampledAll : 0);
               }
@@ -165,7 +174,7 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
               });
               statsOut = res.stats;
               return res.loss.mul(w) as tf.Scalar;
-            }, model.trainable());
+            }, vars);
             lossValue += (await value.data())[0];
             value.dispose();
             // Stats are masked means over completion tokens: weight each chunk by its tokens.
