@@ -176,3 +176,72 @@ Deno.test("cot: candidates-first ground line resets the candidate slot segment",
   assertEquals(seg[at("desert")], 4, "D's line is in slot D");
   assertEquals(seg[at("fits")], 1, "the verdict after A is in slot A");
 });
+
+Deno.test("cot: count verdicts give each candidate's number of agreeing cues; the match has the most", async () => {
+  const inputs = await pairingInputs(80);
+  const keys = ["vegetation", "waterSide", "roadAxes", "buildings", "trees", "roadLine"] as const;
+  let below = 0;
+  for (const [k, input] of inputs.entries()) {
+    for (const noise of [0, 1]) {
+      const opts = { verbosity: 0, noise, order: "candidates-first" as const, verdict: "count" as const };
+      const r = pairingCotDetailed(input, opts, cotRng(k, `count/${noise}`));
+      assertEquals(extractAnswer(r.target), letter(input.correct));
+      const line = /((?:[A-H] \d(?:, )?)+)\.$/.exec(r.think);
+      assert(line, `no count line: ${r.think}`);
+      const counts = line[1].split(", ").map((v) => [v[0], Number(v.slice(2))] as const);
+      assertEquals(counts.map(([L]) => L), input.candidates.map((_, i) => letter(i)));
+      counts.forEach(([, n], i) => {
+        // Counted here independently: "buildings" is stated with its roof colour, so a roof that differs
+        // makes the buildings cue differ.
+        const c = input.candidates[i];
+        const agree = keys.filter((key) =>
+          !cueDiffers(input.ground, c, key) && !(key === "buildings" && cueDiffers(input.ground, c, "roof"))
+        ).length;
+        assertEquals(n, agree, r.think);
+        if (i !== input.correct && n < keys.length) {
+          below++;
+        }
+      });
+      assertEquals(counts[input.correct][1], keys.length, "the match agrees on every cue");
+      assert(!/fits|, [A-H] no/.test(r.think), r.think);
+    }
+  }
+  assert(below > 100, `negatives should mostly disagree somewhere (${below})`);
+});
+
+Deno.test("cot: agreement marks follow each candidate cue; the match's are all '+'", async () => {
+  const inputs = await pairingInputs(60);
+  let minus = 0, marked = 0;
+  for (const [k, input] of inputs.entries()) {
+    for (const noise of [0, 1]) {
+      const opts = { verbosity: 0, noise, order: "candidates-first" as const, marks: true };
+      const r = pairingCotDetailed(input, opts, cotRng(k, `marks/${noise}`));
+      assertEquals(extractAnswer(r.target), letter(input.correct));
+      input.candidates.forEach((c, i) => {
+        const m = new RegExp(`(?:^|\\. )${letter(i)}: ([^.]*)\\.`).exec(r.think);
+        assert(m, r.think);
+        // "vegetation+, no water+, roads a, b-, ..." : a mark ends every cue (road axes may hold commas).
+        const marks = [...m[1].matchAll(/([+-])(?:,|$)/g)].map((x) => x[1]);
+        const expected: string[] = [c.vegetation === input.ground.vegetation ? "+" : "-"];
+        expected.push(cueDiffers(input.ground, c, "waterSide") ? "-" : "+");
+        assertEquals(marks.slice(0, 2), expected, m[1]);
+        assertEquals(m[1].split(/[+-](?:, |$)/).filter(Boolean).length, marks.length, m[1]);
+        if (i === input.correct) {
+          assert(marks.every((x) => x === "+"), `the match agrees on every cue: ${m[1]}`);
+        } else if (firstDiffers(input.ground, c)) assert(marks.includes("-"), `a negative differs: ${m[1]}`);
+        minus += marks.filter((x) => x === "-").length;
+        marked += marks.length;
+      });
+      const groundLine = /(?:ground|ground view|panorama): ([^.]*)\./.exec(r.think)!;
+      assert(!/[+-](,|$)/.test(groundLine[1]), "the ground line has no marks");
+    }
+  }
+  assert(minus > marked / 5 && minus < marked * 0.8, `${minus} of ${marked} marks are '-'`);
+});
+
+/** Whether a candidate differs from the ground on any cue a candidates-first line states. */
+function firstDiffers(g: Parameters<typeof cueDiffers>[0], c: Parameters<typeof cueDiffers>[0]): boolean {
+  return (["vegetation", "waterSide", "roadAxes", "buildings", "trees", "roof"] as const).some((k) =>
+    cueDiffers(g, c, k)
+  ) || (c.roadLine !== null && cueDiffers(g, c, "roadLine"));
+}

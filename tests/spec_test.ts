@@ -115,6 +115,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     evalEvery: true,
     checkpointEvery: true,
     cueLoss: true,
+    freeze: true,
     seed: true,
   };
   const grpoStage: Record<keyof GrpoStageSpec, true> = {
@@ -126,6 +127,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     grpo: true,
     evalEvery: true,
     checkpointEvery: true,
+    freeze: true,
     seed: true,
   };
   const grpo: Record<keyof GrpoSpec, true> = {

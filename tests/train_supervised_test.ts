@@ -167,3 +167,51 @@ Deno.test("resumed supervised run == uninterrupted run (bitwise weights, identic
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("freeze: frozen prefixes keep their weights, the rest trains; a prefix naming nothing is refused", async () => {
+  const cfg = testConfig("tiny", 4);
+  const m = createModel(cfg) as TfVLM;
+  const before = new Map(m.namedParams().map(([n, v]) => [n, v.dataSync().slice()]));
+  const exs = [pairingExample(1, 4, 2), pairingExample(2, 4, 3)];
+  await trainSupervised({
+    stageName: "sft",
+    spec: spec({ steps: 3, freeze: ["vis.", "dec.pos_emb"] }),
+    model: m,
+    tokenizer: tok,
+    nextBatch: () => exs,
+    resume: false,
+  });
+  let frozen = 0, moved = 0;
+  for (const [name, v] of m.namedParams()) {
+    const a = before.get(name)!, b = v.dataSync();
+    const same = a.every((x, i) => x === b[i]);
+    if (name.startsWith("vis.") || name.startsWith("dec.pos_emb")) {
+      assert(same, `${name} is frozen but changed`);
+      frozen++;
+    } else if (!same) moved++;
+  }
+  assert(frozen >= 5, `frozen ${frozen}`);
+  assert(moved >= 5, `only ${moved} unfrozen tensors changed`);
+  for (
+    const [freeze, msg] of [[["vision."], "names no parameter"], [["vis.", "dec.", "proj"], "every"]]
+  ) {
+    let err: Error | null = null;
+    try {
+      await trainSupervised({
+        stageName: "sft",
+        spec: spec({ steps: 1, freeze: freeze as string[] }),
+        model: m,
+        tokenizer: tok,
+        nextBatch: () => exs,
+        resume: false,
+      });
+    } catch (e) {
+      err = e as Error;
+    }
+    assert(
+      err && err.message.includes("stages.sft.freeze") && err.message.includes(msg as string),
+      String(err),
+    );
+  }
+  m.dispose();
+});

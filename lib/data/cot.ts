@@ -45,6 +45,14 @@ export interface CotOptions {
    * verdict per candidate (see `pairingCotDetailed`).
    */
   order?: "ground-first" | "candidates-first";
+  /**
+   * Candidates-first verdict line: `fits` (absent) writes "A no, B fits, ..."; `count` writes how many of
+   * the VERIFY_KEYS cues of each candidate agree with the ground ("A 3, B 6, ..."), and the answer is the
+   * candidate with the most (see `pairingCotDetailed`).
+   */
+  verdict?: "fits" | "count";
+  /** Candidates-first: follow each cue of a candidate line with "+" (agrees with the ground) or "-". */
+  marks?: boolean;
 }
 
 /** Input of the pairing engine. */
@@ -348,9 +356,24 @@ export function pairingCotDetailed(input: PairingCotInput, opts: CotOptions, rng
     const keys = (c: ViewCues) => VERIFY_KEYS.filter((k) => k !== "roadLine" || c.roadLine !== null);
     const r = verifyCandidates(g0, candidates, correct, opts.noise, cited, rng);
     noisyCue = r.noisyCue;
-    r.rows.forEach(({ shown }, i) => parts.push(`${letter(i)}: ${obsList(shown, keys(shown), 0)}.`));
+    // Agreement marks: each cue of a candidate line followed by "+" where it agrees with the ground's and "-"
+    // where it differs, so the verdict rests on one local decision per cue written next to it.
+    const line = (shown: ViewCues, i: number) =>
+      opts.marks
+        ? keys(shown).map((k) => phrase(shown, k, 0) + (differsOn(g0, candidates[i], k) ? "-" : "+")).join(
+          ", ",
+        )
+        : obsList(shown, keys(shown), 0);
+    r.rows.forEach(({ shown }, i) => parts.push(`${letter(i)}: ${line(shown, i)}.`));
     parts.push(fill(pick(COT_TEMPLATES.v0Open), { X: obsList(g0, keys(g0), 0) }));
-    parts.push(r.rows.map(({ verdict }, i) => `${letter(i)} ${verdict}`).join(", ") + ".");
+    // Count verdicts: a yes/no verdict is a threshold on how well a candidate agrees, learnt from one "fits"
+    // in four, while the number of agreeing cues is graded, a sum over the cues compared, and the answer is
+    // then the largest of four numbers on one line.
+    const verdict = (v: string, i: number) =>
+      opts.verdict === "count"
+        ? String(VERIFY_KEYS.filter((k) => !differsOn(g0, candidates[i], k)).length)
+        : v;
+    parts.push(r.rows.map(({ verdict: v }, i) => `${letter(i)} ${verdict(v, i)}`).join(", ") + ".");
   } else if (v === 0) {
     // Verify each candidate in turn: its cues in the ground's order, up to the first that differs ("no")
     // or all of them ("fits"). Every step is one view's perception plus one comparison with the ground line.

@@ -40,6 +40,10 @@ export interface DataSpec {
     noise: number;
     /** Verbosity-0 order: ground line first (default) or every candidate described first. */
     order?: "ground-first" | "candidates-first";
+    /** Candidates-first verdict line: "A fits, B no, ..." (default) or "A 6, B 3, ..." (cues that agree). */
+    verdict?: "fits" | "count";
+    /** Candidates-first: each cue of a candidate line followed by "+" (agrees with the ground) or "-". */
+    marks?: boolean;
   };
 }
 
@@ -93,6 +97,11 @@ export interface SupervisedStageSpec {
    * `model.cueHead`. Absent or 0: none.
    */
   cueLoss?: number;
+  /**
+   * Parameter-name prefixes left untrained in this stage (`vis.` vision tower, `aux.cue_ground` and
+   * `aux.cue_aerial` cue heads, `dec.` decoder); absent: every parameter trains.
+   */
+  freeze?: string[];
   seed: number;
 }
 
@@ -133,6 +142,11 @@ export interface GrpoStageSpec {
   grpo: GrpoSpec;
   evalEvery: number;
   checkpointEvery: number;
+  /**
+   * Parameter-name prefixes left untrained in this stage (`vis.` vision tower, `aux.cue_ground` and
+   * `aux.cue_aerial` cue heads, `dec.` decoder); absent: every parameter trains.
+   */
+  freeze?: string[];
   seed: number;
 }
 

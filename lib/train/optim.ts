@@ -18,11 +18,36 @@
 import * as tf from "@tensorflow/tfjs";
 import type { OptimSpec } from "../spec/types.ts";
 import { TrainingHealthError } from "./health.ts";
+import { UserError } from "../errors.ts";
 
 /** The checkpoint name of a variable: its name without a leading "<instance>/" prefix. */
 export function paramKey(v: tf.Variable): string {
   const i = v.name.indexOf("/");
   return i >= 0 ? v.name.slice(i + 1) : v.name;
+}
+
+/**
+ * The variables a stage trains: all of `vars` except those whose checkpoint name starts with one of the
+ * `freeze` prefixes (`stages.<stage>.freeze`). A prefix that names no parameter, or freezing everything, is
+ * a UserError naming the field.
+ */
+export function unfrozen(
+  vars: tf.Variable[],
+  freeze: readonly string[] | undefined,
+  stage: string,
+): tf.Variable[] {
+  if (!freeze || freeze.length === 0) return vars;
+  const where = `stages.${stage}.freeze`;
+  for (const p of freeze) {
+    if (!vars.some((v) => paramKey(v).startsWith(p))) {
+      throw new UserError(
+        `${where}: '${p}' names no parameter of the model (names start with vis., dec., aux., proj)`,
+      );
+    }
+  }
+  const out = vars.filter((v) => !freeze.some((p) => paramKey(v).startsWith(p)));
+  if (out.length === 0) throw new UserError(`${where}: freezes every parameter, nothing would train`);
+  return out;
 }
 
 /** Host copy of an optimiser state. */

@@ -22,7 +22,7 @@ import { CUE_GROUP_OFFSETS, CUE_GROUPS, CUE_ROAD_OUTPUTS, cueBatchTargets } from
 import type { CueBatchTargets } from "../data/cue_labels.ts";
 import { UserError } from "../errors.ts";
 import { RotatingCheckpoints } from "./checkpoints.ts";
-import { AdamW } from "./optim.ts";
+import { AdamW, unfrozen } from "./optim.ts";
 import { lrAt } from "./schedule.ts";
 
 export interface SupervisedOptions {
@@ -140,7 +140,8 @@ export function crossEntropyWithCues(
 export async function trainSupervised(o: SupervisedOptions): Promise<SupervisedResult> {
   const { spec, model, tokenizer } = o;
   const cfg = model.config;
-  const optimizer = new AdamW(model.trainable(), spec.optim);
+  const vars = unfrozen(model.trainable(), spec.freeze, o.stageName);
+  const optimizer = new AdamW(vars, spec.optim);
   let start = 0;
   let resumedFrom: number | null = null;
   const ckpts = o.checkpointDir ? new RotatingCheckpoints(o.checkpointDir, o.keepCheckpoints ?? 2) : null;
@@ -179,7 +180,7 @@ export async function trainSupervised(o: SupervisedOptions): Promise<SupervisedR
             return r.total;
           }
           : () => maskedCrossEntropy(model, batch);
-        const { value, grads } = tf.variableGrads(lossFn, model.trainable());
+        const { value, grads } = tf.variableGrads(lossFn, vars);
         try {
           gradNorm = optimizer.applyGradients(grads, lr, spec.optim.gradClip, step);
           // `loss` stays the token cross-entropy (comparable across runs with and without the cue loss).
