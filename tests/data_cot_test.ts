@@ -245,3 +245,30 @@ function firstDiffers(g: Parameters<typeof cueDiffers>[0], c: Parameters<typeof 
     cueDiffers(g, c, k)
   ) || (c.roadLine !== null && cueDiffers(g, c, "roadLine"));
 }
+
+Deno.test("cot: first-fit verdicts stop at the match, so the answer continues the match's slot segment", async () => {
+  const inputs = await pairingInputs(60);
+  const tok = createTokenizer();
+  const slots = slotSegmentsFor(tok, 4);
+  for (const [k, input] of inputs.entries()) {
+    const opts = {
+      verbosity: 0,
+      noise: 0.5,
+      order: "candidates-first" as const,
+      verdict: "first-fit" as const,
+    };
+    const r = pairingCotDetailed(input, opts, cotRng(k, "first-fit"));
+    const L = letter(input.correct);
+    assertEquals(extractAnswer(r.target), L);
+    const line = /((?:[A-H] (?:fits|no|alike)(?:, )?)+)\.$/.exec(r.think);
+    assert(line, r.think);
+    const vs = line[1].split(", ");
+    assertEquals(vs.map((v) => v[0]), input.candidates.slice(0, input.correct + 1).map((_, i) => letter(i)));
+    assertEquals(vs[vs.length - 1], `${L} fits`);
+    assert(vs.slice(0, -1).every((v) => !v.endsWith("fits")), r.think);
+    // The token that predicts the answer letter (<answer>) is in the match's segment.
+    const ids = tok.encode(r.target);
+    const { seg } = slotSegments(slots, tok.vocabSize, Int32Array.from(ids), 1, ids.length);
+    assertEquals(seg[ids.lastIndexOf(tok.special.answerOpen)], input.correct + 1, r.target);
+  }
+});

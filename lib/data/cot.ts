@@ -48,9 +48,10 @@ export interface CotOptions {
   /**
    * Candidates-first verdict line: `fits` (absent) writes "A no, B fits, ..."; `count` writes how many of
    * the VERIFY_KEYS cues of each candidate agree with the ground ("A 3, B 6, ..."), and the answer is the
-   * candidate with the most (see `pairingCotDetailed`).
+   * candidate with the most; `first-fit` writes the yes/no verdicts in letter order up to the match only
+   * ("A no, B fits."), so the answer follows the match's verdict (see `pairingCotDetailed`).
    */
-  verdict?: "fits" | "count";
+  verdict?: "fits" | "count" | "first-fit";
   /** Candidates-first: follow each cue of a candidate line with "+" (agrees with the ground) or "-". */
   marks?: boolean;
 }
@@ -373,7 +374,11 @@ export function pairingCotDetailed(input: PairingCotInput, opts: CotOptions, rng
       opts.verdict === "count"
         ? String(VERIFY_KEYS.filter((k) => !differsOn(g0, candidates[i], k)).length)
         : v;
-    parts.push(r.rows.map(({ verdict: v }, i) => `${letter(i)} ${verdict(v, i)}`).join(", ") + ".");
+    // First-fit verdicts stop at the match, so the answer follows "B fits" directly: the answer token then
+    // continues B's slot segment. With every verdict listed, the answer had to be copied from the "fits"
+    // earlier on the line, and SFT never learnt that copy (teacher-forced answer accuracy 34%, chance).
+    const rows = opts.verdict === "first-fit" ? r.rows.slice(0, correct + 1) : r.rows;
+    parts.push(rows.map(({ verdict: v }, i) => `${letter(i)} ${verdict(v, i)}`).join(", ") + ".");
   } else if (v === 0) {
     // Verify each candidate in turn: its cues in the ground's order, up to the first that differs ("no")
     // or all of them ("fits"). Every step is one view's perception plus one comparison with the ground line.

@@ -40,8 +40,11 @@ export interface DataSpec {
     noise: number;
     /** Verbosity-0 order: ground line first (default) or every candidate described first. */
     order?: "ground-first" | "candidates-first";
-    /** Candidates-first verdict line: "A fits, B no, ..." (default) or "A 6, B 3, ..." (cues that agree). */
-    verdict?: "fits" | "count";
+    /**
+     * Candidates-first verdict line: "A fits, B no, ..." (default), "A 6, B 3, ..." (cues that agree) or
+     * "A no, B fits." (first-fit: verdicts up to the match).
+     */
+    verdict?: "fits" | "count" | "first-fit";
     /** Candidates-first: each cue of a candidate line followed by "+" (agrees with the ground) or "-". */
     marks?: boolean;
   };
