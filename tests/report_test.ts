@@ -298,3 +298,33 @@ Deno.test("report command: one run, several runs, usage and data errors", async 
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("comparison report: a row shared through the stage cache shows in each run's own column", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "geo-report-shared-" });
+  try {
+    const r1 = join(tmp, "r1"), z1 = join(tmp, "z1");
+    await writeFixtureRun(r1, { seed: 1, gallery: 0, steps: { base: 10, sft: 10, grpo: 10 } });
+    await writeFixtureRun(z1, {
+      seed: 1,
+      gallery: 0,
+      name: "geo-r1-zero",
+      steps: { base: 10, sft: 10, grpo: 10 },
+    });
+    // The zero run's table: its own Base and Geo-R1-Zero rows, the same stages (hashes) as r1's sibling rows.
+    const e1 = JSON.parse(await Deno.readTextFile(join(r1, "eval.json")));
+    const ez = JSON.parse(await Deno.readTextFile(join(z1, "eval.json")));
+    ez.rows = e1.rows.filter((r: { label: string }) => r.label === "Base" || r.label === "Geo-R1-Zero");
+    await Deno.writeTextFile(join(z1, "eval.json"), JSON.stringify(ez));
+    const zeroAcc = ez.rows[1].pairing.accuracy as number;
+    const out = await writeComparisonReport([r1, z1], join(tmp, "cmp.html"));
+    const html = await Deno.readTextFile(out);
+    const perRun = html.slice(html.indexOf("Pairing accuracy in each run"));
+    const row = (label: string) => new RegExp(`<tr><td>${label}</td>(.*?)</tr>`).exec(perRun)?.[1] ?? "";
+    const cells = (label: string) => [...row(label).matchAll(/<td[^>]*>(.*?)<\/td>/g)].map((m) => m[1]);
+    const pct = `${(zeroAcc * 100).toFixed(1)}%`;
+    assertEquals(cells("Geo-R1-Zero"), [pct, pct], "both runs list the shared Zero row");
+    assertEquals(cells("Geo-SFT")[1], "&ndash;", "the zero run has no Geo-SFT row");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

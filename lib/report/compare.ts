@@ -169,14 +169,18 @@ export async function renderComparisonReport(
     ["Model", ...runs.map((r) => `${r.manifest.name} (seed ${r.manifest.seed})`)],
     groups.map((g) => [
       g.label,
+      // The row of the run's own table (eval.json), also when it came from a sibling run through the stage
+      // cache: listing a shared row only under the first run that has it put a geo-r1-zero row in a geo-r1
+      // run's column.
       ...runs.map((r) => {
-        const x = g.rows.find((y) => y.runId === r.manifest.runId);
-        return x?.row.pairing ? fmtPct(x.row.pairing.accuracy) : null;
+        const row = r.eval.rows.find((y) => y.label === g.label);
+        return row?.pairing ? fmtPct(row.pairing.accuracy) : null;
       }),
     ]),
     {
       caption:
-        "Pairing accuracy of each run (a stage shared through the cache is listed under the first run)",
+        "Pairing accuracy in each run's own table (a row shared through the stage cache shows in every " +
+        "run that lists it; the mean and CI count it once)",
     },
   );
 
