@@ -115,6 +115,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     evalEvery: true,
     checkpointEvery: true,
     cueLoss: true,
+    answerWeight: true,
     freeze: true,
     seed: true,
   };

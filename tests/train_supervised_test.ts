@@ -9,7 +9,8 @@ import { CharTokenizer, groundExample, pairingExample, testConfig, useWasm } fro
 import { createModel, type TfVLM } from "../lib/model/vlm.ts";
 import { lrAt } from "../lib/train/schedule.ts";
 import { AdamW } from "../lib/train/optim.ts";
-import { trainSupervised } from "../lib/train/supervised.ts";
+import { trainSupervised, weightAnswerTokens } from "../lib/train/supervised.ts";
+import { collateTrain } from "../lib/model/collate.ts";
 import type { SupervisedStageSpec } from "../lib/spec/types.ts";
 import type { MetricRecord } from "../lib/run/records.ts";
 
@@ -214,4 +215,24 @@ Deno.test("freeze: frozen prefixes keep their weights, the rest trains; a prefix
     );
   }
   m.dispose();
+});
+
+Deno.test("answerWeight: the answer block's tokens (through </answer>) weigh w, the reasoning 1, the prompt 0", () => {
+  const cfg = testConfig("tiny", 4);
+  const b = collateTrain([pairingExample(1, 4, 2), pairingExample(3, 4, 0)], tok, cfg);
+  const before = b.lossMask.arraySync();
+  weightAnswerTokens(b, tok, 5);
+  const after = b.lossMask.arraySync(), ids = b.input.ids.arraySync();
+  let weighted = 0;
+  ids.forEach((row, r) => {
+    const open = row.lastIndexOf(tok.special.answerOpen), close = row.lastIndexOf(tok.special.answerClose);
+    assert(open > 0 && close > open, "both exemplars have an answer block");
+    row.forEach((_, t) => {
+      const inAnswer = t > open && t <= close;
+      assertEquals(after[r][t], before[r][t] * (inAnswer ? 5 : 1), `row ${r} token ${t}`);
+      if (inAnswer && before[r][t] > 0) weighted++;
+    });
+  });
+  assert(weighted >= 4, `${weighted} answer tokens`);
+  b.dispose();
 });

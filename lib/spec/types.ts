@@ -100,6 +100,8 @@ export interface SupervisedStageSpec {
    * `model.cueHead`. Absent or 0: none.
    */
   cueLoss?: number;
+  /** Loss weight of the answer block's tokens relative to the rest (absent: 1). */
+  answerWeight?: number;
   /**
    * Parameter-name prefixes left untrained in this stage (`vis.` vision tower, `aux.cue_ground` and
    * `aux.cue_aerial` cue heads, `dec.` decoder); absent: every parameter trains.
