@@ -217,7 +217,9 @@ export async function trainSupervised(o: SupervisedOptions): Promise<SupervisedR
           for (const t of aux) t.dispose();
           for (const k in grads) grads[k].dispose();
         }
-        const counts = tf.tidy(() => tf.stack([batch.input.attn.sum(), batch.lossMask.greater(0).toFloat().sum()]));
+        const counts = tf.tidy(() =>
+          tf.stack([batch.input.attn.sum(), batch.lossMask.greater(0).toFloat().sum()])
+        );
         [tokens, completionTokens] = Array.from(counts.dataSync());
         counts.dispose();
       } finally {
