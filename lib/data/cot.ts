@@ -376,7 +376,8 @@ export function pairingCotDetailed(input: PairingCotInput, opts: CotOptions, rng
         : v;
     // First-fit verdicts stop at the match, so the answer follows "B fits" directly: the answer token then
     // continues B's slot segment. With every verdict listed, the answer had to be copied from the "fits"
-    // earlier on the line, and SFT never learnt that copy (teacher-forced answer accuracy 34%, chance).
+    // earlier on the line, and 300-step SFT never learnt that copy (teacher-forced answer accuracy 31-34%,
+    // near the 25% chance).
     const rows = opts.verdict === "first-fit" ? r.rows.slice(0, correct + 1) : r.rows;
     parts.push(rows.map(({ verdict: v }, i) => `${letter(i)} ${verdict(v, i)}`).join(", ") + ".");
   } else if (v === 0) {
