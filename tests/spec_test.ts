@@ -117,6 +117,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     cueLoss: true,
     answerWeight: true,
     freeze: true,
+    replicas: true,
     seed: true,
   };
   const grpoStage: Record<keyof GrpoStageSpec, true> = {
@@ -129,6 +130,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     evalEvery: true,
     checkpointEvery: true,
     freeze: true,
+    replicas: true,
     seed: true,
   };
   const grpo: Record<keyof GrpoSpec, true> = {
@@ -155,6 +157,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     temperature: true,
     maxNewTokens: true,
     gallery: true,
+    replicas: true,
     seed: true,
   };
   const top: Record<keyof ExperimentSpec, true> = {
@@ -317,6 +320,10 @@ Deno.test("--set: unknown path, unknown key, bad value, not an object, malformed
   await rejectsWith(
     loadSpec(p, { sets: ["stages.grpo.steps"] }),
     `--set stages.grpo.steps: expected KEY.PATH=VALUE, e.g. --set stages.grpo.steps=100`,
+  );
+  await rejectsWith(
+    loadSpec(p, { sets: ["stages.sft.replicas=0"] }),
+    `--set stages.sft.replicas=0: /stages/sft/replicas: must be >= 1, got number 0`,
   );
   await rejectsWith(
     loadSpec(p, { sets: ["__proto__.x=1"] }),

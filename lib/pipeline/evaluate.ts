@@ -6,7 +6,8 @@
  * @module
  */
 import type { Example, TaskName, Tokenizer } from "../data/types.ts";
-import type { VLM } from "../model/types.ts";
+import type { GenerateOptions, VLM } from "../model/types.ts";
+import { hostWeights, type ReplicaPool } from "../train/replicas.ts";
 import type { EvalSpec } from "../spec/types.ts";
 import type { GalleryItem, StageEval } from "../run/records.ts";
 import { collatePrompts, disposeInput } from "../model/collate.ts";
@@ -31,6 +32,8 @@ export interface EvalContext {
   stageHash: string;
   batchSize?: number;
   progress?(done: number, total: number): void;
+  /** Replicas sharing the decoding batches (`eval.replicas`); absent: this thread only. */
+  replicas?: ReplicaPool;
 }
 
 interface Scored {
@@ -39,7 +42,11 @@ interface Scored {
   tokens: number;
 }
 
-/** Generate greedy (or sampled, per spec) completions for examples, in batches. */
+/**
+ * Generate greedy (or sampled, per spec) completions for examples, in batches of `batchSize`. With `pool`,
+ * the batches are dealt out in waves: batch k of a wave runs on replica k (0 = this thread). Each batch's
+ * input, weights and seed are the same wherever it runs, so the completions are the same as without.
+ */
 export async function complete(
   model: VLM,
   tok: Tokenizer,
@@ -47,25 +54,36 @@ export async function complete(
   spec: Pick<EvalSpec, "temperature" | "maxNewTokens" | "seed">,
   batchSize = 64,
   onBatch?: (done: number) => void,
+  pool?: ReplicaPool,
 ): Promise<Scored[]> {
   const out: Scored[] = [];
-  for (let i = 0; i < examples.length; i += batchSize) {
-    const chunk = examples.slice(i, i + batchSize);
-    const input = collatePrompts(chunk, tok, model.config);
+  const R = pool?.size ?? 1;
+  const weights = pool ? hostWeights(model) : null;
+  const opts = (i: number): GenerateOptions => ({
+    groupSize: 1,
+    maxNewTokens: spec.maxNewTokens,
+    temperature: spec.temperature,
+    topP: 1,
+    seed: deriveSeed(spec.seed, `eval/${i}`),
+    stopIds: [tok.special.answerClose],
+  });
+  const starts: number[] = [];
+  for (let i = 0; i < examples.length; i += batchSize) starts.push(i);
+  for (let w = 0; w < starts.length; w += R) {
+    const wave = starts.slice(w, w + R);
+    const inputs = wave.map((i) => collatePrompts(examples.slice(i, i + batchSize), tok, model.config));
     try {
-      const res = await model.generate(input, {
-        groupSize: 1,
-        maxNewTokens: spec.maxNewTokens,
-        temperature: spec.temperature,
-        topP: 1,
-        seed: deriveSeed(spec.seed, `eval/${i}`),
-        stopIds: [tok.special.answerClose],
+      const remote = wave.slice(1).map((i, j) => pool!.generate(j + 1, weights!, inputs[j + 1], opts(i)));
+      remote.forEach((p) => p.catch(() => {}));
+      const results = [await model.generate(inputs[0], opts(wave[0])), ...(await Promise.all(remote))];
+      results.forEach((res, k) => {
+        const chunk = examples.slice(wave[k], wave[k] + batchSize);
+        res.completions.forEach((ids, j) =>
+          out.push({ ex: chunk[j], text: tok.decode(ids), tokens: ids.length })
+        );
       });
-      res.completions.forEach((ids, j) =>
-        out.push({ ex: chunk[j], text: tok.decode(ids), tokens: ids.length })
-      );
     } finally {
-      disposeInput(input);
+      inputs.forEach(disposeInput);
     }
     onBatch?.(out.length);
   }
@@ -87,6 +105,7 @@ export async function evaluateModel(c: EvalContext): Promise<StageEval> {
       c.spec,
       c.batchSize ?? 64,
       (d) => c.progress?.(doneBefore + d, total),
+      c.replicas,
     );
     doneBefore += examples.length;
     if (task === "pairing") {

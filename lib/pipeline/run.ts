@@ -11,6 +11,7 @@
  * `eval-<evalHash>.json` and `done.json` (written last: its presence means the stage is complete).
  * @module
  */
+import * as tf from "@tensorflow/tfjs";
 import { dirname, join } from "node:path";
 import type { Example, TaskName } from "../data/types.ts";
 import type { VLM } from "../model/types.ts";
@@ -33,6 +34,7 @@ import type { TaskSampler } from "../data/tasks.ts";
 import { UserError } from "../errors.ts";
 import { progress } from "../run/progress.ts";
 import { codeVersion } from "./code_version.ts";
+import { ReplicaPool } from "../train/replicas.ts";
 
 /** Row labels of the paper's table, by pipeline shape. */
 export const ROW_LABELS = ["Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1"] as const;
@@ -129,28 +131,35 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
 
   const rows: StageEval[] = [];
   let model: VLM | null = null;
-  for (let i = 0; i < plans.length; i++) {
-    const plan = plans[i];
-    // One process at a time trains/evaluates a stage; a second one waits here, then finds it cached.
-    const lock = await lockStage(plan.dir, log);
-    try {
-      // Temp files orphaned by a crash of the interrupted run (reliability).
-      if (o.resume) await removeStaleTemps(plan.dir);
-      const done = !o.noCache && (await exists(join(plan.dir, "done.json")));
-      o.manifest.stages[i].cached = done;
-      if (done) {
-        log(`stage ${plan.name} [${plan.spec.kind}] ${plan.hash}: cached`);
-        model?.dispose();
-        model = (await loadCheckpoint(join(plan.dir, "final"))).model;
-      } else {
-        model = await trainStage(plan, model, { ...o, log, cfg, sampler, tokenizer });
+  const replicas = new Replicas(cfg, log);
+  try {
+    for (let i = 0; i < plans.length; i++) {
+      const plan = plans[i];
+      // One process at a time trains/evaluates a stage; a second one waits here, then finds it cached.
+      const lock = await lockStage(plan.dir, log);
+      try {
+        // Temp files orphaned by a crash of the interrupted run (reliability).
+        if (o.resume) await removeStaleTemps(plan.dir);
+        const done = !o.noCache && (await exists(join(plan.dir, "done.json")));
+        o.manifest.stages[i].cached = done;
+        if (done) {
+          log(`stage ${plan.name} [${plan.spec.kind}] ${plan.hash}: cached`);
+          model?.dispose();
+          model = (await loadCheckpoint(join(plan.dir, "final"))).model;
+        } else {
+          model = await trainStage(plan, model, { ...o, log, cfg, sampler, tokenizer, replicas });
+        }
+        // Evaluate this stage's model (cached per stage + eval spec).
+        const label = rowLabel(plans.slice(0, i + 1));
+        rows.push(
+          await evalStage(plan, model, label, evalHash, { ...o, log, tokenizer, testExamples, replicas }),
+        );
+      } finally {
+        lock.close();
       }
-      // Evaluate this stage's model (cached per stage + eval spec).
-      const label = rowLabel(plans.slice(0, i + 1));
-      rows.push(await evalStage(plan, model, label, evalHash, { ...o, log, tokenizer, testExamples }));
-    } finally {
-      lock.close();
     }
+  } finally {
+    replicas.close();
   }
   model?.dispose();
 
@@ -211,6 +220,41 @@ interface StageContext extends RunOptions {
   cfg: ReturnType<typeof modelConfigForSpec>;
   sampler: TaskSampler;
   tokenizer: ReturnType<typeof createTokenizer>;
+  replicas: Replicas;
+}
+
+/**
+ * The run's replica pools by size, started on first use and closed when the run ends (`stages.*.replicas`,
+ * `eval.replicas`; lib/train/replicas.ts). Off the CPU backends a stage runs in one thread (one device).
+ */
+class Replicas {
+  readonly #pools = new Map<number, ReplicaPool>();
+  #warned = false;
+
+  constructor(readonly cfg: ReturnType<typeof modelConfigForSpec>, readonly log: (line: string) => void) {}
+
+  /** A pool of `n` replicas, or undefined for n <= 1 (or off wasm/cpu). */
+  async get(n: number | undefined): Promise<ReplicaPool | undefined> {
+    const size = n ?? 1;
+    if (size <= 1) return undefined;
+    const backend = tf.getBackend();
+    if (backend !== "wasm" && backend !== "cpu") {
+      if (!this.#warned) this.log(`replicas: ${size} requested; the ${backend} backend runs in one thread`);
+      this.#warned = true;
+      return undefined;
+    }
+    let pool = this.#pools.get(size);
+    if (!pool) {
+      pool = await ReplicaPool.start(size, this.cfg, backend);
+      this.#pools.set(size, pool);
+    }
+    return pool;
+  }
+
+  close(): void {
+    for (const p of this.#pools.values()) p.close();
+    this.#pools.clear();
+  }
 }
 
 /**
@@ -265,6 +309,7 @@ async function trainStage(plan: StagePlan, upstream: VLM | null, c: StageContext
       checkpointDir: ckptDir,
       resume: c.resume,
       progress: onProgress,
+      replicas: await c.replicas.get(gs.replicas),
     });
     res.optimizer.dispose();
   } else {
@@ -291,6 +336,7 @@ async function trainStage(plan: StagePlan, upstream: VLM | null, c: StageContext
       checkpointDir: ckptDir,
       resume: c.resume,
       progress: onProgress,
+      replicas: await c.replicas.get(ss.replicas),
     });
     res.optimizer.dispose();
   }
@@ -319,6 +365,7 @@ async function evalStage(
     log(line: string): void;
     tokenizer: ReturnType<typeof createTokenizer>;
     testExamples(task: TaskName, n: number): Example[];
+    replicas: Replicas;
   },
 ): Promise<StageEval> {
   const path = join(plan.dir, `eval-${evalHash}.json`);
@@ -345,6 +392,7 @@ async function evalStage(
     label,
     stageHash: plan.hash,
     progress: (d) => bar?.update(d),
+    replicas: await c.replicas.get(c.spec.eval.replicas),
   });
   bar?.stop();
   await atomicWriteJson(path, res);

@@ -107,6 +107,11 @@ export interface SupervisedStageSpec {
    * `aux.cue_aerial` cue heads, `dec.` decoder); absent: every parameter trains.
    */
   freeze?: string[];
+  /**
+   * Data-parallel model replicas (worker threads, one wasm core each; lib/train/replicas.ts). Absent: 1.
+   * In the stage hash: shard boundaries and rollout seeds depend on it (never on the machine).
+   */
+  replicas?: number;
   seed: number;
 }
 
@@ -152,6 +157,11 @@ export interface GrpoStageSpec {
    * `aux.cue_aerial` cue heads, `dec.` decoder); absent: every parameter trains.
    */
   freeze?: string[];
+  /**
+   * Data-parallel model replicas (worker threads, one wasm core each; lib/train/replicas.ts). Absent: 1.
+   * In the stage hash: shard boundaries and rollout seeds depend on it (never on the machine).
+   */
+  replicas?: number;
   seed: number;
 }
 
@@ -168,6 +178,11 @@ export interface EvalSpec {
   maxNewTokens: number;
   /** Rollouts kept (with images) for the report gallery. */
   gallery: number;
+  /**
+   * Model replicas sharing the decoding batches (lib/train/replicas.ts); the metrics equal one replica's.
+   * Absent: 1.
+   */
+  replicas?: number;
   seed: number;
 }
 

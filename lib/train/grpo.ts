@@ -10,13 +10,28 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Example, Tokenizer } from "../data/types.ts";
-import type { ModelConfig, TrainBatch, VLM } from "../model/types.ts";
+import type {
+  GenerateOptions,
+  GenerateResult,
+  ModelConfig,
+  ModelInput,
+  TrainBatch,
+  VLM,
+} from "../model/types.ts";
 import type { GrpoStageSpec } from "../spec/types.ts";
 import type { MetricRecord, RolloutRecord } from "../run/records.ts";
 import { collateCompletions, collatePrompts, disposeInput } from "../model/collate.ts";
 import { combineRewards } from "../reward/rewards.ts";
 import { computeAdvantages, grpoLoss, stopGradient } from "./grpo_loss.ts";
-import { AdamW, unfrozen } from "./optim.ts";
+import { AdamW, paramKey, unfrozen } from "./optim.ts";
+import {
+  type GradResult,
+  type GrpoChunk,
+  type GrpoChunkParams,
+  type HostWeights,
+  hostWeights,
+} from "./replicas.ts";
+import { packInput, packTensor, type ReplicaPool, shardRanges } from "./replicas.ts";
 import { lrAt } from "./schedule.ts";
 import { deriveSeed } from "../rng.ts";
 import { HealthMonitor } from "./health.ts";
@@ -43,6 +58,11 @@ export interface GrpoOptions {
   /** Stop after this many steps in total, as if interrupted (no extra checkpoint); for tests. */
   stopAfter?: number;
   progress?(stepsDone: number, total: number, info: Record<string, number>): void;
+  /**
+   * Data-parallel replicas (`stages.<name>.replicas` > 1): rollouts of each replica's share of the prompts
+   * are sampled there, and the update's micro-batches are spread over the replicas.
+   */
+  replicas?: ReplicaPool;
 }
 
 export interface GrpoResult {
@@ -82,24 +102,47 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
   const end = Math.min(spec.steps, o.stopAfter ?? spec.steps);
   const health = new HealthMonitor();
   const stopIds = [tokenizer.special.answerClose];
+  const pool = o.replicas ?? null;
   try {
     for (let step = start; step < end; step++) {
       const t0 = performance.now();
       const examples = o.prompts(step);
       // 1. Rollouts: image+prompt prefix encoded once per prompt, shared by its G samples.
-      const promptInput = collatePrompts(examples, tokenizer, cfg);
-      let gen;
-      try {
-        gen = await model.generate(promptInput, {
-          groupSize: G,
-          maxNewTokens: g.maxNewTokens,
-          temperature: g.temperature,
-          topP: g.topP,
-          seed: deriveSeed(spec.seed, `rollout/${step}`),
-          stopIds,
-        });
-      } finally {
-        disposeInput(promptInput);
+      //    With replicas, replica s samples the groups of the s-th contiguous share of the prompts.
+      const genOpts = (seedKey: string): GenerateOptions => ({
+        groupSize: G,
+        maxNewTokens: g.maxNewTokens,
+        temperature: g.temperature,
+        topP: g.topP,
+        seed: deriveSeed(spec.seed, seedKey),
+        stopIds,
+      });
+      let gen: GenerateResult;
+      if (pool) {
+        const weights = hostWeights(model);
+        const shards = shardRanges(examples.length, pool.size).filter(([a, b]) => b > a);
+        const inputs = shards.map(([a, b]) => collatePrompts(examples.slice(a, b), tokenizer, cfg));
+        try {
+          const remote = inputs.slice(1).map((inp, j) =>
+            pool.generate(j + 1, weights, inp, genOpts(`rollout/${step}/${j + 1}`))
+          );
+          remote.forEach((p) => p.catch(() => {}));
+          const local = await model.generate(inputs[0], genOpts(`rollout/${step}/0`));
+          const all = [local, ...(await Promise.all(remote))];
+          gen = {
+            completions: all.flatMap((r) => r.completions),
+            truncated: all.flatMap((r) => r.truncated),
+          };
+        } finally {
+          inputs.forEach(disposeInput);
+        }
+      } else {
+        const promptInput = collatePrompts(examples, tokenizer, cfg);
+        try {
+          gen = await model.generate(promptInput, genOpts(`rollout/${step}`));
+        } finally {
+          disposeInput(promptInput);
+        }
       }
       const tGen = performance.now() - t0;
       // 2. Verifiable rewards on the host (pure functions of text + metadata).
@@ -142,52 +185,77 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
       let gradNorm = 0;
       let entropy = 0;
       try {
+        const R = pool?.size ?? 1;
+        const train = vars.map(paramKey);
         for (let it = 0; it < g.numIterations; it++) {
           const lr = lrAt(spec.optim, step, spec.steps);
           let sum: tf.NamedTensorMap | null = null;
           let lossValue = 0;
           const statSums: Record<string, number> = {};
-          for (const q of parts) {
+          const params = (q: (typeof parts)[number]): GrpoChunkParams => ({
+            temperature: g.temperature,
+            beta: g.beta,
+            epsilonLow: g.epsilonLow,
+            epsilonHigh: g.epsilonHigh,
+            lossType: g.lossType,
+            maxCompletionLength: g.maxNewTokens,
             // grpo and dr_grpo average over rows, dapo over unmasked tokens: the chunk's share of that.
-            const w = g.lossType === "dapo" ? (tokensAll > 0 ? q.tokens / tokensAll : 0) : q.rows / N;
-            let statsOut: Record<string, number> = {};
-            const { value, grads } = tf.variableGrads(() => {
-              const { logp, entropy: ent } = model.tokenLogProbsAndEntropy(
-                q.batch.input,
-                true,
-                g.temperature,
-              );
-              if (it === 0) {
-                entropy += maskedMean(ent, q.fullMask) * (sampledAll > 0 ? q.all / sampledAll : 0);
-              }
-              const res = grpoLoss({
-                logp,
-                oldLogp: q.oldLogp ?? stopGradient(logp),
-                refLogp: q.refLogp,
-                mask: q.batch.lossMask,
-                advantages: q.advT,
-                beta: g.beta,
-                epsilonLow: g.epsilonLow,
-                epsilonHigh: g.epsilonHigh,
-                lossType: g.lossType,
-                maxCompletionLength: g.maxNewTokens,
-              });
-              statsOut = res.stats;
-              return res.loss.mul(w) as tf.Scalar;
+            weight: g.lossType === "dapo" ? (tokensAll > 0 ? q.tokens / tokensAll : 0) : q.rows / N,
+            entropyWeight: it === 0 ? (sampledAll > 0 ? q.all / sampledAll : 0) : null,
+          });
+          const weights = pool ? hostWeights(model) : null;
+          // Micro-batches in waves of R: the first of a wave here, the others on replicas 1..R-1; results
+          // are accumulated in chunk order, exactly as in one thread.
+          for (let w0 = 0; w0 < parts.length; w0 += R) {
+            const wave = parts.slice(w0, w0 + R);
+            const remote = wave.slice(1).map((q, j) =>
+              pool!.call<GradResult>(j + 1, {
+                op: "grpo",
+                weights: weights!,
+                train,
+                chunk: packChunk(q),
+                params: params(q),
+              })
+            );
+            remote.forEach((p) => p.catch(() => {}));
+            const q0 = wave[0];
+            let stats0: Record<string, number> = {};
+            let ent0: number | null = null;
+            const local = tf.variableGrads(() => {
+              const r = chunkLoss(model, chunkTensors(q0), params(q0));
+              stats0 = r.stats;
+              ent0 = r.entropy;
+              return r.loss;
             }, vars);
-            lossValue += (await value.data())[0];
-            value.dispose();
-            // Stats are masked means over completion tokens: weight each chunk by its tokens.
-            const sw = tokensAll > 0 ? q.tokens / tokensAll : 0;
-            for (const [k, v] of Object.entries(statsOut)) statSums[k] = (statSums[k] ?? 0) + v * sw;
-            if (sum === null) sum = grads;
-            else {
-              const acc: tf.NamedTensorMap = sum;
-              for (const k in grads) {
-                const t = acc[k];
-                acc[k] = t.add(grads[k]);
-                t.dispose();
-                grads[k].dispose();
+            const value0 = (await local.value.data())[0];
+            local.value.dispose();
+            const results: { value: number; stats: Record<string, number>; grads: tf.NamedTensorMap }[] = [
+              {
+                value: value0,
+                stats: ent0 === null ? stats0 : { ...stats0, entropy: ent0 },
+                grads: local.grads,
+              },
+            ];
+            for (const r of await Promise.all(remote)) {
+              results.push({ value: r.value, stats: r.scalars, grads: gradTensors(r.grads, vars) });
+            }
+            for (let j = 0; j < results.length; j++) {
+              const r = results[j], q = wave[j];
+              lossValue += r.value;
+              const { entropy: e, ...stats } = r.stats;
+              if (e !== undefined) entropy += e;
+              // Stats are masked means over completion tokens: weight each chunk by its tokens.
+              const sw = tokensAll > 0 ? q.tokens / tokensAll : 0;
+              for (const [k, v] of Object.entries(stats)) statSums[k] = (statSums[k] ?? 0) + v * sw;
+              if (sum === null) sum = r.grads;
+              else {
+                const acc: tf.NamedTensorMap = sum;
+                for (const k in r.grads) {
+                  const t = acc[k];
+                  acc[k] = t.add(r.grads[k]);
+                  t.dispose();
+                  r.grads[k].dispose();
+                }
               }
             }
           }
@@ -251,7 +319,85 @@ function scoreRollouts(
   return { texts, rewards, parts, lengths, truncated };
 }
 
-/** Zero the loss mask of truncated rows (`mask_truncated`). */
+/** The tensors of one policy-update micro-batch. */
+export interface ChunkTensors {
+  input: ModelInput;
+  lossMask: tf.Tensor2D;
+  fullMask: tf.Tensor2D;
+  advantages: tf.Tensor1D;
+  refLogp: tf.Tensor2D | null;
+  oldLogp: tf.Tensor2D | null;
+}
+
+/**
+ * The weighted clipped-surrogate loss of one micro-batch (to be called inside tf.variableGrads), its loss
+ * stats, and (when `p.entropyWeight` is set) its weighted share of the mean entropy of sampled tokens.
+ * Called here and by GRPO replicas (lib/train/replica_worker.ts), so both compute the same function.
+ */
+export function chunkLoss(
+  model: VLM,
+  t: ChunkTensors,
+  p: GrpoChunkParams,
+): { loss: tf.Scalar; stats: Record<string, number>; entropy: number | null } {
+  const { logp, entropy: ent } = model.tokenLogProbsAndEntropy(t.input, true, p.temperature);
+  const entropy = p.entropyWeight === null ? null : maskedMean(ent, t.fullMask) * p.entropyWeight;
+  const res = grpoLoss({
+    logp,
+    oldLogp: t.oldLogp ?? stopGradient(logp),
+    refLogp: t.refLogp,
+    mask: t.lossMask,
+    advantages: t.advantages,
+    beta: p.beta,
+    epsilonLow: p.epsilonLow,
+    epsilonHigh: p.epsilonHigh,
+    lossType: p.lossType,
+    maxCompletionLength: p.maxCompletionLength,
+  });
+  return { loss: res.loss.mul(p.weight) as tf.Scalar, stats: res.stats, entropy };
+}
+
+interface Part {
+  batch: TrainBatch;
+  fullMask: tf.Tensor2D;
+  advT: tf.Tensor1D;
+  refLogp: tf.Tensor2D | null;
+  oldLogp: tf.Tensor2D | null;
+}
+
+function chunkTensors(q: Part): ChunkTensors {
+  return {
+    input: q.batch.input,
+    lossMask: q.batch.lossMask,
+    fullMask: q.fullMask,
+    advantages: q.advT,
+    refLogp: q.refLogp,
+    oldLogp: q.oldLogp,
+  };
+}
+
+function packChunk(q: Part): GrpoChunk {
+  return {
+    input: packInput(q.batch.input),
+    lossMask: packTensor(q.batch.lossMask),
+    fullMask: packTensor(q.fullMask),
+    advantages: q.advT.dataSync() as Float32Array,
+    refLogp: q.refLogp ? packTensor(q.refLogp) : null,
+    oldLogp: q.oldLogp ? packTensor(q.oldLogp) : null,
+  };
+}
+
+/** Replica gradients (host arrays by checkpoint name) as a variableGrads map keyed by variable name. */
+function gradTensors(grads: HostWeights, vars: tf.Variable[]): tf.NamedTensorMap {
+  const byKey = new Map(vars.map((v) => [paramKey(v), v]));
+  const out: tf.NamedTensorMap = {};
+  for (const [k, a] of grads) {
+    const v = byKey.get(k);
+    if (!v) throw new Error(`GRPO replica: gradient of unknown parameter ${k}`);
+    out[v.name] = tf.tensor(a, v.shape, "float32");
+  }
+  return out;
+}
+
 /**
  * Rows per policy-update forward when the spec sets none: the small model's full batch of 64 rows x ~220
  * tokens (80 image tokens + prompt + 112 new) outgrew the wasm heap (tfjs-backend-wasm aborts), so updates
@@ -267,6 +413,7 @@ export function microBatches(prompts: number, G: number, rows: number): [number,
   return out;
 }
 
+/** Zero the loss mask of truncated rows (`mask_truncated`). */
 function maskRows(batch: TrainBatch, truncated: boolean[]): void {
   const keep = tf.tensor2d(truncated.map((t) => [t ? 0 : 1]));
   const masked = batch.lossMask.mul(keep) as tf.Tensor2D;

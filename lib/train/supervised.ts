@@ -22,8 +22,18 @@ import { CUE_GROUP_OFFSETS, CUE_GROUPS, CUE_ROAD_OUTPUTS, cueBatchTargets } from
 import type { CueBatchTargets } from "../data/cue_labels.ts";
 import { UserError } from "../errors.ts";
 import { RotatingCheckpoints } from "./checkpoints.ts";
-import { AdamW, unfrozen } from "./optim.ts";
+import { AdamW, paramKey, unfrozen } from "./optim.ts";
 import { lrAt } from "./schedule.ts";
+import {
+  addHostGrads,
+  type GradResult,
+  hostWeights,
+  packInput,
+  packTensor,
+  type ReplicaPool,
+  shardRanges,
+  type SupervisedNorm,
+} from "./replicas.ts";
 
 export interface SupervisedOptions {
   stageName: string;
@@ -52,6 +62,11 @@ export interface SupervisedOptions {
   /** Stop after this many steps in total, as if interrupted (no extra checkpoint); for tests. */
   stopAfter?: number;
   progress?(stepsDone: number, total: number, info: Record<string, number>): void;
+  /**
+   * Data-parallel replicas (`stages.<name>.replicas` > 1): each step's batch is split into `size` shards,
+   * shard 0 computed here and shard i on replica i. Absent: the whole batch in this thread.
+   */
+  replicas?: ReplicaPool;
 }
 
 export interface SupervisedResult {
@@ -161,6 +176,117 @@ export function crossEntropyWithCues(
   return { total: tf.tidy(() => ce.add(cue.mul(weight)) as tf.Scalar), ce, cue };
 }
 
+/**
+ * The loss of one shard of a batch split over replicas (lib/train/replicas.ts): the same terms as
+ * {@link crossEntropyWithCues} (or the plain masked cross-entropy when `cueWeight` is 0), but divided by the
+ * FULL batch's loss-mask sum and cue-view weight sum (`norm`), so that the shards' losses, and gradients, add
+ * up to the full batch's. Returns the three scalars (ce and cue are this shard's shares).
+ */
+export function shardLoss(
+  model: VLM,
+  batch: Pick<TrainBatch, "input" | "lossMask">,
+  targets: CueBatchTargets | null,
+  cueWeight: number,
+  norm: SupervisedNorm,
+): { total: tf.Scalar; ce: tf.Scalar; cue: tf.Scalar } {
+  return tf.tidy(() => {
+    const nll = (logp: tf.Tensor2D) => logp.mul(batch.lossMask).sum().neg().div(Math.max(1, norm.tokens));
+    if (cueWeight <= 0 || !targets) {
+      const ce = nll(model.tokenLogProbs(batch.input, true)) as tf.Scalar;
+      return { total: ce, ce: ce.clone(), cue: tf.scalar(0) };
+    }
+    if (!model.tokenLogProbsAndCues) throw new Error("shardLoss: the model has no cue heads");
+    const r = model.tokenLogProbsAndCues(batch.input);
+    const ce = nll(r.logp) as tf.Scalar;
+    const parts: tf.Scalar[] = [];
+    if (r.ground && targets.ground) parts.push(cueLossSum(r.ground, targets.ground)[0]);
+    if (r.aerial && targets.aerial) parts.push(cueLossSum(r.aerial, targets.aerial)[0]);
+    const cue = (parts.length ? tf.addN(parts).div(Math.max(1, norm.views)) : tf.scalar(0)) as tf.Scalar;
+    return { total: ce.add(cue.mul(cueWeight)) as tf.Scalar, ce, cue };
+  });
+}
+
+/** Sum of the cue-view weights of a batch's targets (the cue loss's denominator). */
+function cueViews(t: CueBatchTargets | null): number {
+  let n = 0;
+  for (const v of [t?.ground, t?.aerial]) if (v) { for (const w of v.weight) n += w; }
+  return n;
+}
+
+/** Host sum of a tensor. */
+function hostSum(t: tf.Tensor): number {
+  const s = t.sum();
+  const v = s.dataSync()[0];
+  s.dispose();
+  return v;
+}
+
+/**
+ * One sharded step's value and gradients: shard 0 here, shard i on replica i, gradients summed in shard
+ * order. Each shard is collated on its own (padded to its own longest row).
+ */
+async function shardedGrads(
+  pool: ReplicaPool,
+  model: VLM,
+  vars: tf.Variable[],
+  examples: Example[],
+  tokenizer: Tokenizer,
+  spec: SupervisedStageSpec,
+  cueWeight: number,
+): Promise<{ grads: tf.NamedTensorMap; ce: number; cue: number; tokens: number; completionTokens: number }> {
+  const shards = shardRanges(examples.length, pool.size).map(([a, b]) => examples.slice(a, b));
+  const batches = shards.map((ex) => {
+    const b = collateTrain(ex, tokenizer, model.config);
+    if ((spec.answerWeight ?? 1) !== 1) weightAnswerTokens(b, tokenizer, spec.answerWeight!);
+    return b;
+  });
+  try {
+    const targets = shards.map((ex) => (cueWeight > 0 ? cueBatchTargets(ex) : null));
+    const norm: SupervisedNorm = {
+      tokens: batches.reduce((a, b) => a + hostSum(b.lossMask), 0),
+      views: targets.reduce((a, t) => a + cueViews(t), 0),
+    };
+    const weights = hostWeights(model);
+    const train = vars.map(paramKey);
+    const remote = batches.slice(1).map((b, j) =>
+      pool.call<GradResult>(j + 1, {
+        op: "supervised",
+        weights,
+        train,
+        input: packInput(b.input),
+        lossMask: packTensor(b.lossMask),
+        cue: targets[j + 1],
+        cueWeight,
+        norm,
+      })
+    );
+    // A failed local shard must not leave the remote promises unhandled.
+    remote.forEach((p) => p.catch(() => {}));
+    let ce = 0, cue = 0;
+    const { value, grads } = tf.variableGrads(() => {
+      const r = shardLoss(model, batches[0], targets[0], cueWeight, norm);
+      ce = r.ce.dataSync()[0];
+      cue = r.cue.dataSync()[0];
+      return r.total;
+    }, vars);
+    value.dispose();
+    const results = await Promise.all(remote);
+    addHostGrads(grads, vars, results.map((r) => r.grads));
+    for (const r of results) {
+      ce += r.scalars.ce;
+      cue += r.scalars.cue;
+    }
+    let tokens = 0, completionTokens = 0;
+    for (const b of batches) {
+      tokens += hostSum(b.input.attn);
+      completionTokens += tf.tidy(() => b.lossMask.greater(0).sum().dataSync()[0]);
+    }
+    return { grads, ce, cue, tokens, completionTokens };
+  } finally {
+    for (const b of batches) b.dispose();
+  }
+}
+
 /** Run (or resume) a supervised stage. */
 export async function trainSupervised(o: SupervisedOptions): Promise<SupervisedResult> {
   const { spec, model, tokenizer } = o;
@@ -188,10 +314,75 @@ export async function trainSupervised(o: SupervisedOptions): Promise<SupervisedR
       kind: spec.kind,
       ...o.checkpointMeta,
     });
+  // Metrics, progress, periodic eval and checkpoint of a finished step (both the one-thread and the
+  // replica path).
+  const finishStep = async (
+    step: number,
+    t0: number,
+    loss: number,
+    gradNorm: number,
+    tokens: number,
+    completionTokens: number,
+    cueLoss: number | undefined,
+  ) => {
+    if (!Number.isFinite(loss)) throw new Error(`${o.stageName}: loss is ${loss} at step ${step}`);
+    lastLoss = loss;
+    const lr = lrAt(spec.optim, step, spec.steps);
+    const stepTime = (performance.now() - t0) / 1000;
+    const stepsDone = step + 1;
+    await o.onMetrics?.({
+      stage: o.stageName,
+      kind: spec.kind,
+      step,
+      time: Date.now(),
+      loss,
+      lr,
+      grad_norm: gradNorm,
+      step_time: stepTime,
+      tokens_per_s: tokens / stepTime,
+      completion_tokens: completionTokens,
+      ...(cueLoss !== undefined ? { cue_loss: cueLoss } : {}),
+    });
+    o.progress?.(stepsDone, spec.steps, { loss, lr });
+    const last = stepsDone === spec.steps;
+    if (o.evaluate && ((spec.evalEvery > 0 && stepsDone % spec.evalEvery === 0) || last)) {
+      const res = await o.evaluate(stepsDone, model);
+      if (res) await o.onMetrics?.({ stage: o.stageName, kind: "eval", step, time: Date.now(), ...res });
+    }
+    if ((spec.checkpointEvery > 0 && stepsDone % spec.checkpointEvery === 0) || last) {
+      await checkpoint(stepsDone);
+    }
+  };
   try {
     for (let step = start; step < end; step++) {
       const t0 = performance.now();
       const examples = o.nextBatch(step);
+      if (o.replicas) {
+        if (examples.length < o.replicas.size) {
+          throw new UserError(
+            `stages.${o.stageName}.replicas: ${o.replicas.size} replicas need batches of at least as many ` +
+              `examples (batchSize ${examples.length})`,
+          );
+        }
+        const lr = lrAt(spec.optim, step, spec.steps);
+        const r = await shardedGrads(o.replicas, model, vars, examples, tokenizer, spec, cueWeight);
+        let gradNorm: number;
+        try {
+          gradNorm = optimizer.applyGradients(r.grads, lr, spec.optim.gradClip, step);
+        } finally {
+          for (const k in r.grads) r.grads[k].dispose();
+        }
+        await finishStep(
+          step,
+          t0,
+          r.ce,
+          gradNorm,
+          r.tokens,
+          r.completionTokens,
+          cueWeight > 0 ? r.cue : undefined,
+        );
+        continue;
+      }
       const batch = collateTrain(examples, tokenizer, cfg);
       if ((spec.answerWeight ?? 1) !== 1) weightAnswerTokens(batch, tokenizer, spec.answerWeight!);
       const lr = lrAt(spec.optim, step, spec.steps);
@@ -225,32 +416,7 @@ export async function trainSupervised(o: SupervisedOptions): Promise<SupervisedR
       } finally {
         batch.dispose();
       }
-      if (!Number.isFinite(loss)) throw new Error(`${o.stageName}: loss is ${loss} at step ${step}`);
-      lastLoss = loss;
-      const stepTime = (performance.now() - t0) / 1000;
-      const stepsDone = step + 1;
-      await o.onMetrics?.({
-        stage: o.stageName,
-        kind: spec.kind,
-        step,
-        time: Date.now(),
-        loss,
-        lr,
-        grad_norm: gradNorm,
-        step_time: stepTime,
-        tokens_per_s: tokens / stepTime,
-        completion_tokens: completionTokens,
-        ...(cueLoss !== undefined ? { cue_loss: cueLoss } : {}),
-      });
-      o.progress?.(stepsDone, spec.steps, { loss, lr });
-      const last = stepsDone === spec.steps;
-      if (o.evaluate && ((spec.evalEvery > 0 && stepsDone % spec.evalEvery === 0) || last)) {
-        const res = await o.evaluate(stepsDone, model);
-        if (res) await o.onMetrics?.({ stage: o.stageName, kind: "eval", step, time: Date.now(), ...res });
-      }
-      if ((spec.checkpointEvery > 0 && stepsDone % spec.checkpointEvery === 0) || last) {
-        await checkpoint(stepsDone);
-      }
+      await finishStep(step, t0, loss, gradNorm, tokens, completionTokens, cueLoss);
     }
   } catch (e) {
     optimizer.dispose();
