@@ -116,6 +116,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     checkpointEvery: true,
     cueLoss: true,
     answerWeight: true,
+    verdictWeight: true,
     freeze: true,
     replicas: true,
     seed: true,

@@ -4,12 +4,20 @@ import { Buffer } from "node:buffer";
  * a resumed run equals an uninterrupted one bitwise, tensor count flat across steps.
  */
 import * as tf from "@tensorflow/tfjs";
-import { assert, assertEquals } from "./assert.ts";
-import { CharTokenizer, groundExample, pairingExample, testConfig, useWasm } from "./helpers_model.ts";
+import { assert, assertEquals, assertThrows } from "./assert.ts";
+import { CharTokenizer, GEOM, groundExample, pairingExample, testConfig, useWasm } from "./helpers_model.ts";
 import { createModel, type TfVLM } from "../lib/model/vlm.ts";
 import { lrAt } from "../lib/train/schedule.ts";
 import { AdamW } from "../lib/train/optim.ts";
-import { trainSupervised, weightAnswerTokens } from "../lib/train/supervised.ts";
+import {
+  collateWeighted,
+  trainSupervised,
+  VERDICT_WORDS,
+  weightAnswerTokens,
+  weightVerdictTokens,
+} from "../lib/train/supervised.ts";
+import { createTokenizer } from "../lib/data/tokenizer.ts";
+import { makeModelConfig, slotSegmentsFor } from "../lib/model/config.ts";
 import { collateTrain } from "../lib/model/collate.ts";
 import type { SupervisedStageSpec } from "../lib/spec/types.ts";
 import type { MetricRecord } from "../lib/run/records.ts";
@@ -215,6 +223,44 @@ Deno.test("freeze: frozen prefixes keep their weights, the rest trains; a prefix
     );
   }
   m.dispose();
+});
+
+Deno.test("verdictWeight: only the verdict words after a candidate letter in <think> weigh w", () => {
+  const real = createTokenizer();
+  const cfg = makeModelConfig({ preset: "tiny", seed: 1 }, { vocabSize: real.vocabSize, ...GEOM });
+  // "no water", "no roads" and the letters' own lines ("A: ...") are not verdicts; the last line has four.
+  const think = "A: forest, no water, roads east-west. B: desert, no water, no roads. C: forest, no water. " +
+    "D: forest, water west. ground: forest, no water. A fits, B no, C alike, D no.";
+  const ex = { ...pairingExample(1, 4, 2), target: `<think>${think}</think><answer>A</answer>` };
+  const b = collateTrain([ex], real, cfg);
+  const before = b.lossMask.arraySync()[0], ids = b.input.ids.arraySync()[0];
+  const letters = slotSegmentsFor(real, 4).tokens.flat();
+  weightVerdictTokens(b, real, letters, 4);
+  const after = b.lossMask.arraySync()[0];
+  const weighted = ids.flatMap((_, t) => (after[t] !== before[t] ? [t] : []));
+  assertEquals(
+    weighted.map((t) => real.decode([ids[t - 1], ids[t]])),
+    [" A fits", " B no", " C alike", " D no"],
+  );
+  for (const t of weighted) assertEquals(after[t], before[t] * 4);
+  const no = real.encode(" no")[0];
+  assert(
+    ids.filter((id, t) => id === no && before[t] > 0).length >= 6,
+    "the exemplar has unweighted ' no' tokens",
+  );
+  b.dispose();
+  // collateWeighted applies both weights: the verdicts 3, the answer block 5, nothing else changes.
+  const both = collateWeighted([ex], real, cfg, { answerWeight: 5, verdictWeight: 3 } as SupervisedStageSpec);
+  const m = both.lossMask.arraySync()[0], open = ids.lastIndexOf(real.special.answerOpen);
+  ids.forEach((_, t) =>
+    assertEquals(m[t], before[t] * (weighted.includes(t) ? 3 : t > open ? 5 : 1), `token ${t}`)
+  );
+  both.dispose();
+  // Every verdict word is one token of the real tokenizer; the char tokenizer is refused by name.
+  for (const w of VERDICT_WORDS) assertEquals(real.encode(w).length, 1, w);
+  const c = collateTrain([pairingExample(1, 4, 2)], tok, testConfig("tiny", 4));
+  assertThrows(() => weightVerdictTokens(c, tok, [1], 2), Error, `verdict word " fits" is`);
+  c.dispose();
 });
 
 Deno.test("answerWeight: the answer block's tokens (through </answer>) weigh w, the reasoning 1, the prompt 0", () => {

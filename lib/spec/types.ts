@@ -102,6 +102,8 @@ export interface SupervisedStageSpec {
   cueLoss?: number;
   /** Loss weight of the answer block's tokens relative to the rest (absent: 1). */
   answerWeight?: number;
+  /** Loss weight of the verdict tokens ("A no, B fits") relative to the rest (absent: 1); see weightVerdictTokens. */
+  verdictWeight?: number;
   /**
    * Parameter-name prefixes left untrained in this stage (`vis.` vision tower, `aux.cue_ground` and
    * `aux.cue_aerial` cue heads, `dec.` decoder); absent: every parameter trains.
