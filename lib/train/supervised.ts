@@ -87,17 +87,31 @@ export interface SupervisedResult {
  * the time; the letter is one token in about 120.
  */
 export function weightAnswerTokens(batch: TrainBatch, tok: Tokenizer, w: number): void {
+  scaleBlockTokens(batch, tok.special.answerOpen, tok.special.answerClose, w);
+}
+
+/**
+ * Scale by `w`, in place, the loss mask of the tokens after an `open` id through the next `close` id (both
+ * included in the scan, so `close` itself is scaled) that `select` accepts; `select` gets the row's flat ids
+ * and the flat index of the token. The one scan behind answerWeight and verdictWeight.
+ */
+function scaleBlockTokens(
+  batch: TrainBatch,
+  open: number,
+  close: number,
+  w: number,
+  select: (ids: Int32Array, i: number) => boolean = () => true,
+): void {
   const [B, T] = batch.input.ids.shape;
-  const ids = batch.input.ids.dataSync();
+  const ids = batch.input.ids.dataSync() as Int32Array;
   const mask = Float32Array.from(batch.lossMask.dataSync());
-  const { answerOpen, answerClose } = tok.special;
   for (let b = 0; b < B; b++) {
     let inside = false;
     for (let t = 0; t < T; t++) {
       const id = ids[b * T + t];
-      if (inside) mask[b * T + t] *= w;
-      if (id === answerOpen) inside = true;
-      else if (id === answerClose) inside = false;
+      if (inside && select(ids, b * T + t)) mask[b * T + t] *= w;
+      if (id === open) inside = true;
+      else if (id === close) inside = false;
     }
   }
   batch.lossMask.dispose();
@@ -122,21 +136,14 @@ export function weightVerdictTokens(batch: TrainBatch, tok: Tokenizer, letters: 
     return ids[0];
   }));
   const letter = new Set(letters);
-  const [B, T] = batch.input.ids.shape;
-  const ids = batch.input.ids.dataSync();
-  const mask = Float32Array.from(batch.lossMask.dataSync());
-  const { thinkOpen, thinkClose } = tok.special;
-  for (let b = 0; b < B; b++) {
-    let inside = false;
-    for (let t = 0; t < T; t++) {
-      const id = ids[b * T + t];
-      if (inside && t > 0 && verdict.has(id) && letter.has(ids[b * T + t - 1])) mask[b * T + t] *= w;
-      if (id === thinkOpen) inside = true;
-      else if (id === thinkClose) inside = false;
-    }
-  }
-  batch.lossMask.dispose();
-  batch.lossMask = tf.tensor2d(mask, [B, T]);
+  // Inside a think block a token is never a row's first (the block's opening id precedes it).
+  scaleBlockTokens(
+    batch,
+    tok.special.thinkOpen,
+    tok.special.thinkClose,
+    w,
+    (ids, i) => verdict.has(ids[i]) && letter.has(ids[i - 1]),
+  );
 }
 
 /** Collate a supervised batch and apply the stage's token weights (answerWeight, verdictWeight). */
