@@ -7,6 +7,7 @@ import {
   geolocateCot,
   letter,
   pairingCotDetailed,
+  statedMatch,
 } from "../lib/data/cot.ts";
 import { cueDiffers } from "../lib/data/cues.ts";
 import { createTokenizer } from "../lib/data/tokenizer.ts";
@@ -271,4 +272,28 @@ Deno.test("cot: first-fit verdicts stop at the match, so the answer continues th
     const { seg } = slotSegments(slots, tok.vocabSize, Int32Array.from(ids), 1, ids.length);
     assertEquals(seg[ids.lastIndexOf(tok.special.answerOpen)], input.correct + 1, r.target);
   }
+});
+
+Deno.test("cot: statedMatch reads the match from every verbosity-0 form, null where none is named", async () => {
+  const inputs = await pairingInputs(40);
+  const forms = [
+    { order: "ground-first" as const },
+    { order: "candidates-first" as const },
+    { order: "candidates-first" as const, verdict: "first-fit" as const },
+    { order: "candidates-first" as const, marks: true },
+  ];
+  for (const [k, input] of inputs.entries()) {
+    for (const [j, f] of forms.entries()) {
+      const r = pairingCotDetailed(input, { verbosity: 0, noise: 0.5, ...f }, cotRng(k, `named/${j}`));
+      assertEquals(statedMatch(r.think), letter(input.correct), r.think);
+    }
+    // The count form and the prose of verbosity 1 and 2 write no verdict word.
+    const count = { verbosity: 0, noise: 0, order: "candidates-first" as const, verdict: "count" as const };
+    assertEquals(statedMatch(pairingCotDetailed(input, count, cotRng(k, "named/count")).think), null);
+  }
+  // Two matches, or none: null. "fits a dry climate" (vegetation prose) is not a verdict.
+  assertEquals(statedMatch("A: water left. A fits, B fits."), null);
+  assertEquals(statedMatch("A no, B no, C no, D no."), null);
+  assertEquals(statedMatch("dense trees fits a wet climate. C fits."), "C");
+  assertEquals(statedMatch("ground view: roads ns. B: roads ns, fits. so B."), "B");
 });

@@ -194,9 +194,33 @@ Deno.test("pairingMetrics: accuracy, CI, length, format rate, by tier", () => {
     meanLength: 0,
     lengthCi: [0, 0],
     formatRate: 0,
+    namedMatchRate: 0,
+    answerFollowsMatch: 0,
     byTier: {},
   });
   JSON.parse(JSON.stringify(m));
+});
+
+Deno.test("pairingMetrics: answerFollowsMatch is over completions that name one match", () => {
+  const it = (correct: boolean, followsMatch?: boolean | null) => ({
+    correct,
+    tokens: 5,
+    formatOk: true,
+    tier: "far",
+    followsMatch,
+  });
+  // 5 items: 4 name a match (3 followed), 1 names none; an item without the field counts as naming none.
+  const m = pairingMetrics([
+    it(true, true),
+    it(true, true),
+    it(false, true),
+    it(false, false),
+    it(false, null),
+  ]);
+  assertEquals(m.namedMatchRate, 4 / 5);
+  assertEquals(m.answerFollowsMatch, 3 / 4);
+  const old = pairingMetrics([it(true), it(false)]);
+  assertEquals([old.namedMatchRate, old.answerFollowsMatch], [0, 0]);
 });
 
 Deno.test("geolocateMetrics: thresholds with CIs, finite median with unparseable answers", () => {

@@ -61,6 +61,8 @@ Deno.test("pipeline: geo-r1 tiny trains base -> sft -> grpo, writes records, tab
     for (const row of ev.rows) {
       assertEquals(row.pairing!.n, 8);
       assert(row.pairing!.accuracy >= 0 && row.pairing!.accuracy <= 1);
+      const { namedMatchRate: named, answerFollowsMatch: follows } = row.pairing!;
+      assert(named !== undefined && named >= 0 && named <= 1 && follows! >= 0 && follows! <= 1);
       assert(row.gallery.length > 0);
       for (const g of row.gallery) {
         assert((await Deno.stat(join(run, g.aerialPngs[0] ?? g.groundPng!))).size > 0);

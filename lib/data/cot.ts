@@ -502,6 +502,20 @@ export function extractAnswer(completion: string): string | null {
   return m ? m[1].trim() : null;
 }
 
+/**
+ * The candidate a pairing think block names as the match, or null when it names none or several. Read from
+ * the verbosity-0 verdicts: "B fits" (candidates-first verdict line, "fits" and "first-fit" forms, and the
+ * ground-first closing "B fits.") and "B: ..., fits." (a ground-first verification row). The count form
+ * ("A 6, B 3") and the verbosity-1/2 prose name no verdict word and give null. The evaluation compares this
+ * letter with the answer (`answerFollowsMatch`): whether the answer is the one the reasoning arrived at.
+ */
+export function statedMatch(think: string): string | null {
+  const named = new Set<string>();
+  for (const m of think.matchAll(/(?:^|[\s,.])([A-Z]) fits\b/g)) named.add(m[1]);
+  for (const m of think.matchAll(/(?:^|[\s.])([A-Z]): [^.]*, fits\./g)) named.add(m[1]);
+  return named.size === 1 ? [...named][0] : null;
+}
+
 /** An Rng for one exemplar, from a seed and a name (convenience for callers and tests). */
 export function cotRng(seed: number, name: string): Rng {
   return new Rng(deriveSeed(seed, name));

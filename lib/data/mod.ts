@@ -36,6 +36,7 @@ export {
   pairingCotDetailed,
   type PairingCotInput,
   type PairingCotResult,
+  statedMatch,
 } from "./cot.ts";
 export {
   caption,

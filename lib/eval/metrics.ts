@@ -24,6 +24,11 @@ export interface PairingItem {
   formatOk: boolean;
   /** Difficulty label for the breakdown, e.g. the hardest negative tier of the example ("near"). */
   tier: string;
+  /**
+   * Whether the answer is the candidate the think block names as the match (`statedMatch`); null (or
+   * absent) when the think block names no single match.
+   */
+  followsMatch?: boolean | null;
 }
 
 /** One evaluated geolocation example. */
@@ -43,13 +48,20 @@ const safeMean = (xs: number[]) => (xs.length ? mean(xs) : 0);
 const safeCi = (xs: number[], o: MetricBootstrapOptions, name: string): [number, number] =>
   xs.length ? bootstrapCi(xs, { ...o, seed: deriveSeed(o.seed ?? 0, name) }) : [0, 0];
 
-/** Pairing accuracy with a bootstrap CI, mean completion length (tokens) with its CI, format rate, by tier. */
+/**
+ * Pairing accuracy with a bootstrap CI, mean completion length (tokens) with its CI, format rate, by tier,
+ * and reasoning faithfulness: the share of completions whose think block names a single match
+ * (`namedMatchRate`) and, among those, the share whose answer is that match (`answerFollowsMatch`; 0 when
+ * none names one). Accuracy can be low for two different reasons, wrong verdicts or an answer that ignores
+ * right ones, and only these two numbers tell them apart.
+ */
 export function pairingMetrics(
   items: readonly PairingItem[],
   opts: MetricBootstrapOptions = {},
 ): NonNullable<StageEval["pairing"]> {
   const acc = items.map((x) => (x.correct ? 1 : 0));
   const len = items.map((x) => x.tokens);
+  const named = items.filter((x) => typeof x.followsMatch === "boolean");
   const byTier: Record<string, { n: number; accuracy: number }> = {};
   const hits: Record<string, number> = {};
   for (const x of items) {
@@ -65,6 +77,8 @@ export function pairingMetrics(
     meanLength: safeMean(len),
     lengthCi: safeCi(len, opts, "pairing/length"),
     formatRate: safeMean(items.map((x) => (x.formatOk ? 1 : 0))),
+    namedMatchRate: safeMean(items.map((x) => (typeof x.followsMatch === "boolean" ? 1 : 0))),
+    answerFollowsMatch: safeMean(named.map((x) => (x.followsMatch ? 1 : 0))),
     byTier,
   };
 }

@@ -16,6 +16,7 @@ import { accuracyReward, completionDistanceKm } from "../reward/rewards.ts";
 import { geolocateMetrics, geoqaMetrics, pairingMetrics } from "../eval/metrics.ts";
 import { deriveSeed } from "../rng.ts";
 import { encodePng } from "../data/images.ts";
+import { statedMatch } from "../data/cot.ts";
 import { atomicWrite } from "../run/atomic.ts";
 
 export interface EvalContext {
@@ -115,6 +116,7 @@ export async function evaluateModel(c: EvalContext): Promise<StageEval> {
           tokens: s.tokens,
           formatOk: parseCompletion(s.text).ok,
           tier: tierOf(s.ex),
+          followsMatch: followsMatch(s.text),
         })),
         { resamples: c.spec.bootstrap, seed: deriveSeed(c.spec.seed, "bootstrap/pairing") },
       );
@@ -132,6 +134,13 @@ export async function evaluateModel(c: EvalContext): Promise<StageEval> {
     for (const s of scored.slice(0, keep)) result.gallery.push(await galleryItem(c, s));
   }
   return result;
+}
+
+/** Whether the answer is the match the think block names (null: it names none, or the format is broken). */
+function followsMatch(text: string): boolean | null {
+  const p = parseCompletion(text);
+  const named = p.ok ? statedMatch(p.think!) : null;
+  return named === null ? null : p.answer === named;
 }
 
 /** The hardest negative tier of a pairing example ("near" beats "climate" beats "far"). */

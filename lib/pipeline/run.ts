@@ -441,6 +441,9 @@ function summary(e: StageEval): string {
   const parts: string[] = [];
   if (e.pairing) {
     parts.push(`pairing ${(100 * e.pairing.accuracy).toFixed(1)}% / ${e.pairing.meanLength.toFixed(1)} tok`);
+    if (e.pairing.namedMatchRate) {
+      parts.push(`answer follows named match ${(100 * (e.pairing.answerFollowsMatch ?? 0)).toFixed(1)}%`);
+    }
   }
   if (e.geolocate) {
     parts.push(`geolocate@2500km ${(100 * (e.geolocate.thresholds["2500"] ?? 0)).toFixed(1)}%`);

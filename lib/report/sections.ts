@@ -32,6 +32,8 @@ export function renderAccuracyLength(rows: StageEval[]): string {
       { label: "Pairing accuracy [95% CI]", num: true },
       { label: "Completion length, tokens [95% CI]", num: true },
       { label: "Format rate", num: true },
+      { label: "Names one match", num: true },
+      { label: "Answer follows it", num: true },
       { label: "n", num: true },
     ],
     withP.map((r) => {
@@ -41,6 +43,8 @@ export function renderAccuracyLength(rows: StageEval[]): string {
         fmtCi(p.accuracy, p.ci, { scale: 100, unit: "%" }),
         fmtCi(p.meanLength, p.lengthCi),
         fmtPct(p.formatRate),
+        p.namedMatchRate === undefined ? null : fmtPct(p.namedMatchRate),
+        p.namedMatchRate ? fmtPct(p.answerFollowsMatch ?? 0) : null,
         p.n,
       ];
     }),

@@ -90,6 +90,10 @@ export interface StageEval {
     meanLength: number;
     lengthCi: [number, number];
     formatRate: number;
+    /** Share of completions whose think block names exactly one match (absent in older eval files). */
+    namedMatchRate?: number;
+    /** Among those, the share whose answer is that match. */
+    answerFollowsMatch?: number;
     byTier: Record<string, { n: number; accuracy: number }>;
   };
   geolocate?: {
