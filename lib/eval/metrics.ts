@@ -77,7 +77,7 @@ export function pairingMetrics(
     meanLength: safeMean(len),
     lengthCi: safeCi(len, opts, "pairing/length"),
     formatRate: safeMean(items.map((x) => (x.formatOk ? 1 : 0))),
-    namedMatchRate: safeMean(items.map((x) => (typeof x.followsMatch === "boolean" ? 1 : 0))),
+    namedMatchRate: items.length ? named.length / items.length : 0,
     answerFollowsMatch: safeMean(named.map((x) => (x.followsMatch ? 1 : 0))),
     byTier,
   };

@@ -11,7 +11,7 @@ import { hostWeights, type ReplicaPool } from "../train/replicas.ts";
 import type { EvalSpec } from "../spec/types.ts";
 import type { GalleryItem, StageEval } from "../run/records.ts";
 import { collatePrompts, disposeInput } from "../model/collate.ts";
-import { parseCompletion } from "../reward/parse.ts";
+import { parseCompletion, type ParsedCompletion } from "../reward/parse.ts";
 import { accuracyReward, completionDistanceKm } from "../reward/rewards.ts";
 import { geolocateMetrics, geoqaMetrics, pairingMetrics } from "../eval/metrics.ts";
 import { deriveSeed } from "../rng.ts";
@@ -111,13 +111,16 @@ export async function evaluateModel(c: EvalContext): Promise<StageEval> {
     doneBefore += examples.length;
     if (task === "pairing") {
       result.pairing = pairingMetrics(
-        scored.map((s) => ({
-          correct: accuracyReward(s.text, s.ex) === 1,
-          tokens: s.tokens,
-          formatOk: parseCompletion(s.text).ok,
-          tier: tierOf(s.ex),
-          followsMatch: followsMatch(s.text),
-        })),
+        scored.map((s) => {
+          const parsed = parseCompletion(s.text);
+          return {
+            correct: accuracyReward(s.text, s.ex) === 1,
+            tokens: s.tokens,
+            formatOk: parsed.ok,
+            tier: tierOf(s.ex),
+            followsMatch: followsMatch(parsed),
+          };
+        }),
         { resamples: c.spec.bootstrap, seed: deriveSeed(c.spec.seed, "bootstrap/pairing") },
       );
     } else if (task === "geolocate") {
@@ -137,8 +140,7 @@ export async function evaluateModel(c: EvalContext): Promise<StageEval> {
 }
 
 /** Whether the answer is the match the think block names (null: it names none, or the format is broken). */
-function followsMatch(text: string): boolean | null {
-  const p = parseCompletion(text);
+function followsMatch(p: ParsedCompletion): boolean | null {
   const named = p.ok ? statedMatch(p.think!) : null;
   return named === null ? null : p.answer === named;
 }
