@@ -74,6 +74,18 @@ Deno.test("pipeline: geo-r1 tiny trains base -> sft -> grpo, writes records, tab
     assertEquals(steps("base", "pretrain"), Array.from({ length: 12 }, (_, i) => i));
     assertEquals(steps("sft", "sft"), Array.from({ length: 8 }, (_, i) => i));
     assertEquals(steps("grpo", "grpo"), [0, 1, 2, 3]);
+    // In-stage validation (tiny: grpo evalEvery 2, evalN 4): before the first update, after 2, and at the end
+    // (after 4, next to the test-split record of the final evaluation).
+    const val = metrics.filter((m) =>
+      m.stage === "grpo" && m.kind === "eval" && "eval/val_pairing/accuracy" in m
+    );
+    assertEquals(val.map((m) => m.step), [0, 2, 4]);
+    for (const m of val) {
+      const acc = m["eval/val_pairing/accuracy"] as number;
+      assert(acc >= 0 && acc <= 1 && (m["eval/val_pairing/mean_length"] as number) > 0, JSON.stringify(m));
+      assert(!("eval/val_geolocate/acc@1km" in m), "grpo trains pairing only: no geolocate validation");
+    }
+    assertEquals(steps("sft", "eval").length, 1, "sft evalEvery 0: the final test evaluation only");
     const g0 = metrics.find((m) => m.kind === "grpo")!;
     for (
       const k of [

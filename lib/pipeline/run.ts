@@ -82,6 +82,8 @@ export function planPipeline(
     }
     const hash = sha256Hex(canonicalJson({
       stage: st,
+      // In-stage evaluation records (evalEvery > 0) are part of the stage's metrics: they decode as eval does.
+      ...(st.evalEvery > 0 ? { during: spec.eval } : {}),
       upstream: upstream?.hash ?? null,
       world: spec.world,
       data: spec.data,
@@ -129,6 +131,13 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
     return testCache.get(key)!;
   };
 
+  const valCache = new Map<string, Example[]>();
+  const valExamples = (task: TaskName, n: number) => {
+    const key = `${task}/${n}`;
+    if (!valCache.has(key)) valCache.set(key, sampler.examples(task, "val", 0, n));
+    return valCache.get(key)!;
+  };
+
   const rows: StageEval[] = [];
   let model: VLM | null = null;
   const replicas = new Replicas(cfg, log);
@@ -147,7 +156,15 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
           model?.dispose();
           model = (await loadCheckpoint(join(plan.dir, "final"))).model;
         } else {
-          model = await trainStage(plan, model, { ...o, log, cfg, sampler, tokenizer, replicas });
+          model = await trainStage(plan, model, {
+            ...o,
+            log,
+            cfg,
+            sampler,
+            tokenizer,
+            replicas,
+            valExamples,
+          });
         }
         // Evaluate this stage's model (cached per stage + eval spec).
         const label = rowLabel(plans.slice(0, i + 1));
@@ -221,6 +238,58 @@ interface StageContext extends RunOptions {
   sampler: TaskSampler;
   tokenizer: ReturnType<typeof createTokenizer>;
   replicas: Replicas;
+  /** The first n validation examples of a task (in-stage evaluation). */
+  valExamples(task: TaskName, n: number): Example[];
+}
+
+/** Validation examples per task of an in-stage evaluation when the stage sets no `evalN`. */
+export const DEFAULT_EVAL_N = 200;
+
+/**
+ * The in-stage evaluation of a stage with `evalEvery` > 0: the stage's own tasks that `eval.tasks` lists
+ * (caption excluded), decoded as the final evaluation decodes (eval.temperature, eval.maxNewTokens), on the
+ * first `evalN` examples of the validation split, never the test split: the test split is decoded only for
+ * the final table. Returns the numbers to log as `eval/val_<task>/<metric>`.
+ */
+function stageEvaluator(
+  name: string,
+  st: StageSpec,
+  c: StageContext,
+): ((done: number, model: VLM) => Promise<Record<string, number>>) | undefined {
+  if (!(st.evalEvery > 0)) return undefined;
+  const tasks = c.spec.eval.tasks.filter((t) => t !== "caption" && (st.tasks[t] ?? 0) > 0);
+  if (!tasks.length) return undefined;
+  const n = st.evalN ?? DEFAULT_EVAL_N;
+  return async (_done, model) => {
+    const res = await evaluateModel({
+      model,
+      tokenizer: c.tokenizer,
+      testExamples: c.valExamples,
+      spec: { ...c.spec.eval, tasks, n, gallery: 0, bootstrap: Math.min(c.spec.eval.bootstrap, 200) },
+      samplesDir: "",
+      samplesRel: "",
+      stage: name,
+      label: "",
+      stageHash: "",
+      replicas: await c.replicas.get(c.spec.eval.replicas),
+    });
+    return valMetrics(res);
+  };
+}
+
+/** The `eval/val_<task>/<metric>` numbers of a validation evaluation. */
+export function valMetrics(res: StageEval): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (res.pairing) {
+    out["eval/val_pairing/accuracy"] = res.pairing.accuracy;
+    out["eval/val_pairing/format_rate"] = res.pairing.formatRate;
+    out["eval/val_pairing/mean_length"] = res.pairing.meanLength;
+  }
+  if (res.geolocate) {
+    for (const [k, v] of Object.entries(res.geolocate.thresholds)) out[`eval/val_geolocate/acc@${k}km`] = v;
+  }
+  if (res.geoqa) out["eval/val_geoqa/accuracy"] = res.geoqa.accuracy;
+  return out;
 }
 
 /**
@@ -309,6 +378,7 @@ async function trainStage(plan: StagePlan, upstream: VLM | null, c: StageContext
       checkpointDir: ckptDir,
       resume: c.resume,
       progress: onProgress,
+      evaluate: stageEvaluator(plan.name, gs, c),
       replicas: await c.replicas.get(gs.replicas),
     });
     res.optimizer.dispose();
@@ -336,6 +406,7 @@ async function trainStage(plan: StagePlan, upstream: VLM | null, c: StageContext
       checkpointDir: ckptDir,
       resume: c.resume,
       progress: onProgress,
+      evaluate: stageEvaluator(plan.name, ss, c),
       replicas: await c.replicas.get(ss.replicas),
     });
     res.optimizer.dispose();

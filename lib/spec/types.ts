@@ -93,7 +93,13 @@ export interface SupervisedStageSpec {
   steps: number;
   batchSize: number;
   optim: OptimSpec;
+  /**
+   * Evaluate during the stage every this many steps (and at the end; GRPO also before its first update) on
+   * the validation split, logged as `eval/val_<task>/<metric>`; 0 disables.
+   */
   evalEvery: number;
+  /** Validation examples per task of that evaluation (absent: 200). */
+  evalN?: number;
   checkpointEvery: number;
   /**
    * Weight of the auxiliary cue loss (lib/data/cue_labels.ts) added to the token cross-entropy; needs
@@ -152,7 +158,13 @@ export interface GrpoStageSpec {
   steps: number;
   optim: OptimSpec;
   grpo: GrpoSpec;
+  /**
+   * Evaluate during the stage every this many steps (and at the end; GRPO also before its first update) on
+   * the validation split, logged as `eval/val_<task>/<metric>`; 0 disables.
+   */
   evalEvery: number;
+  /** Validation examples per task of that evaluation (absent: 200). */
+  evalN?: number;
   checkpointEvery: number;
   /**
    * Parameter-name prefixes left untrained in this stage (`vis.` vision tower, `aux.cue_ground` and

@@ -59,6 +59,17 @@ export interface GrpoOptions {
   stopAfter?: number;
   progress?(stepsDone: number, total: number, info: Record<string, number>): void;
   /**
+   * Evaluation during the stage: called with the number of updates done before step 0, before every step
+   * that is a multiple of `spec.evalEvery`, and after the last step (when `spec.evalEvery` > 0). The numbers
+   * returned are logged as an eval record (`kind: "eval"`, `step` = updates done, names such as
+   * `eval/val_pairing/accuracy`). Keyed by updates done, a resumed stage evaluates its resume point again
+   * (same weights, so the same record) after its dropped records are cleared.
+   */
+  evaluate?(
+    updatesDone: number,
+    model: VLM,
+  ): Promise<Record<string, number> | void> | Record<string, number> | void;
+  /**
    * Data-parallel replicas (`stages.<name>.replicas` > 1): rollouts of each replica's share of the prompts
    * are sampled there, and the update's micro-batches are spread over the replicas.
    */
@@ -103,8 +114,16 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
   const health = new HealthMonitor();
   const stopIds = [tokenizer.special.answerClose];
   const pool = o.replicas ?? null;
+  const evalAt = async (updatesDone: number) => {
+    if (!o.evaluate || !(spec.evalEvery > 0)) return;
+    const res = await o.evaluate(updatesDone, model);
+    if (res) {
+      await o.onMetrics({ stage: o.stageName, kind: "eval", step: updatesDone, time: Date.now(), ...res });
+    }
+  };
   try {
     for (let step = start; step < end; step++) {
+      if (step % spec.evalEvery === 0) await evalAt(step);
       const t0 = performance.now();
       const examples = o.prompts(step);
       // 1. Rollouts: image+prompt prefix encoded once per prompt, shared by its G samples.
@@ -283,6 +302,7 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
       }
       o.progress?.(done, spec.steps, { reward: metrics.reward as number, acc: metrics.accuracy as number });
     }
+    if (end === spec.steps) await evalAt(end);
   } catch (e) {
     optimizer.dispose();
     throw e;
