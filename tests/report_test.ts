@@ -20,6 +20,7 @@ import {
   writeRunReport,
 } from "../lib/report/mod.ts";
 import { command as reportCommand } from "../lib/cli/report.ts";
+import { renderCurves } from "../lib/report/sections.ts";
 import { UserError } from "../lib/errors.ts";
 
 const INJECTION = `<script>alert(1)</script><img src=x onerror=alert(2)></pre></details>"'&`;
@@ -327,4 +328,20 @@ Deno.test("comparison report: a row shared through the stage cache shows in each
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+Deno.test("training curves: in-stage validation gets a rates chart and a separate tokens chart", () => {
+  const recs = [0, 10, 20].map((step) => ({
+    stage: "grpo",
+    kind: "eval" as const,
+    step,
+    time: 0,
+    "eval/val_pairing/accuracy": 0.7 + step / 1000,
+    "eval/val_pairing/format_rate": 1,
+    "eval/val_pairing/mean_length": 118,
+  }));
+  const html = renderCurves([{ stage: "grpo", kind: "grpo", step: 0, time: 0, reward: 0.9 }, ...recs]);
+  const titles = [...html.matchAll(/<figcaption>([^<]*)<\/figcaption>/g)].map((m) => m[1]);
+  assert(titles.includes("Eval: val_pairing"), titles.join(" | "));
+  assert(titles.includes("Eval: val_pairing (tokens)"), titles.join(" | "));
 });

@@ -232,8 +232,13 @@ export function renderCurves(metrics: MetricRecord[], stageOrder: string[] = [])
     const evalTasks = [
       ...new Set(keys.filter((k) => !used.has(k) && k.startsWith("eval/")).map((k) => k.split("/")[1])),
     ];
+    // Lengths (tokens) get their own chart: on the rates' 0-1 axis they would flatten every other line.
     for (const t of evalTasks) {
-      chartFor(`Eval: ${t}`, keys.filter((k) => !used.has(k) && k.startsWith(`eval/${t}/`)));
+      const ks = keys.filter((k) => !used.has(k) && k.startsWith(`eval/${t}/`));
+      const lengths = ks.filter((k) => k.endsWith("_length"));
+      const rates = ks.filter((k) => !k.endsWith("_length"));
+      if (rates.length) chartFor(`Eval: ${t}`, rates);
+      if (lengths.length) chartFor(`Eval: ${t} (tokens)`, lengths);
     }
     const rest = keys.filter((k) => !used.has(k));
     for (const k of rest.slice(0, 8)) chartFor(k, [k]);
