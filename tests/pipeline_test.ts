@@ -75,7 +75,7 @@ Deno.test("pipeline: geo-r1 tiny trains base -> sft -> grpo, writes records, tab
     assertEquals(steps("sft", "sft"), Array.from({ length: 8 }, (_, i) => i));
     assertEquals(steps("grpo", "grpo"), [0, 1, 2, 3]);
     // In-stage validation (tiny: grpo evalEvery 2, evalN 4): before the first update, after 2, and at the end
-    // (after 4, next to the test-split record of the final evaluation).
+    // (after 4; the test-split record at 4 is kind "test").
     const val = metrics.filter((m) =>
       m.stage === "grpo" && m.kind === "eval" && "eval/val_pairing/accuracy" in m
     );
@@ -85,7 +85,13 @@ Deno.test("pipeline: geo-r1 tiny trains base -> sft -> grpo, writes records, tab
       assert(acc >= 0 && acc <= 1 && (m["eval/val_pairing/mean_length"] as number) > 0, JSON.stringify(m));
       assert(!("eval/val_geolocate/acc@1km" in m), "grpo trains pairing only: no geolocate validation");
     }
-    assertEquals(steps("sft", "eval").length, 1, "sft evalEvery 0: the final test evaluation only");
+    assertEquals(steps("sft", "eval"), [], "sft evalEvery 0: no validation during the stage");
+    for (const stage of ["base", "sft", "grpo"]) {
+      assertEquals(steps(stage, "test"), [stage === "base" ? 12 : stage === "sft" ? 8 : 4], stage);
+    }
+    // stage/kind/step names one record (the sweep's resume check relies on it)
+    const keys = metrics.map((m) => `${m.stage}/${m.kind}/${m.step}`);
+    assertEquals(keys.length, new Set(keys).size);
     const g0 = metrics.find((m) => m.kind === "grpo")!;
     for (
       const k of [

@@ -476,7 +476,8 @@ async function evalStage(
 
 /** The metrics.jsonl record of a stage's evaluation. */
 function evalRecord(plan: StagePlan, res: StageEval): MetricRecord {
-  const rec: MetricRecord = { stage: plan.name, kind: "eval", step: plan.spec.steps, time: Date.now() };
+  // Its own kind: the in-stage validation record after the last update has the same stage and step.
+  const rec: MetricRecord = { stage: plan.name, kind: "test", step: plan.spec.steps, time: Date.now() };
   if (res.pairing) {
     rec["eval/pairing/accuracy"] = res.pairing.accuracy;
     rec["eval/pairing/mean_length"] = res.pairing.meanLength;

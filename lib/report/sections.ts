@@ -186,6 +186,8 @@ export function downsample(points: [number, number][], max = 300): [number, numb
 }
 
 const NON_METRIC = new Set(["stage", "kind", "step", "time"]);
+/** Record kinds that are evaluations, not the stage's own training kind (for the stage badge). */
+const EVAL_KINDS = new Set(["eval", "test"]);
 
 /** Training curves per stage from metrics.jsonl: one chart per metric group present. */
 export function renderCurves(metrics: MetricRecord[], stageOrder: string[] = []): string {
@@ -199,7 +201,7 @@ export function renderCurves(metrics: MetricRecord[], stageOrder: string[] = [])
       s = { kind: String(m.kind ?? ""), series: new Map() };
       stages.set(stage, s);
     }
-    if (m.kind !== "eval" && s.kind === "eval") s.kind = String(m.kind);
+    if (!EVAL_KINDS.has(String(m.kind)) && EVAL_KINDS.has(s.kind)) s.kind = String(m.kind);
     const step = Number(m.step);
     if (!Number.isFinite(step)) continue;
     for (const [k, v] of Object.entries(m)) {

@@ -39,14 +39,16 @@ export interface Manifest {
 /** One line of metrics.jsonl. Names follow TRL where they exist. */
 export interface MetricRecord {
   stage: string;
-  kind: "pretrain" | "sft" | "grpo" | "eval";
+  /** Training steps by stage kind; "eval": validation during a stage (`evalEvery`); "test": the stage's
+   * final test-split evaluation (one record, step = the stage's steps). */
+  kind: "pretrain" | "sft" | "grpo" | "eval" | "test";
   step: number;
   /** Unix ms. */
   time: number;
   /** e.g. loss, lr, grad_norm, step_time, tokens_per_s; GRPO: reward, reward_std, rewards/<fn>/mean,
    * rewards/<fn>/std, accuracy, completions/mean_length, completions/min_length, completions/max_length,
    * completions/clipped_ratio, frac_reward_zero_std, kl, entropy, clip_ratio/low_mean, clip_ratio/high_mean,
-   * clip_ratio/region_mean. Eval records: eval/<task>/<metric>. */
+   * clip_ratio/region_mean. Eval records: eval/val_<task>/<metric>; test records: eval/<task>/<metric>. */
   [metric: string]: number | string;
 }
 
