@@ -1,6 +1,12 @@
 import { assert, assertEquals, assertNotEquals } from "./assert.ts";
 import { createTaskSampler, FAR_MIN_KM, haversineKm, NEAR_MAX_KM, NEAR_MIN_KM } from "../lib/data/tasks.ts";
-import { cueSignature } from "../lib/data/cues.ts";
+import {
+  buildingsPhrase,
+  COMPARABLE_KEYS,
+  cuePhrase,
+  cueSignature,
+  type ViewCues,
+} from "../lib/data/cues.ts";
 import { extractAnswer } from "../lib/data/cot.ts";
 import { createTokenizer } from "../lib/data/tokenizer.ts";
 import { type Example, QA_KINDS, TASKS } from "../lib/data/types.ts";
@@ -114,6 +120,15 @@ Deno.test("tasks: pairing negative tiers as specified; test near fraction >= tes
   }
 });
 
+/** Every phrase (both styles) the cue phrase functions make of a tile's cues. */
+function findPhrases(c: ViewCues): string[] {
+  const styles = [0, 1] as const;
+  return [
+    ...COMPARABLE_KEYS.flatMap((k) => styles.map((st) => cuePhrase(c, k, st))),
+    ...styles.map((st) => buildingsPhrase(c, st)),
+  ];
+}
+
 Deno.test("tasks: geolocate, geoqa, caption answers follow the metadata; all words are in the vocabulary", async () => {
   const world = await testWorld();
   const s = createTaskSampler(world, dataSpec({ cot: { verbosity: 2, noise: 0.3 } }), WORLD_SPEC, {
@@ -146,18 +161,32 @@ Deno.test("tasks: geolocate, geoqa, caption answers follow the metadata; all wor
     texts.push(e.target, e.prompt);
   }
   assertEquals(kinds.size, QA_KINDS.length);
+  const variants = new Set<string>();
   for (const e of s.examples("caption", "train", 0, 30)) {
     assertEquals(extractAnswer(e.target), e.answer);
-    // Ground captions show the panorama; aerial captions show K tiles and name the one described.
+    // Ground captions show the panorama; aerial captions show K tiles and name the one described; aerial
+    // finds show K tiles and ask which one shows a cue phrase that exactly one tile's cues produce.
     assertEquals(e.ground === null, e.aerial.length === dataSpec().candidates);
     if (e.ground === null) {
-      const m = e.prompt.match(/^Describe aerial view ([A-Z])\.$/);
-      assert(m, e.prompt);
-      const pick = m[1].charCodeAt(0) - 65;
+      const describe = e.prompt.match(/^Describe aerial view ([A-Z])\.$/);
+      const find = e.prompt.match(/^Which aerial view A, B, C or D shows (.+)\? Answer with the letter\.$/);
+      assert(describe || find, e.prompt);
+      const pick = (describe ? describe[1] : e.answer).charCodeAt(0) - 65;
       assertEquals(e.cues!.candidates![pick], e.cues!.ground);
-    }
+      if (find) {
+        variants.add("find");
+        assertEquals(
+          e.target,
+          `<think>aerial view ${e.answer} shows ${find[1]}.</think><answer>${e.answer}</answer>`,
+        );
+        const shows = e.cues!.candidates!.map((c) => findPhrases(c).includes(find[1]));
+        assertEquals(shows.filter(Boolean).length, 1, `${e.prompt}: one tile shows the phrase`);
+        assert(shows[pick], `${e.prompt}: the answer's tile shows it`);
+      } else variants.add("describe");
+    } else variants.add("ground");
     texts.push(e.target, e.prompt);
   }
+  assertEquals([...variants].sort(), ["describe", "find", "ground"]);
   for (const e of s.examples("pairing", "train", 0, 30)) texts.push(e.target, e.prompt);
   const unknown = new Set<string>();
   for (const t of texts) {

@@ -5,11 +5,15 @@
  */
 import type { QaKind } from "./types.ts";
 
+/** Letters listed for K candidates: "A, B, C or D". */
+function letterList(k: number): string {
+  const ls = Array.from({ length: k }, (_, i) => String.fromCharCode(65 + i));
+  return ls.length > 1 ? ls.slice(0, -1).join(", ") + " or " + ls[ls.length - 1] : ls.join("");
+}
+
 /** Pairing prompt for K candidates: letters listed explicitly ("A, B, C or D"). */
 export function pairingPrompt(k: number): string {
-  const ls = Array.from({ length: k }, (_, i) => String.fromCharCode(65 + i));
-  const list = ls.length > 1 ? ls.slice(0, -1).join(", ") + " or " + ls[ls.length - 1] : ls.join("");
-  return `Which aerial view ${list} shows the place of the ground view? Answer with the letter.`;
+  return `Which aerial view ${letterList(k)} shows the place of the ground view? Answer with the letter.`;
 }
 
 export const GEOLOCATE_PROMPT = "Where was this ground view taken? Answer with latitude and longitude.";
@@ -41,6 +45,20 @@ export function captionAerialPrompt(letter: string): string {
 /** Think line of an aerial caption. */
 export function captionAerialThink(letter: string): string {
   return `aerial view ${letter} from above.`;
+}
+
+/**
+ * Prompt of an aerial find (referring-expression) example: K tiles of independent places, "which one shows
+ * <phrase>?", answered with a letter. Same answer form as the pairing prompt, but the question is about a
+ * described cue, never about a ground view.
+ */
+export function findAerialPrompt(k: number, phrase: string): string {
+  return `Which aerial view ${letterList(k)} shows ${phrase}? Answer with the letter.`;
+}
+
+/** Think line of an aerial find example. */
+export function findAerialThink(letter: string, phrase: string): string {
+  return `aerial view ${letter} shows ${phrase}.`;
 }
 
 /** Think lines of examples loaded from real data (no scene cues to describe). */

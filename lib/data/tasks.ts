@@ -35,7 +35,16 @@ import {
   type Split,
   type TaskName,
 } from "./types.ts";
-import { caption, cueSignature, observation, sceneCues, type ViewCues } from "./cues.ts";
+import {
+  buildingsPhrase,
+  caption,
+  type CueKey,
+  cuePhrase,
+  cueSignature,
+  observation,
+  sceneCues,
+  type ViewCues,
+} from "./cues.ts";
 import { formatLatLon, geolocateCot, letter, pairingCot } from "./cot.ts";
 import { EARTH_RADIUS_KM, haversineKm } from "../eval/geo.ts";
 import {
@@ -43,6 +52,8 @@ import {
   CAPTION_THINK,
   captionAerialPrompt,
   captionAerialThink,
+  findAerialPrompt,
+  findAerialThink,
   GEOLOCATE_PROMPT,
   pairingPrompt,
   QA_PROMPTS,
@@ -105,6 +116,22 @@ export const NEAR_MAX_KM = 50;
 export const FAR_MIN_KM = 200;
 
 const TIERS: NegativeTier[] = ["far", "climate", "near"];
+
+/** Cues an aerial find example may ask about (all visible from above; buildings include the roof colour). */
+const FIND_KEYS: readonly Exclude<CueKey, "roof">[] = [
+  "roadAxes",
+  "waterSide",
+  "buildings",
+  "trees",
+  "roadLine",
+  "vegetation",
+];
+
+/** The phrase a find prompt uses for one cue of a tile ("water to the west", "sparse buildings with red roofs"). */
+function findPhrase(c: ViewCues, key: Exclude<CueKey, "roof">): string {
+  if (key === "buildings") return buildingsPhrase(c, 1);
+  return cuePhrase(c, key, key === "roadAxes" ? 0 : 1);
+}
 
 /** Near negatives required in val/test example `index` so that every prefix 0..index meets the minimum. */
 export function requiredNear(index: number, negatives: number, minFraction: number): number {
@@ -267,10 +294,17 @@ export function createTaskSampler(
         };
       }
       case "caption": {
-        // Ground: describe the panorama. Aerial: K tiles of K independent places in the candidate slots, and
-        // the prompt names one letter to describe. This grounds the candidate slots (A..) in pretraining —
-        // reading out one image of several — without ever matching a ground view to a tile (no pairing).
-        const view = rng.next() < 0.5 ? "ground" : "aerial";
+        // Three variants, a third each. Ground: describe the panorama. Aerial describe: K tiles of K
+        // independent places in the candidate slots, and the prompt names one letter to describe. Aerial find:
+        // the same K tiles, the prompt describes one cue that only one tile shows, and the answer is its
+        // letter. Describe grounds the candidate slots (A..) — reading out one image of several; find teaches
+        // the multiple-choice answer form ("Answer with the letter." -> <answer>B</answer>) that an
+        // off-the-shelf VLM brings to the pairing prompt. Neither ever matches a ground view to a tile (no
+        // pairing data): without find, the base answered pairing prompts with no <answer> block at all, so
+        // GRPO from the base (Geo-R1-Zero) got zero reward on every rollout.
+        const u = rng.next();
+        if (u >= 2 / 3) return findExample(id, split, rng);
+        const view = u < 1 / 3 ? "ground" : "aerial";
         if (view === "ground") {
           const m = locate(sampleLocation(split, rng));
           const text = caption(m.cues, view, cotRng);
@@ -306,6 +340,34 @@ export function createTaskSampler(
       default:
         throw new Error(`unknown task ${task}`);
     }
+  };
+
+  /** An aerial find example (caption variant): K independent tiles, one cue phrase only one of them shows. */
+  const findExample = (id: string, split: Split, rng: Rng): Example => {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const tiles = Array.from({ length: K }, () => locate(sampleLocation(split, rng)));
+      const pick = rng.int(K);
+      const phrases = tiles.map((t) => FIND_KEYS.map((k) => findPhrase(t.cues, k)));
+      const unique = FIND_KEYS.map((_, j) => j).filter((j) =>
+        phrases.every((p, i) => i === pick || p[j] !== phrases[pick][j])
+      );
+      if (unique.length === 0) continue;
+      const phrase = phrases[pick][unique[rng.int(unique.length)]];
+      const l = letter(pick);
+      return {
+        id,
+        task: "caption",
+        split,
+        ground: null,
+        aerial: tiles.map((t) => aerial(t.scene)),
+        prompt: findAerialPrompt(K, phrase),
+        answer: l,
+        scene: tiles[pick].scene.meta,
+        target: `<think>${findAerialThink(l, phrase)}</think><answer>${l}</answer>`,
+        cues: { ground: tiles[pick].cues, candidates: tiles.map((t) => t.cues) },
+      };
+    }
+    throw new Error(`${id}: no tile set with a cue unique to one tile in 50 draws`);
   };
 
   const pairingExample = (id: string, split: Split, index: number, rng: Rng, cotRng: Rng): Example => {
