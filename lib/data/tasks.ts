@@ -321,31 +321,47 @@ export function createTaskSampler(
             cues: { ground: m.cues },
           };
         }
-        const tiles = Array.from({ length: K }, () => locate(sampleLocation(split, rng)));
+        const tiles = drawTiles(split, rng);
         const pick = rng.int(K);
         const text = caption(tiles[pick].cues, view, cotRng);
-        return {
-          id,
-          task,
-          split,
-          ground: null,
-          aerial: tiles.map((t) => aerial(t.scene)),
-          prompt: captionAerialPrompt(letter(pick)),
-          answer: text,
-          scene: tiles[pick].scene.meta,
-          target: `<think>${captionAerialThink(letter(pick))}</think><answer>${text}</answer>`,
-          cues: { ground: tiles[pick].cues, candidates: tiles.map((t) => t.cues) },
-        };
+        const l = letter(pick);
+        return tilesExample(id, split, tiles, pick, captionAerialPrompt(l), captionAerialThink(l), text);
       }
       default:
         throw new Error(`unknown task ${task}`);
     }
   };
 
+  /** K tiles of K independent places of `split`. */
+  const drawTiles = (split: Split, rng: Rng): Located[] =>
+    Array.from({ length: K }, () => locate(sampleLocation(split, rng)));
+
+  /** A caption example over K tiles in the candidate slots, about tile `pick` (aerial describe and find). */
+  const tilesExample = (
+    id: string,
+    split: Split,
+    tiles: Located[],
+    pick: number,
+    prompt: string,
+    think: string,
+    answer: string,
+  ): Example => ({
+    id,
+    task: "caption",
+    split,
+    ground: null,
+    aerial: tiles.map((t) => aerial(t.scene)),
+    prompt,
+    answer,
+    scene: tiles[pick].scene.meta,
+    target: `<think>${think}</think><answer>${answer}</answer>`,
+    cues: { ground: tiles[pick].cues, candidates: tiles.map((t) => t.cues) },
+  });
+
   /** An aerial find example (caption variant): K independent tiles, one cue phrase only one of them shows. */
   const findExample = (id: string, split: Split, rng: Rng): Example => {
     for (let attempt = 0; attempt < 50; attempt++) {
-      const tiles = Array.from({ length: K }, () => locate(sampleLocation(split, rng)));
+      const tiles = drawTiles(split, rng);
       const pick = rng.int(K);
       const phrases = tiles.map((t) => FIND_KEYS.map((k) => findPhrase(t.cues, k)));
       const unique = FIND_KEYS.map((_, j) => j).filter((j) =>
@@ -354,18 +370,7 @@ export function createTaskSampler(
       if (unique.length === 0) continue;
       const phrase = phrases[pick][unique[rng.int(unique.length)]];
       const l = letter(pick);
-      return {
-        id,
-        task: "caption",
-        split,
-        ground: null,
-        aerial: tiles.map((t) => aerial(t.scene)),
-        prompt: findAerialPrompt(K, phrase),
-        answer: l,
-        scene: tiles[pick].scene.meta,
-        target: `<think>${findAerialThink(l, phrase)}</think><answer>${l}</answer>`,
-        cues: { ground: tiles[pick].cues, candidates: tiles.map((t) => t.cues) },
-      };
+      return tilesExample(id, split, tiles, pick, findAerialPrompt(K, phrase), findAerialThink(l, phrase), l);
     }
     throw new Error(`${id}: no tile set with a cue unique to one tile in 50 draws`);
   };
