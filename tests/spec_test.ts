@@ -94,6 +94,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     cueTokens: true,
     cueText: true,
     cueMatch: true,
+    cueMatchAll: true,
     seed: true,
   };
   const optim: Record<keyof OptimSpec, true> = {
@@ -152,6 +153,8 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     microBatchRows: true,
     rewards: true,
     geodesicTauKm: true,
+    length: true,
+    repetition: true,
   };
   const evalS: Record<keyof EvalSpec, true> = {
     n: true,

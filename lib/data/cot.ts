@@ -140,6 +140,12 @@ export const COT_TEMPLATES = {
   geoV1Country: ["this looks like {N}, a {Z} part of {C}.", "my guess is {N} in {C}, {Z} climate."],
   geoV1Settle: ["the area looks {X}.", "it seems {X}."],
   geoV2Coast: ["water nearby means a coast.", "no water in view, so likely inland."],
+  scafGround: ["ground: {X}.", "from the ground: {X}."],
+  scafAerial: ["aerial: {X}.", "from above: {X}."],
+  scafRelate: ["the {K} agree in both views.", "the {K} match between the views."],
+  scafPrior: ["{X} suggest {C}.", "{X} point to {C}."],
+  scafClimate: ["{X}: {Z} climate.", "{X} means a {Z} climate."],
+  scafPlace: ["so {N}, {S}.", "this is {N}, {S}."],
 } as const;
 
 /** Words of the CoT that are not in the template strings (hemispheres, etc.), for the lexicon. */
@@ -465,9 +471,16 @@ export function formatLatLon(lat: number, lon: number): string {
 /**
  * A geolocation exemplar from the ground view's cues and the scene metadata: observations -> region and
  * climate priors -> country -> coordinates. Noise flips one observation (the conclusion follows the metadata,
- * as in pairing, so the answer is always `formatLatLon(meta.lat, meta.lon)`).
+ * as in pairing). The answer is `answer`: the task sampler passes the place prior of the scene's country and
+ * climate (lib/data/place_prior.ts), the coordinate the reasoning arrives at; the default is the exact spot.
  */
-export function geolocateCot(meta: SceneMeta, cues: ViewCues, opts: CotOptions, rng: Rng): string {
+export function geolocateCot(
+  meta: SceneMeta,
+  cues: ViewCues,
+  opts: CotOptions,
+  rng: Rng,
+  answer = formatLatLon(meta.lat, meta.lon),
+): string {
   const v = Math.max(0, Math.min(2, Math.round(opts.verbosity)));
   const pick = <T>(xs: readonly T[]) => xs[rng.int(xs.length)];
   let c = cues;
@@ -493,7 +506,50 @@ export function geolocateCot(meta: SceneMeta, cues: ViewCues, opts: CotOptions, 
     parts.push(fill(pick(COT_TEMPLATES.geoV1Settle), { X: meta.settlement }));
     parts.push(fill(pick(COT_TEMPLATES.geoV1Country), vars));
   }
-  return `<think>${parts.join(" ")}</think><answer>${formatLatLon(meta.lat, meta.lon)}</answer>`;
+  return `<think>${parts.join(" ")}</think><answer>${answer}</answer>`;
+}
+
+/** Cues a ground panorama and an aerial tile both show, compared by a scaffold exemplar. */
+const SHARED_KEYS: readonly CueKey[] = ["roadAxes", "buildings"];
+/** What a scaffold exemplar observes from the ground (the sun only when it is up). */
+const GROUND_KEYS: readonly CueKey[] = ["buildings", "roadLine", "vegetation"];
+/** What it observes from above. */
+const AERIAL_KEYS: readonly CueKey[] = ["roadAxes", "waterSide", "buildings", "trees"];
+
+/**
+ * A scaffold exemplar on a positive pair (a ground view and its own aerial tile): observe each view, relate
+ * them by the cues both show, connect the regional cues to geographic priors (continent, climate), conclude
+ * the country and settlement, and answer `answer` (the place prior's coordinate). Every stated fact comes from
+ * the scene's metadata and cues; noise (rate `opts.noise`) flips one ground observation, as in geolocateCot.
+ * It shows one aerial view only, names no candidate letter and compares nothing with another place: it
+ * teaches the way of thinking, not the pairing task.
+ */
+export function scaffoldCot(
+  meta: SceneMeta,
+  cues: ViewCues,
+  answer: string,
+  opts: CotOptions,
+  rng: Rng,
+): string {
+  const pick = <T>(xs: readonly T[]) => xs[rng.int(xs.length)];
+  let g = cues;
+  if (opts.noise > 0 && rng.next() < opts.noise) {
+    g = flipCue(cues, pick(["trees", "waterSide"] as CueKey[]), rng);
+  }
+  const present = (c: ViewCues, k: CueKey) => k !== "roadLine" || c.roadLine !== null;
+  const ground = GROUND_KEYS.filter((k) => present(g, k)).map((k) => phrase(g, k, 0));
+  if (g.sunSide) ground.push(phrase(g, "sunSide", 0));
+  const aerial = AERIAL_KEYS.map((k) => phrase(cues, k, 0));
+  const parts = [
+    fill(pick(COT_TEMPLATES.scafGround), { X: ground.join(", ") }),
+    fill(pick(COT_TEMPLATES.scafAerial), { X: aerial.join(", ") }),
+    fill(pick(COT_TEMPLATES.scafRelate), { K: nounList([...SHARED_KEYS]) }),
+  ];
+  const ev = regionEvidence(cues);
+  if (ev) parts.push(fill(pick(COT_TEMPLATES.scafPrior), { X: ev, C: meta.continent }));
+  parts.push(fill(pick(COT_TEMPLATES.scafClimate), { X: cues.vegetation, Z: meta.climate }));
+  parts.push(fill(pick(COT_TEMPLATES.scafPlace), { N: meta.countryName, S: meta.settlement }));
+  return `<think>${parts.join(" ")}</think><answer>${answer}</answer>`;
 }
 
 /** The text between `<answer>` and `</answer>` (first occurrence), or null. */

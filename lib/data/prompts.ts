@@ -16,6 +16,10 @@ export function pairingPrompt(k: number): string {
   return `Which aerial view ${letterList(k)} shows the place of the ground view? Answer with the letter.`;
 }
 
+/** Prompt of a scaffold exemplar: a ground view and its own aerial tile (no candidates, no letter). */
+export const SCAFFOLD_PROMPT =
+  "The aerial view shows the place of the ground view. Describe both and say where it is.";
+
 export const GEOLOCATE_PROMPT = "Where was this ground view taken? Answer with latitude and longitude.";
 
 export const QA_PROMPTS: Record<QaKind, string> = {
@@ -61,6 +65,16 @@ export function findAerialThink(letter: string, phrase: string): string {
   return `aerial view ${letter} shows ${phrase}.`;
 }
 
+/** Prompt of a control example (GRPO only): K tiles in K climate zones, which one has `climate`? */
+export function controlPrompt(k: number, climate: string): string {
+  return `Which aerial view ${letterList(k)} has a ${climate} climate? Answer with the letter.`;
+}
+
+/** Think line of a control example (for the data command's display; never trained on). */
+export function controlThink(letter: string, climate: string): string {
+  return `aerial view ${letter} has a ${climate} climate.`;
+}
+
 /** Think lines of examples loaded from real data (no scene cues to describe). */
 export const REAL_PAIRING_THINK = "compare the ground view with each aerial view.";
 export const REAL_GEOLOCATE_THINK = "look for clues in the ground view.";
@@ -69,6 +83,8 @@ export const REAL_GEOLOCATE_THINK = "look for clues in the ground view.";
 export const PROMPT_TEXTS: string[] = [
   pairingPrompt(8),
   GEOLOCATE_PROMPT,
+  SCAFFOLD_PROMPT,
+  controlPrompt(8, ""),
   ...Object.values(QA_PROMPTS),
   ...Object.values(CAPTION_PROMPTS),
   ...Object.values(CAPTION_THINK),

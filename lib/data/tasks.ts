@@ -45,18 +45,22 @@ import {
   sceneCues,
   type ViewCues,
 } from "./cues.ts";
-import { formatLatLon, geolocateCot, letter, pairingCot } from "./cot.ts";
+import { formatLatLon, geolocateCot, letter, pairingCot, scaffoldCot } from "./cot.ts";
+import { buildPlacePrior, formatPrior, type PlacePrior } from "./place_prior.ts";
 import { EARTH_RADIUS_KM, haversineKm } from "../eval/geo.ts";
 import {
   CAPTION_PROMPTS,
   CAPTION_THINK,
   captionAerialPrompt,
   captionAerialThink,
+  controlPrompt,
+  controlThink,
   findAerialPrompt,
   findAerialThink,
   GEOLOCATE_PROMPT,
   pairingPrompt,
   QA_PROMPTS,
+  SCAFFOLD_PROMPT,
 } from "./prompts.ts";
 
 /** Renders the two views of a scene (lib/render's functions). */
@@ -242,6 +246,27 @@ export function createTaskSampler(
 
   const seedOf = (split: Split) => (split === "train" ? data.seed >>> 0 : evalSeed);
 
+  // Place priors (lib/data/place_prior.ts) from train-split locations of a generator seeded by the world, so
+  // every replicate writes the same coordinate for a region; built on first use.
+  let prior: PlacePrior | null = null;
+  const priorAnswer = (meta: Example["scene"]): string => {
+    if (!prior) {
+      const rng = new Rng(deriveSeed(world.seed >>> 0, "place-prior"));
+      const continentOf = new Map<string, string>();
+      prior = buildPlacePrior(Array.from({ length: PLACE_PRIOR_SAMPLES }, () => {
+        const p = sampleLocation("train", rng);
+        const country = countryOf(p);
+        let continent = continentOf.get(country);
+        if (continent === undefined) {
+          continent = world.sceneAt(p.lat, p.lon).meta.continent;
+          continentOf.set(country, continent);
+        }
+        return { lat: p.lat, lon: p.lon, country, climate: climateOf(p), continent };
+      }));
+    }
+    return formatPrior(prior.at(meta));
+  };
+
   const example = (task: TaskName, split: Split, index: number): Example => {
     if (!Number.isInteger(index) || index < 0) {
       throw new Error(`example index must be a non-negative integer: ${index}`);
@@ -256,8 +281,9 @@ export function createTaskSampler(
       case "geolocate": {
         const m = locate(sampleLocation(split, rng));
         const meta = m.scene.meta;
-        const answer = formatLatLon(meta.lat, meta.lon);
         const think = observation(m.cues, meta, ["buildings", "roadLine", "vegetation"]);
+        // Targets answer the place prior of the scene's country and climate: the coordinate the cues support.
+        const written = priorAnswer(meta);
         return {
           id,
           task,
@@ -265,11 +291,32 @@ export function createTaskSampler(
           ground: ground(m.scene),
           aerial: [],
           prompt: GEOLOCATE_PROMPT,
-          answer,
+          answer: formatLatLon(meta.lat, meta.lon),
           scene: meta,
-          target: `<think>${think}</think><answer>${answer}</answer>`,
-          targetCot: geolocateCot(meta, m.cues, data.cot, cotRng),
+          target: `<think>${think}</think><answer>${written}</answer>`,
+          targetCot: geolocateCot(meta, m.cues, data.cot, cotRng, written),
           cues: { ground: m.cues },
+        };
+      }
+      case "control":
+        return controlExample(id, split, rng);
+      case "scaffold": {
+        // A positive pair: the ground view and its own tile in slot A, described, related and located.
+        const m = locate(sampleLocation(split, rng));
+        const meta = m.scene.meta;
+        const written = priorAnswer(meta);
+        const target = scaffoldCot(meta, m.cues, written, data.cot, cotRng);
+        return {
+          id,
+          task,
+          split,
+          ground: ground(m.scene),
+          aerial: [aerial(m.scene)],
+          prompt: SCAFFOLD_PROMPT,
+          answer: formatLatLon(meta.lat, meta.lon),
+          scene: meta,
+          target,
+          cues: { ground: m.cues, candidates: [m.cues] },
         };
       }
       case "geoqa": {
@@ -375,6 +422,26 @@ export function createTaskSampler(
     throw new Error(`${id}: no tile set with a cue unique to one tile in 50 draws`);
   };
 
+  /**
+   * A control example: K tiles of K places in K different climate zones, "which one has a <climate>
+   * climate?", answered with a letter. The base's find variant asks about cues a tile shows, never about its
+   * climate, so the base writes the answer form but has no trained answer: what GRPO learns here it learns
+   * from reward alone. The vegetation a tile shows determines its climate zone, so the task is solvable.
+   */
+  const controlExample = (id: string, split: Split, rng: Rng): Example => {
+    for (let attempt = 0; attempt < 200; attempt++) {
+      const tiles = drawTiles(split, rng);
+      const conts = tiles.map((t) => t.scene.meta.climate);
+      if (new Set(conts).size !== K) continue;
+      const pick = rng.int(K);
+      const l = letter(pick);
+      const cont = conts[pick];
+      const ex = tilesExample(id, split, tiles, pick, controlPrompt(K, cont), controlThink(l, cont), l);
+      return { ...ex, task: "control" };
+    }
+    throw new Error(`${id}: no ${K} tiles in ${K} different climate zones in 200 draws`);
+  };
+
   const pairingExample = (id: string, split: Split, index: number, rng: Rng, cotRng: Rng): Example => {
     const nNeg = K - 1;
     const minNear = split === "train" ? 0 : requiredNear(index, nNeg, data.testNearMin);
@@ -449,6 +516,9 @@ export function createTaskSampler(
     sample: (task, split, n, rng) => Array.from({ length: n }, () => example(task, split, rng.int(2 ** 31))),
   };
 }
+
+/** Train-split draws behind the place priors (about 1,300 (country, climate) cells get a prior of their own). */
+const PLACE_PRIOR_SAMPLES = 20000;
 
 const QA_THINK_KEYS: Record<QaKind, ("buildings" | "roadLine" | "vegetation" | "sunSide" | "roadAxes")[]> = {
   continent: ["buildings", "roadLine"],

@@ -6,7 +6,7 @@
 import type { RGBImage, SceneMeta } from "../world/types.ts";
 import type { ViewCues } from "./cues.ts";
 
-export const TASKS = ["pairing", "geolocate", "geoqa", "caption"] as const;
+export const TASKS = ["pairing", "geolocate", "geoqa", "caption", "scaffold", "control"] as const;
 export type TaskName = typeof TASKS[number];
 
 /** Difficulty tier of a pairing negative. */
@@ -23,6 +23,8 @@ export type Split = "train" | "val" | "test";
  * - pairing: ground + K aerial candidates (letters A, B, C, ...)
  * - geolocate, geoqa: ground only
  * - caption: ground only, or one aerial (`aerial.length === 1`), chosen by the sampler
+ * - scaffold: ground + its own aerial tile (`aerial.length === 1`), a positive pair (supervised stages only)
+ * - control: K aerial tiles of K continents, no ground (GRPO's learn-from-reward control)
  */
 export interface Example {
   /** Stable id: task + split + index + data seed. */

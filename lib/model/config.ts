@@ -145,6 +145,7 @@ export function makeModelConfig(spec: ModelSpec, geom: ModelGeometry): ModelConf
     ...(spec.cueTokens ? { cueTokens: true } : {}),
     ...(spec.cueText ? { cueText: true } : {}),
     ...(spec.cueMatch ? { cueMatch: true } : {}),
+    ...(spec.cueMatchAll ? { cueMatchAll: true } : {}),
     seed: spec.seed >>> 0,
   };
   validateConfig(cfg, "model");
@@ -211,6 +212,7 @@ export function validateConfig(cfg: ModelConfig, where: string): void {
   }
   if (cfg.cueText && !cfg.slots) bad("cueText", "needs candidate-slot segments (model.slotSegments)");
   if (cfg.cueMatch && !cfg.cueText) bad("cueMatch", "needs cue-conditioned text (model.cueText: true)");
+  if (cfg.cueMatchAll && !cfg.cueText) bad("cueMatchAll", "needs cue-conditioned text (model.cueText: true)");
   if (cfg.slots) {
     if (cfg.slots.tokens.length > cfg.maxCandidates) {
       bad("slots.tokens", `${cfg.slots.tokens.length} slots, the model has ${cfg.maxCandidates} candidates`);
@@ -339,5 +341,6 @@ export function paramCount(cfg: ModelConfig): number {
     (cfg.slots ? (1 + cfg.maxCandidates) * d : 0) +
     (cfg.cueHead ? (n.ground * dv + 1 + n.aerialEncoder * dv + 1) * cfg.cueHead : 0) +
     (cfg.cueTokens ? (cfg.cueHead! + 1) * d : 0) +
-    (cfg.cueText ? (cfg.cueMatch ? 3 : 2) * (cfg.cueHead! + 1) * d : 0);
+    (cfg.cueText ? (cfg.cueMatch ? 3 : 2) * (cfg.cueHead! + 1) * d : 0) +
+    (cfg.cueText && cfg.cueMatchAll ? (cfg.maxCandidates * cfg.cueHead! + 1) * d : 0);
 }

@@ -100,6 +100,13 @@ export interface ModelConfig {
    * "does tile k show what the ground view shows" is linear. Absent: off.
    */
   cueMatch?: boolean;
+  /**
+   * With cueText: every text token also adds a linear embedding of all candidates' agreement vectors (the
+   * cueMatch products, concatenated in slot order, absent slots 0). Without it the agreement of tile k reaches
+   * text only through candidate k's segment, so a policy that answers without first writing a line per
+   * candidate sees at most one tile's agreement at the answer. Absent: off.
+   */
+  cueMatchAll?: boolean;
   /** Seed of the weight initialiser. */
   seed: number;
 }

@@ -98,6 +98,7 @@ export function paramSpecs(cfg: ModelConfig): ParamSpec[] {
       lin("aux.cue_text_ground", cfg.cueHead, d, 0.02);
       lin("aux.cue_text_aerial", cfg.cueHead, d, 0.02);
       if (cfg.cueMatch) lin("aux.cue_match", cfg.cueHead, d, 0.02);
+      if (cfg.cueMatchAll) lin("aux.cue_match_all", cfg.maxCandidates * cfg.cueHead, d, 0.02);
     }
   }
   return out;
@@ -588,7 +589,18 @@ export class TfVLM implements VLM {
       rows.push(a);
     }
     if (M - K > 0) rows.push(tf.zeros([B, M - K, d]));
-    return tf.concat(rows, 1).add(g).reshape([B * (1 + M), d]) as tf.Tensor2D;
+    let everywhere = g;
+    if (cueG && cueA && this.config.cueMatchAll) {
+      // All candidates' agreement with the ground (ModelConfig.cueMatchAll), in slot order, absent slots 0:
+      // the same vector reaches every text token, so the answer position can compare the tiles.
+      const pg = cueProbabilities(cueG).reshape([B, 1, -1]);
+      const pa = cueProbabilities(cueA).reshape([B, K, -1]);
+      let agree = pa.mul(pg);
+      if (M - K > 0) agree = tf.concat([agree, tf.zeros([B, M - K, agree.shape[2]!])], 1);
+      const w = this.#p("aux.cue_match_all.w") as tf.Tensor2D, bm = this.#p("aux.cue_match_all.b");
+      everywhere = g.add(linear(agree.reshape([B, -1]) as tf.Tensor2D, w, bm).reshape([B, 1, d]));
+    }
+    return tf.concat(rows, 1).add(everywhere).reshape([B * (1 + M), d]) as tf.Tensor2D;
   }
 
   #polarCache: { key: string; idx: tf.Tensor1D; w: tf.Tensor } | null = null;

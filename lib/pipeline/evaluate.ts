@@ -128,6 +128,24 @@ export async function evaluateModel(c: EvalContext): Promise<StageEval> {
         scored.map((s) => ({ km: completionDistanceKm(s.text, s.ex), tokens: s.tokens })),
         { resamples: c.spec.bootstrap, seed: deriveSeed(c.spec.seed, "bootstrap/geolocate") },
       );
+    } else if (task === "control") {
+      const m = pairingMetrics(
+        scored.map((s) => ({
+          correct: accuracyReward(s.text, s.ex) === 1,
+          tokens: s.tokens,
+          formatOk: parseCompletion(s.text).ok,
+          tier: "none",
+          followsMatch: null,
+        })),
+        { resamples: c.spec.bootstrap, seed: deriveSeed(c.spec.seed, "bootstrap/control") },
+      );
+      result.control = {
+        n: m.n,
+        accuracy: m.accuracy,
+        ci: m.ci,
+        meanLength: m.meanLength,
+        formatRate: m.formatRate,
+      };
     } else if (task === "geoqa") {
       result.geoqa = geoqaMetrics(
         scored.map((s) => ({ kind: s.ex.qaKind ?? "unknown", correct: accuracyReward(s.text, s.ex) === 1 })),

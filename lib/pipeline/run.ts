@@ -95,13 +95,19 @@ export function planPipeline(
   return plans;
 }
 
-/** Label of a pipeline's last stage in the four-row table. */
+/**
+ * Label of a pipeline's last stage in the Table 2 rows. An SFT stage that trains on pairing examples is
+ * task-specific supervision ("Task-SFT", GRPO after it "Task-SFT+GRPO"); one without is the scaffold.
+ */
 export function rowLabel(plan: StagePlan[]): string {
   const kinds = plan.map((p) => p.spec.kind);
   const last = kinds[kinds.length - 1];
   if (last === "pretrain") return "Base";
-  if (last === "sft") return "Geo-SFT";
-  return kinds.includes("sft") ? "Geo-R1" : "Geo-R1-Zero";
+  const sft = plan.find((p) => p.spec.kind === "sft");
+  const taskSft = sft !== undefined && ((sft.spec as SupervisedStageSpec).tasks.pairing ?? 0) > 0;
+  if (last === "sft") return taskSft ? "Task-SFT" : "Geo-SFT";
+  if (!sft) return "Geo-R1-Zero";
+  return taskSft ? "Task-SFT+GRPO" : "Geo-R1";
 }
 
 /** Run the experiment end to end. Returns the eval file written to the run dir. */
@@ -289,6 +295,10 @@ export function valMetrics(res: StageEval): Record<string, number> {
     for (const [k, v] of Object.entries(res.geolocate.thresholds)) out[`eval/val_geolocate/acc@${k}km`] = v;
   }
   if (res.geoqa) out["eval/val_geoqa/accuracy"] = res.geoqa.accuracy;
+  if (res.control) {
+    out["eval/val_control/accuracy"] = res.control.accuracy;
+    out["eval/val_control/format_rate"] = res.control.formatRate;
+  }
   return out;
 }
 

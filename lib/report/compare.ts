@@ -28,7 +28,7 @@ import { bootstrapCi, mean } from "./stats.ts";
 import { DEFAULT_REPORTS_DIR, writeReportsIndex } from "./index_page.ts";
 
 /** Row labels in the paper's order; other labels follow in order of first appearance. */
-export const CANONICAL_LABELS = ["Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1"];
+export const CANONICAL_LABELS = ["Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1", "Task-SFT", "Task-SFT+GRPO"];
 
 /** Eval rows of one label across runs, deduplicated by stage hash (a cached stage shared by runs counts once). */
 export interface LabelGroup {

@@ -107,6 +107,8 @@ export interface StageEval {
     meanLength: number;
   };
   geoqa?: { n: number; byKind: Record<string, { n: number; accuracy: number }>; accuracy: number };
+  /** The learn-from-reward control task (lib/data/tasks.ts controlExample): letter accuracy and length. */
+  control?: { n: number; accuracy: number; ci: [number, number]; meanLength: number; formatRate: number };
   gallery: GalleryItem[];
 }
 

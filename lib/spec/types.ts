@@ -70,6 +70,8 @@ export interface ModelSpec {
   cueText?: boolean;
   /** Candidate segments also add the tile-ground cue agreement (ModelConfig.cueMatch); needs cueText. */
   cueMatch?: boolean;
+  /** Every text token adds all candidates' agreement (ModelConfig.cueMatchAll); needs cueText. */
+  cueMatchAll?: boolean;
   seed: number;
 }
 
@@ -145,10 +147,20 @@ export interface GrpoSpec {
    * is that of the full batch). Default 32 (lib/train/grpo.ts MICRO_BATCH_ROWS).
    */
   microBatchRows?: number;
-  /** Reward function name -> weight. */
-  rewards: { format: number; accuracy: number; geodesic: number };
+  /**
+   * Reward function name -> weight (lib/reward/rewards.ts). The recipe uses the authors' four, equally
+   * weighted: accuracy, format, length and repetition; geodesic is for geolocation prompts.
+   */
+  rewards: { format: number; accuracy: number; geodesic: number; length: number; repetition: number };
   /** tau (km) of the geodesic reward exp(-d/tau). */
   geodesicTauKm: number;
+  /**
+   * Cosine length reward: `max` at 0 tokens down to `min` at `maxTokens`. The authors use 1 / 0.5 / 1024
+   * for completions of up to 2,048 tokens; the recipe scales maxTokens to this model's completion budget.
+   */
+  length: { max: number; min: number; maxTokens: number };
+  /** Repetition penalty over word n-grams: n and the penalty of an all-repeats completion (authors: 6, -1). */
+  repetition: { n: number; maxPenalty: number };
 }
 
 export interface GrpoStageSpec {

@@ -332,6 +332,9 @@ function scoreRollouts(
     const r = combineRewards(text, examples[Math.floor(i / G)], spec.grpo.rewards, {
       tauKm: spec.grpo.geodesicTauKm,
       truncated: truncated[i],
+      tokens: completions[i].length,
+      length: spec.grpo.length,
+      repetition: spec.grpo.repetition,
     });
     rewards[i] = r.total;
     for (const [k, v] of Object.entries(r.parts)) (parts[k] ??= new Float32Array(N))[i] = v;
