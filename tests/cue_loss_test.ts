@@ -173,6 +173,12 @@ Deno.test("cue heads: counted parameters, one forward for log-probs and cues, a 
   const mm = createModel(tm);
   assertEquals(mm.trainable().reduce((s, v) => s + v.size, 0), paramCount(tm));
   mm.dispose();
+  // All candidates' agreement at every text token: counted parameters; refused without cueText.
+  const ta = { ...tm, cueMatchAll: true };
+  const ma = createModel(ta);
+  assertEquals(ma.trainable().reduce((s, v) => s + v.size, 0), paramCount(ta));
+  ma.dispose();
+  assertThrows(() => createModel({ ...cfg, slots, cueMatchAll: true }), UserError, "cueMatchAll");
   assertThrows(() => createModel({ ...cfg, slots, cueMatch: true }), UserError, "cueMatch");
   assertThrows(() => createModel({ ...testConfig("tiny", 2), slots, cueText: true }), UserError, "cueText");
   assertThrows(() => createModel({ ...cfg, cueText: true }), UserError, "candidate-slot segments");

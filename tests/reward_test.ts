@@ -197,7 +197,7 @@ Deno.test("combineRewards: weighted sum, all parts reported, same as the registr
   const w = { format: 0.5, accuracy: 1, geodesic: 2 };
   const r = combineRewards(wrap("49.86, 2.35"), GEO, w, { tauKm: 100 });
   const geo = Math.exp(-KM_PER_DEG / 100);
-  assertEquals(Object.keys(r.parts).sort(), ["accuracy", "format", "geodesic"]);
+  assertEquals(Object.keys(r.parts).sort(), ["accuracy", "format", "geodesic", "length", "repetition"]);
   assertEquals(r.parts.format, 1);
   assertEquals(r.parts.accuracy, 0);
   assert.ok(Math.abs(r.parts.geodesic - geo) < 1e-9);

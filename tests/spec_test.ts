@@ -39,7 +39,7 @@ async function rejectsWith(p: Promise<unknown>, message: string): Promise<void> 
 
 Deno.test("every shipped experiment resolves under every preset", async () => {
   const names = listExperiments();
-  assertEquals(names, ["base", "geo-r1", "geo-r1-zero", "geo-sft"]);
+  assertEquals(names, ["base", "control", "geo-r1", "geo-r1-zero", "geo-sft", "task-sft"]);
   for (const name of names) {
     for (const preset of [undefined, "tiny", "small", "large"]) {
       const { spec, hash } = await loadSpec(exp(name), { preset });
@@ -251,7 +251,7 @@ Deno.test("missing files: spec, extends target, unknown experiment name", async 
   assertEquals(
     err.message,
     `unknown experiment 'geo-r2'; did you mean 'geo-r1'? ` +
-      `(available in ${displayPath(EXPERIMENTS_DIR)}: base, geo-r1, geo-r1-zero, geo-sft)`,
+      `(available in ${displayPath(EXPERIMENTS_DIR)}: base, control, geo-r1, geo-r1-zero, geo-sft, task-sft)`,
   );
   assertEquals(resolveExperimentPath("geo-r1"), exp("geo-r1"));
 });
