@@ -1,0 +1,110 @@
+/**
+ * Markdown tables for docs/RESULTS.md from finished runs: the Table 2 analogue (pairing accuracy, completion
+ * length, format rate) and the Table 1 analogue (geolocation within 1 / 25 / 200 / 750 / 2,500 km, median
+ * error, geo-qa), one row per table label, seeds as columns, mean and a 95% t-interval over seeds, and each
+ * row's difference from Base paired by seed (t-interval over the per-seed differences).
+ *
+ * Usage: deno run --allow-read tools/results_tables.ts runs/geo-r1-* runs/geo-r1-zero-* runs/task-sft-*
+ * Rows come from every run's eval.json (a run also holds its cached upstream rows); a (label, seed) seen twice
+ * must agree, else the script stops naming both runs.
+ * @module
+ */
+import { join } from "node:path";
+import type { EvalFile, StageEval } from "../lib/run/records.ts";
+
+const ORDER = ["Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1", "Task-SFT", "Task-SFT+GRPO"];
+/** Two-sided 95% t quantiles by degrees of freedom. */
+const T95: Record<number, number> = { 1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571 };
+
+interface Cell {
+  seed: number;
+  run: string;
+  row: StageEval;
+}
+
+function meanCi(xs: number[]): string {
+  const n = xs.length;
+  const m = xs.reduce((a, b) => a + b, 0) / n;
+  if (n < 2) return `${m.toFixed(1)}`;
+  const sd = Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (n - 1));
+  const h = (T95[n - 1] ?? 1.96) * sd / Math.sqrt(n);
+  return `${m.toFixed(1)} [${(m - h).toFixed(1)}, ${(m + h).toFixed(1)}]`;
+}
+
+const cells = new Map<string, Map<number, Cell>>();
+for (const dir of Deno.args) {
+  const ev = JSON.parse(await Deno.readTextFile(join(dir, "eval.json"))) as EvalFile;
+  const spec = JSON.parse(await Deno.readTextFile(join(dir, "spec.resolved.json"))) as { seed: number };
+  for (const row of ev.rows) {
+    const bySeed = cells.get(row.label) ?? new Map<number, Cell>();
+    const prev = bySeed.get(spec.seed);
+    if (prev && JSON.stringify(prev.row.pairing) !== JSON.stringify(row.pairing)) {
+      throw new Error(`${row.label} seed ${spec.seed}: ${prev.run} and ${dir} disagree`);
+    }
+    bySeed.set(spec.seed, { seed: spec.seed, run: dir, row });
+    cells.set(row.label, bySeed);
+  }
+}
+const labels = ORDER.filter((l) => cells.has(l));
+const seeds = [...new Set([...cells.values()].flatMap((m) => [...m.keys()]))].sort((a, b) => a - b);
+const base = cells.get("Base");
+
+function table(
+  title: string,
+  metrics: [string, (r: StageEval) => number | undefined][],
+  delta: number[],
+): void {
+  console.log(`\n${title}\n`);
+  const head = ["row", ...metrics.map(([n]) => n), ...delta.map((i) => `Δ ${metrics[i][0]} vs Base`)];
+  console.log(`| ${head.join(" | ")} |`);
+  console.log(`| ${head.map(() => "---").join(" | ")} |`);
+  for (const l of labels) {
+    const bySeed = cells.get(l)!;
+    const vals = metrics.map(([, f]) => seeds.map((s) => bySeed.get(s) && f(bySeed.get(s)!.row)));
+    const parts = vals.map((v) => {
+      const xs = v.filter((x): x is number => typeof x === "number");
+      return xs.length ? `${xs.map((x) => x.toFixed(1)).join(" / ")}; ${meanCi(xs)}` : "-";
+    });
+    const deltas = delta.map((i) => {
+      if (!base || l === "Base") return "";
+      const d = seeds.flatMap((s) => {
+        const a = bySeed.get(s), b = base.get(s);
+        const x = a && metrics[i][1](a.row), y = b && metrics[i][1](b.row);
+        return typeof x === "number" && typeof y === "number" ? [x - y] : [];
+      });
+      return d.length ? meanCi(d) : "-";
+    });
+    console.log(`| ${[l, ...parts, ...deltas].join(" | ")} |`);
+  }
+}
+
+console.log(`Seeds ${seeds.join(", ")}; each cell: per-seed values; mean [95% t-interval over seeds].`);
+table("Table 2 analogue: pairing on the test split (400 pairings, >= 1/3 near negatives, greedy)", [
+  ["pairing acc %", (r) => r.pairing && 100 * r.pairing.accuracy],
+  ["length (tokens)", (r) => r.pairing?.meanLength],
+  ["format %", (r) => r.pairing && 100 * r.pairing.formatRate],
+], [0]);
+const geo = (km: number) => (r: StageEval) =>
+  r.geolocate && 100 * (r.geolocate.thresholds[String(km)] ?? NaN);
+table("Table 1 analogue: geolocation on the test split (400 ground views, held-out cells, greedy)", [
+  ["1 km", geo(1)],
+  ["25 km", geo(25)],
+  ["200 km", geo(200)],
+  ["750 km", geo(750)],
+  ["2,500 km", geo(2500)],
+  ["median km", (r) => r.geolocate?.medianKm],
+  ["geo-qa %", (r) => r.geoqa && 100 * r.geoqa.accuracy],
+], [3, 4, 6]);
+const ctl = [...cells.values()].flatMap((m) => [...m.values()]).filter((c) => c.row.control);
+if (ctl.length) {
+  console.log("\nControl task (test split):\n");
+  for (const c of ctl) {
+    const r = c.row.control!;
+    console.log(
+      `- ${c.run} (${c.row.label}, seed ${c.seed}): ${(100 * r.accuracy).toFixed(1)}% ` +
+        `[${(100 * r.ci[0]).toFixed(1)}, ${(100 * r.ci[1]).toFixed(1)}], format ${
+          (100 * r.formatRate).toFixed(1)
+        }%`,
+    );
+  }
+}
