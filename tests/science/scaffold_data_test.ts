@@ -87,3 +87,21 @@ Deno.test("place prior: spherical mean across the dateline, rounded; coarser lev
   assertEquals(q.at({ country: "ZZZ", climate: "polar", continent: "Africa" }).lon, 20);
   assertEquals(q.cells, 1);
 });
+
+Deno.test("protocol: geo-sft and geo-r1 never train SFT on pairing; task-sft does; GRPO uses the authors' rewards", async () => {
+  const { loadSpec } = await import("../../lib/spec/mod.ts");
+  for (const name of ["geo-sft", "geo-r1"]) {
+    const { spec } = await loadSpec(`experiments/${name}.json`);
+    const sft = spec.stages.sft as { tasks: Record<string, number> };
+    assertEquals(sft.tasks.pairing ?? 0, 0, `${name}: pairing in SFT`);
+    assert((sft.tasks.scaffold ?? 0) > 0, `${name}: no scaffold in SFT`);
+  }
+  const task = (await loadSpec("experiments/task-sft.json")).spec.stages.sft as { tasks: Record<string, number> };
+  assert((task.tasks.pairing ?? 0) > 0);
+  for (const name of ["geo-r1", "geo-r1-zero"]) {
+    const { spec } = await loadSpec(`experiments/${name}.json`);
+    const g = spec.stages.grpo as { grpo: { rewards: Record<string, number> } };
+    const w = g.grpo.rewards;
+    assertEquals([w.accuracy, w.format, w.length, w.repetition], [1, 1, 1, 1], name);
+  }
+});
