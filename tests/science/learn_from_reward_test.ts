@@ -49,7 +49,15 @@ async function greedyAccuracy(model: VLM): Promise<number> {
   }
 }
 
-const optim = { lr: 3e-3, weightDecay: 0, beta1: 0.9, beta2: 0.99, warmupSteps: 0, minLrRatio: 1, gradClip: 1 };
+const optim = {
+  lr: 3e-3,
+  weightDecay: 0,
+  beta1: 0.9,
+  beta2: 0.99,
+  warmupSteps: 0,
+  minLrRatio: 1,
+  gradClip: 1,
+};
 
 Deno.test("GRPO climbs from chance to >= 90% on a control from reward alone (tiny model)", async () => {
   const model = createModel(testConfig("tiny", 11));

@@ -54,7 +54,9 @@ Deno.test("control: K tiles in K climate zones, the prompt names one, the answer
     assertEquals(e.task, "control");
     assertEquals(e.ground, null);
     assertEquals(e.aerial.length, 4);
-    const m = /^Which aerial view A, B, C or D has a (\w+) climate\? Answer with the letter\.$/.exec(e.prompt);
+    const m = /^Which aerial view A, B, C or D has a (\w+) climate\? Answer with the letter\.$/.exec(
+      e.prompt,
+    );
     assert(m, e.prompt);
     assertEquals(m[1], e.scene.climate);
     assert(/^[A-D]$/.test(e.answer));
@@ -75,7 +77,10 @@ Deno.test("place prior: spherical mean across the dateline, rounded; coarser lev
   assertEquals(formatPrior({ lat: 48, lon: 2 }), "48, 2");
   // A climate cell below PRIOR_MIN_SAMPLES falls back to its country's mean.
   const country = [
-    ...Array.from({ length: PRIOR_MIN_SAMPLES }, () => ({ lat: 10, lon: 20, country: "AAA", climate: "arid", continent: "Africa" })),
+    ...Array.from(
+      { length: PRIOR_MIN_SAMPLES },
+      () => ({ lat: 10, lon: 20, country: "AAA", climate: "arid", continent: "Africa" }),
+    ),
     { lat: 30, lon: 20, country: "AAA", climate: "temperate", continent: "Africa" },
   ];
   const q = buildPlacePrior(country);
@@ -96,7 +101,9 @@ Deno.test("protocol: geo-sft and geo-r1 never train SFT on pairing; task-sft doe
     assertEquals(sft.tasks.pairing ?? 0, 0, `${name}: pairing in SFT`);
     assert((sft.tasks.scaffold ?? 0) > 0, `${name}: no scaffold in SFT`);
   }
-  const task = (await loadSpec("experiments/task-sft.json")).spec.stages.sft as { tasks: Record<string, number> };
+  const task = (await loadSpec("experiments/task-sft.json")).spec.stages.sft as {
+    tasks: Record<string, number>;
+  };
   assert((task.tasks.pairing ?? 0) > 0);
   for (const name of ["geo-r1", "geo-r1-zero"]) {
     const { spec } = await loadSpec(`experiments/${name}.json`);
