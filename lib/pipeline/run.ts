@@ -28,6 +28,7 @@ import { createModel } from "../model/vlm.ts";
 import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
 import { trainSupervised } from "../train/supervised.ts";
 import { trainGrpo } from "../train/grpo.ts";
+import { RotatingCheckpoints } from "../train/checkpoints.ts";
 import { evaluateModel } from "./evaluate.ts";
 import { deriveSeed, Rng } from "../rng.ts";
 import type { TaskSampler } from "../data/tasks.ts";
@@ -400,8 +401,9 @@ async function trainStage(plan: StagePlan, upstream: VLM | null, c: StageContext
     const target = (
       ex: Example,
     ) => (ss.kind === "sft" && ex.targetCot ? { ...ex, target: ex.targetCot } : ex);
-    const latest = await readJsonIf<{ step: number }>(join(ckptDir, "latest.json"));
-    await dropFrom(c.resume && latest ? latest.step : 0);
+    // The pointer is validated before any record is dropped (a corrupt one stops the run, losing nothing).
+    const latest = c.resume ? await new RotatingCheckpoints(ckptDir).latest() : null;
+    await dropFrom(latest ? latest.step : 0);
     const res = await trainSupervised({
       stageName: plan.name,
       spec: ss,
