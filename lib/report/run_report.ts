@@ -4,7 +4,7 @@
  * @module
  */
 import { join } from "node:path";
-import { atomicWrite } from "../run/atomic.ts";
+import { atomicWrite, removeTempsOf } from "../run/atomic.ts";
 import { escapeHtml } from "./escape.ts";
 import { fmtPct } from "./components.ts";
 import { renderPage, type ReportMeta } from "./page.ts";
@@ -94,6 +94,8 @@ export async function writeRunReport(runDir: string, opts: RunReportOptions = {}
   await atomicWrite(out, html);
   if (opts.publish ?? true) {
     const reportsDir = opts.reportsDir ?? DEFAULT_REPORTS_DIR;
+    // The copy belongs to this run: temps of an earlier crashed copy are orphans.
+    await removeTempsOf(reportsDir, `${r.manifest.runId}.html`);
     await atomicWrite(join(reportsDir, `${r.manifest.runId}.html`), html);
     await writeReportsIndex(reportsDir);
   }
