@@ -33,6 +33,7 @@ import { evaluateModel } from "./evaluate.ts";
 import { deriveSeed, Rng } from "../rng.ts";
 import type { TaskSampler } from "../data/tasks.ts";
 import { UserError } from "../errors.ts";
+import { checkPath } from "../run/sandbox.ts";
 import { progress } from "../run/progress.ts";
 import { codeVersion } from "./code_version.ts";
 import { ReplicaPool } from "../train/replicas.ts";
@@ -122,6 +123,7 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
   const tokenizer = createTokenizer();
   const cfg = modelConfigForSpec(spec, tokenizer);
   const plans = planPipeline(spec, spec.pipeline, cacheRoot, code);
+  for (const p of plans) checkPath(p.dir, "write", `stage ${p.name} cache directory`);
   o.manifest.stages = plans.map((p) => ({
     name: p.name,
     kind: p.spec.kind,

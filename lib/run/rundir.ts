@@ -12,6 +12,7 @@ import type { ExperimentSpec } from "../spec/types.ts";
 import { displayPath } from "../spec/load.ts";
 import { atomicWriteJson, removeStaleTemps, removeTempsOf, withDirLock } from "./atomic.ts";
 import { appendJsonl } from "./jsonl.ts";
+import { checkPath } from "./sandbox.ts";
 import { type BackendRecord, buildManifest, manifestMismatches } from "./manifest.ts";
 import type { Manifest, MetricRecord, RolloutRecord } from "./records.ts";
 
@@ -157,6 +158,8 @@ export class RunDir {
     const runsDir = resolve(o.runsDir ?? "runs");
     const runId = RunDir.runId(o.spec.name, o.hash);
     const run = new RunDir(join(runsDir, runId));
+    checkPath(runsDir, "write", "runs directory");
+    checkPath(run.path, "write", "run directory");
     const fresh = await buildManifest({
       spec: o.spec,
       specHash: o.hash,
