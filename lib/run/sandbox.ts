@@ -16,7 +16,7 @@ const MAX_LINKS = 40;
 
 /**
  * The real path of `path`: every symlink resolved, a dangling one to its target, missing components kept
- * as written. Throws Deno.errors.NotCapable where this process may not even read a component.
+ * as written. Throws Deno.errors.NotCapable where this process may not read the path itself.
  */
 export function realPath(path: string, hops = 0): string {
   const abs = resolve(path);
@@ -27,6 +27,9 @@ export function realPath(path: string, hops = 0): string {
       const real = Deno.realPathSync(head);
       return tail.length ? join(real, ...tail.reverse()) : real;
     } catch (e) {
+      // An ancestor of a path to be created that this process may not read (e.g. /tmp above a granted
+      // /tmp/x/runs): nothing below it exists yet, so no link lies on the way; the path stays as written.
+      if (e instanceof Deno.errors.NotCapable && head !== abs) return abs;
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
     // A dangling link: what it points to is where a write would land.
