@@ -550,8 +550,12 @@ interface DoneFile {
   files: Record<string, FileRecord>;
 }
 
-/** The files a finished stage is verified by: its records and its final checkpoint's index. */
-const DONE_FILES = ["metrics.jsonl", "rollouts.jsonl", "final/model.json"];
+/**
+ * The files a finished stage is verified by: its records. The final checkpoint verifies itself (model.json
+ * holds each tensor file's size and sha256; loading checks them, shapes and config) and stops with an error
+ * naming the file, rather than retraining over a tampered checkpoint.
+ */
+const DONE_FILES = ["metrics.jsonl", "rollouts.jsonl"];
 
 async function stageFiles(dir: string): Promise<Record<string, FileRecord>> {
   const out: Record<string, FileRecord> = {};
