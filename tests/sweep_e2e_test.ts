@@ -76,7 +76,9 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "sweep_e2e_" });
+    // Sweep runs get exactly exp's permissions: their runs dir must lie under the project's runs/.
+    await Deno.mkdir(join(ROOT, "runs"), { recursive: true });
+    const dir = await Deno.makeTempDir({ dir: join(ROOT, "runs"), prefix: ".sweep_e2e_" });
     const runsDir = join(dir, "runs");
     const statePath = join(runsDir, "sweeps", "tiny-smoke", "state.json");
     const children: Deno.ChildProcess[] = [];

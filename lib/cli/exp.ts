@@ -8,6 +8,8 @@ import { displayPath, listExperiments, loadSpec, resolveExperimentPath } from ".
 import { nearest } from "../spec/suggest.ts";
 import type { BackendName } from "../spec/types.ts";
 import { RunDir } from "../run/rundir.ts";
+import { checkPath } from "../run/sandbox.ts";
+import { join } from "node:path";
 import type { Command } from "./command.ts";
 
 const BACKEND_NAMES: readonly BackendName[] = ["auto", "wasm", "webgpu", "cpu", "tensorflow"];
@@ -114,6 +116,19 @@ async function runExp(values: Record<string, unknown>, positionals: string[]): P
     return 0;
   }
 
+  // Every output directory is checked (real path, links followed) before the backend starts or any stage
+  // trains, so a refusal costs nothing and leaves nothing behind.
+  const runsDir = v["runs-dir"] ?? "runs";
+  const cacheDir = v["cache-dir"] ?? "cache/stages";
+  const reportsDir = v["reports-dir"] ?? "reports";
+  for (
+    const [opt, dir] of [["--runs-dir", runsDir], ["--cache-dir", cacheDir], ["--reports-dir", reportsDir]]
+  ) {
+    checkPath(dir, "read", opt);
+    checkPath(dir, "write", opt);
+  }
+  checkPath(join(runsDir, runId), "write", "run directory");
+
   let pipeline: typeof import("../pipeline/run.ts");
   try {
     pipeline = await import("../pipeline/run.ts");
@@ -127,14 +142,14 @@ async function runExp(values: Record<string, unknown>, positionals: string[]): P
   const { initBackend, tfjsVersion } = await import("../backend.ts");
   const backend = await initBackend(spec.backend);
   const { run, manifest, resumed, mismatches } = await RunDir.prepare({
-    runsDir: v["runs-dir"] ?? "runs",
+    runsDir,
     spec,
     hash,
     backend,
     tfjsVersion: tfjsVersion(),
     resume: v.resume ?? false,
     forceResume: v["force-resume"] ?? false,
-    cacheDir: v["cache-dir"] ?? "cache/stages",
+    cacheDir,
   });
   const where = displayPath(run.path);
   console.error(
@@ -150,7 +165,7 @@ async function runExp(values: Record<string, unknown>, positionals: string[]): P
       specHash: hash,
       runDir: run.path,
       manifest,
-      cacheRoot: v["cache-dir"] ?? "cache/stages",
+      cacheRoot: cacheDir,
       noCache: v["no-cache"] ?? false,
       resume: resumed,
       verbose: true,
@@ -163,7 +178,7 @@ async function runExp(values: Record<string, unknown>, positionals: string[]): P
   const { writeRunReport } = await import("../report/mod.ts");
   let report: string;
   try {
-    report = await writeRunReport(run.path, { reportsDir: v["reports-dir"] ?? "reports" });
+    report = await writeRunReport(run.path, { reportsDir });
   } catch (e) {
     // Training and eval are done (and cached): a re-run with --resume only rewrites the report.
     const msg = `report: ${(e as Error).message ?? String(e)}`;

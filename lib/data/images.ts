@@ -5,6 +5,7 @@
  */
 import sharp from "sharp";
 import { UserError } from "../errors.ts";
+import { checkPath } from "../run/sandbox.ts";
 import type { RGBImage } from "../world/types.ts";
 import type { Example } from "./types.ts";
 
@@ -38,6 +39,7 @@ export async function decodeImageFile(
 ): Promise<RGBImage> {
   const at = where ? `${where}: ` : "";
   let bytes: Uint8Array;
+  checkPath(path, "read", `${at}image`);
   try {
     bytes = await Deno.readFile(path);
   } catch (e) {

@@ -19,6 +19,7 @@
  */
 import { dirname, isAbsolute, join } from "node:path";
 import { UserError } from "../errors.ts";
+import { checkPath } from "../run/sandbox.ts";
 import { deriveSeed, Rng } from "../rng.ts";
 import type { WorldSpec } from "../spec/types.ts";
 import type { RGBImage, SceneMeta, World } from "../world/types.ts";
@@ -141,6 +142,7 @@ function coord(
 
 async function readCsv(csvPath: string): Promise<{ line: number; cells: string[] }[]> {
   let text: string;
+  checkPath(csvPath, "read", "CSV");
   try {
     text = await Deno.readTextFile(csvPath);
   } catch (e) {

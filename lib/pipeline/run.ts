@@ -28,10 +28,12 @@ import { createModel } from "../model/vlm.ts";
 import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
 import { trainSupervised } from "../train/supervised.ts";
 import { trainGrpo } from "../train/grpo.ts";
+import { RotatingCheckpoints } from "../train/checkpoints.ts";
 import { evaluateModel } from "./evaluate.ts";
 import { deriveSeed, Rng } from "../rng.ts";
 import type { TaskSampler } from "../data/tasks.ts";
 import { UserError } from "../errors.ts";
+import { checkPath } from "../run/sandbox.ts";
 import { progress } from "../run/progress.ts";
 import { codeVersion } from "./code_version.ts";
 import { ReplicaPool } from "../train/replicas.ts";
@@ -121,6 +123,7 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
   const tokenizer = createTokenizer();
   const cfg = modelConfigForSpec(spec, tokenizer);
   const plans = planPipeline(spec, spec.pipeline, cacheRoot, code);
+  for (const p of plans) checkPath(p.dir, "write", `stage ${p.name} cache directory`);
   o.manifest.stages = plans.map((p) => ({
     name: p.name,
     kind: p.spec.kind,
@@ -155,7 +158,7 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
       try {
         // Temp files orphaned by a crash of the interrupted run (reliability).
         if (o.resume) await removeStaleTemps(plan.dir);
-        const done = !o.noCache && (await exists(join(plan.dir, "done.json")));
+        const done = !o.noCache && (await verifyDone(plan, log));
         o.manifest.stages[i].cached = done;
         if (done) {
           log(`stage ${plan.name} [${plan.spec.kind}] ${plan.hash}: cached`);
@@ -221,6 +224,8 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
   const rolloutLines: string[] = [];
   for (const plan of plans) {
     for (const rec of await readJsonl<MetricRecord>(join(plan.dir, "metrics.jsonl"))) {
+      // A stage shared by experiments with other eval specs holds their test records too.
+      if (rec.kind === "test" && rec.evalHash !== evalHash) continue;
       metricLines.push(JSON.stringify(rec) + "\n");
     }
     if (plan.spec.kind === "grpo") {
@@ -400,8 +405,9 @@ async function trainStage(plan: StagePlan, upstream: VLM | null, c: StageContext
     const target = (
       ex: Example,
     ) => (ss.kind === "sft" && ex.targetCot ? { ...ex, target: ex.targetCot } : ex);
-    const latest = await readJsonIf<{ step: number }>(join(ckptDir, "latest.json"));
-    await dropFrom(c.resume && latest ? latest.step : 0);
+    // The pointer is validated before any record is dropped (a corrupt one stops the run, losing nothing).
+    const latest = c.resume ? await new RotatingCheckpoints(ckptDir).latest() : null;
+    await dropFrom(latest ? latest.step : 0);
     const res = await trainSupervised({
       stageName: plan.name,
       spec: ss,
@@ -427,11 +433,15 @@ async function trainStage(plan: StagePlan, upstream: VLM | null, c: StageContext
     step: st.steps,
     meta: { stage: plan.name, kind: st.kind, hash: plan.hash },
   });
-  await atomicWriteJson(join(plan.dir, "done.json"), {
-    hash: plan.hash,
-    stage: plan.name,
-    at: new Date().toISOString(),
-  });
+  await atomicWriteJson(
+    join(plan.dir, "done.json"),
+    {
+      hash: plan.hash,
+      stage: plan.name,
+      at: new Date().toISOString(),
+      files: await stageFiles(plan.dir),
+    } satisfies DoneFile,
+  );
   // Intermediate checkpoints are only for resume: drop them once the stage is final.
   await Deno.remove(ckptDir, { recursive: true }).catch(() => {});
   return model;
@@ -456,7 +466,7 @@ async function evalStage(
   if (cached) {
     await copySamples(plan.dir, c.runDir);
     // A crash between writing the eval file and appending its metric record must not lose the record.
-    await ensureRecord(join(plan.dir, "metrics.jsonl"), evalRecord(plan, cached));
+    await ensureRecord(join(plan.dir, "metrics.jsonl"), evalRecord(plan, cached, evalHash));
     return { ...cached, label };
   }
   const bar = c.verbose === false
@@ -478,16 +488,22 @@ async function evalStage(
   bar?.stop();
   await atomicWriteJson(path, res);
   await copySamples(plan.dir, c.runDir);
-  const rec = evalRecord(plan, res);
-  await appendJsonl(join(plan.dir, "metrics.jsonl"), rec);
+  await ensureRecord(join(plan.dir, "metrics.jsonl"), evalRecord(plan, res, evalHash));
   c.log(`eval ${plan.name} (${label}): ${summary(res)}`);
   return res;
 }
 
 /** The metrics.jsonl record of a stage's evaluation. */
-function evalRecord(plan: StagePlan, res: StageEval): MetricRecord {
+function evalRecord(plan: StagePlan, res: StageEval, evalHash: string): MetricRecord {
   // Its own kind: the in-stage validation record after the last update has the same stage and step.
-  const rec: MetricRecord = { stage: plan.name, kind: "test", step: plan.spec.steps, time: Date.now() };
+  // evalHash: experiments sharing the stage with other eval specs each keep their own test record.
+  const rec: MetricRecord = {
+    stage: plan.name,
+    kind: "test",
+    step: plan.spec.steps,
+    time: Date.now(),
+    evalHash,
+  };
   if (res.pairing) {
     rec["eval/pairing/accuracy"] = res.pairing.accuracy;
     rec["eval/pairing/mean_length"] = res.pairing.meanLength;
@@ -499,14 +515,110 @@ function evalRecord(plan: StagePlan, res: StageEval): MetricRecord {
   return rec;
 }
 
-/** Append `rec` to a JSONL file (after repairing a torn last line) unless an equal record (but for
- * `time`) is already there. */
+/**
+ * Make `rec` the one test record of its eval spec in a stage's metrics.jsonl (after repairing a torn last
+ * line): kept when an equal record (but for `time`) is there, else every record of that stage, kind and
+ * eval hash is replaced by it, so a re-evaluation never adds a second one.
+ */
 async function ensureRecord(path: string, rec: MetricRecord): Promise<void> {
   await repairJsonl(path);
   const key = (r: MetricRecord) => canonicalJson({ ...r, time: 0 });
-  const want = key(rec);
-  if ((await readJsonl<MetricRecord>(path)).some((r) => key(r) === want)) return;
+  const same = (r: MetricRecord) =>
+    r.stage === rec.stage && r.kind === rec.kind && r.evalHash === rec.evalHash;
+  const recs = await readJsonl<MetricRecord>(path);
+  const mine = recs.filter(same);
+  if (mine.length === 1 && key(mine[0]) === key(rec)) return;
+  if (mine.length) await filterJsonl<MetricRecord>(path, (r) => !same(r));
   await appendJsonl(path, rec);
+}
+
+/** Size and sha256 of one file of a finished stage. */
+interface FileRecord {
+  bytes: number;
+  sha256: string;
+}
+
+/** `done.json`: written last; its presence marks the stage complete, `files` what complete means. */
+interface DoneFile {
+  hash: string;
+  stage: string;
+  at: string;
+  /**
+   * The stage's files when it finished, by path relative to the stage dir. JSONL files only grow after
+   * that (test records are appended), so their recorded bytes must be an unchanged prefix.
+   */
+  files: Record<string, FileRecord>;
+}
+
+/**
+ * The files a finished stage is verified by: its records. The final checkpoint verifies itself (model.json
+ * holds each tensor file's size and sha256; loading checks them, shapes and config) and stops with an error
+ * naming the file, rather than retraining over a tampered checkpoint.
+ */
+const DONE_FILES = ["metrics.jsonl", "rollouts.jsonl"];
+
+async function stageFiles(dir: string): Promise<Record<string, FileRecord>> {
+  const out: Record<string, FileRecord> = {};
+  for (const f of DONE_FILES) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(join(dir, f));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      throw e;
+    }
+    out[f] = { bytes: bytes.length, sha256: await fileSha256(bytes) };
+  }
+  return out;
+}
+
+async function fileSha256(bytes: Uint8Array): Promise<string> {
+  const h = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(h, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Whether the stage in `plan.dir` is complete and intact: done.json parses and every file it records is
+ * there with its recorded size and hash (JSONL files: as a prefix). On a mismatch it logs a warning naming
+ * the file, removes done.json and returns false, so the stage is trained again (deterministically).
+ */
+async function verifyDone(plan: StagePlan, log: (line: string) => void): Promise<boolean> {
+  const path = join(plan.dir, "done.json");
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+  const problem = await (async () => {
+    let done: Partial<DoneFile>;
+    try {
+      done = JSON.parse(text);
+    } catch {
+      return `${path}: corrupt JSON`;
+    }
+    if (!done.files || typeof done.files !== "object") return `${path}: records no files`;
+    for (const [f, want] of Object.entries(done.files)) {
+      const p = join(plan.dir, f);
+      let bytes: Uint8Array;
+      try {
+        bytes = await Deno.readFile(p);
+      } catch {
+        return `${p}: missing`;
+      }
+      const head = f.endsWith(".jsonl") ? bytes.subarray(0, want.bytes) : bytes;
+      if (head.length !== want.bytes || (!f.endsWith(".jsonl") && bytes.length !== want.bytes)) {
+        return `${p}: ${bytes.length} bytes, done.json records ${want.bytes}`;
+      }
+      if ((await fileSha256(head)) !== want.sha256) return `${p}: content differs from done.json's sha256`;
+    }
+    return null;
+  })();
+  if (problem === null) return true;
+  log(`warning: ${problem}; re-running stage ${plan.name}`);
+  await Deno.remove(path);
+  return false;
 }
 
 /** Copy a stage's gallery PNGs (`<stageDir>/samples/*`) into the run's `samples/`. */

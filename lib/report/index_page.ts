@@ -4,7 +4,7 @@
  * @module
  */
 import { join } from "node:path";
-import { atomicWrite } from "../run/atomic.ts";
+import { atomicWrite, removeTempsOf, withDirLock } from "../run/atomic.ts";
 import { escapeHtml } from "./escape.ts";
 import { raw, renderTable } from "./components.ts";
 import { extractReportMeta, renderPage, type ReportMeta } from "./page.ts";
@@ -28,9 +28,19 @@ async function readHead(path: string, max = 1 << 18): Promise<string> {
   }
 }
 
-/** Rebuild `<reportsDir>/index.html`; returns its path. */
+/**
+ * Rebuild `<reportsDir>/index.html`; returns its path. Writers of one reports directory take turns
+ * (a lock on the directory), and each first removes index temps a crashed writer left behind.
+ */
 export async function writeReportsIndex(reportsDir: string = DEFAULT_REPORTS_DIR): Promise<string> {
   await Deno.mkdir(reportsDir, { recursive: true });
+  return await withDirLock(reportsDir, async () => {
+    await removeTempsOf(reportsDir, "index.html");
+    return await writeIndex(reportsDir);
+  });
+}
+
+async function writeIndex(reportsDir: string): Promise<string> {
   const entries: { file: string; meta: ReportMeta | null; mtime: Date | null }[] = [];
   for await (const e of Deno.readDir(reportsDir)) {
     if (!e.isFile || !e.name.endsWith(".html") || e.name === "index.html") continue;

@@ -7,6 +7,7 @@
  */
 import { join, resolve, sep } from "node:path";
 import { UserError } from "../errors.ts";
+import { checkPath } from "../run/sandbox.ts";
 import type {
   EvalFile,
   GalleryItem,
@@ -43,6 +44,7 @@ export interface RunRecords {
 const RUN_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 async function readText(path: string, what: string, required: boolean): Promise<string | null> {
+  checkPath(path, "read", what);
   try {
     return await Deno.readTextFile(path);
   } catch (e) {
@@ -274,6 +276,7 @@ export async function readRunRecords(runDir: string): Promise<RunRecords> {
 
   const metrics: MetricRecord[] = [];
   const metricsPath = join(dir, "metrics.jsonl");
+  checkPath(metricsPath, "read", "metrics.jsonl");
   try {
     await readJsonl(metricsPath, warnings, (v) => metrics.push(v as unknown as MetricRecord));
   } catch (e) {
@@ -283,6 +286,7 @@ export async function readRunRecords(runDir: string): Promise<RunRecords> {
 
   let rollouts: RolloutStageSummary[] | null = null;
   const rolloutsPath = join(dir, "rollouts.jsonl");
+  checkPath(rolloutsPath, "read", "rollouts.jsonl");
   try {
     const sum = summarizeRollouts();
     await readJsonl(rolloutsPath, warnings, (v) => sum.add(v as unknown as RolloutRecord));
@@ -307,6 +311,13 @@ export async function pngDataUri(runDir: string, rel: string, warnings: string[]
   const abs = resolve(root, rel);
   if (!abs.startsWith(root + sep)) {
     warnings.push(`image path outside the run directory ignored: ${rel}`);
+    return null;
+  }
+  try {
+    checkPath(abs, "read", "image");
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    warnings.push(`image outside the allowed tree ignored: ${rel}`);
     return null;
   }
   let bytes: Uint8Array;

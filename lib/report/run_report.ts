@@ -4,7 +4,8 @@
  * @module
  */
 import { join } from "node:path";
-import { atomicWrite } from "../run/atomic.ts";
+import { atomicWrite, removeTempsOf } from "../run/atomic.ts";
+import { checkPath } from "../run/sandbox.ts";
 import { escapeHtml } from "./escape.ts";
 import { fmtPct } from "./components.ts";
 import { renderPage, type ReportMeta } from "./page.ts";
@@ -89,11 +90,15 @@ ${renderManifest(m, r.spec)}
  */
 export async function writeRunReport(runDir: string, opts: RunReportOptions = {}): Promise<string> {
   const r = await readRunRecords(runDir);
-  const html = await renderRunReport(r, opts);
   const out = join(r.dir, "report.html");
+  checkPath(out, "write", "report");
+  const reportsDir = opts.reportsDir ?? DEFAULT_REPORTS_DIR;
+  if (opts.publish ?? true) checkPath(reportsDir, "write", "reports directory");
+  const html = await renderRunReport(r, opts);
   await atomicWrite(out, html);
   if (opts.publish ?? true) {
-    const reportsDir = opts.reportsDir ?? DEFAULT_REPORTS_DIR;
+    // The copy belongs to this run: temps of an earlier crashed copy are orphans.
+    await removeTempsOf(reportsDir, `${r.manifest.runId}.html`);
     await atomicWrite(join(reportsDir, `${r.manifest.runId}.html`), html);
     await writeReportsIndex(reportsDir);
   }

@@ -141,6 +141,43 @@ export async function removeStaleTemps(dir: string): Promise<string[]> {
   return removed;
 }
 
+/**
+ * Run `fn` holding an exclusive advisory lock (flock) on directory `dir` itself (created if missing), so
+ * the lock adds no file to it. The OS releases it when the holder exits, SIGKILL included, so a crash never
+ * leaves it held. When every writer of a target in `dir` takes the lock, a temp file of that target found
+ * under the lock is a crash's orphan.
+ */
+export async function withDirLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  await Deno.mkdir(dir, { recursive: true });
+  const f = await Deno.open(dir, { read: true });
+  try {
+    await f.lock(true);
+    return await fn();
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * Remove the temps of target `name` directly inside `dir` (`<name>.<pid>.<n>.tmp` files of atomic writes,
+ * `<name>.<pid>.tmp` directories), whatever their pid. Only for a caller holding the target's lock
+ * ({@link withDirLock}). Returns the names removed.
+ */
+export async function removeTempsOf(dir: string, name: string): Promise<string[]> {
+  const re = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.\\d+(\\.\\d+)?\\.tmp$`);
+  const removed: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (!re.test(e.name)) continue;
+      await Deno.remove(join(dir, e.name), { recursive: true }).catch(() => {});
+      removed.push(e.name);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return removed;
+}
+
 async function syncDir(dir: string): Promise<void> {
   try {
     const d = await Deno.open(dir, { read: true });

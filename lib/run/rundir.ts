@@ -10,8 +10,9 @@ import { join, resolve } from "node:path";
 import { UserError } from "../errors.ts";
 import type { ExperimentSpec } from "../spec/types.ts";
 import { displayPath } from "../spec/load.ts";
-import { atomicWriteJson, removeStaleTemps } from "./atomic.ts";
+import { atomicWriteJson, removeStaleTemps, removeTempsOf, withDirLock } from "./atomic.ts";
 import { appendJsonl } from "./jsonl.ts";
+import { checkPath } from "./sandbox.ts";
 import { type BackendRecord, buildManifest, manifestMismatches } from "./manifest.ts";
 import type { Manifest, MetricRecord, RolloutRecord } from "./records.ts";
 
@@ -157,6 +158,8 @@ export class RunDir {
     const runsDir = resolve(o.runsDir ?? "runs");
     const runId = RunDir.runId(o.spec.name, o.hash);
     const run = new RunDir(join(runsDir, runId));
+    checkPath(runsDir, "write", "runs directory");
+    checkPath(run.path, "write", "run directory");
     const fresh = await buildManifest({
       spec: o.spec,
       specHash: o.hash,
@@ -166,11 +169,11 @@ export class RunDir {
       argv: o.argv,
       paths: [runsDir, ...(o.cacheDir ? [o.cacheDir] : [])],
     });
-    const existing = await exists(run.path);
-    if (!existing) {
-      await Deno.mkdir(runsDir, { recursive: true });
+    // Creators of one run id take turns, so a temp dir found under the lock is a crashed creator's.
+    const created = await withDirLock(runsDir, async () => {
+      await removeTempsOf(runsDir, `.${runId}`);
+      if (await exists(run.path)) return false;
       const tmp = join(runsDir, `.${runId}.${Deno.pid}.tmp`);
-      await Deno.remove(tmp, { recursive: true }).catch(() => {});
       await Deno.mkdir(tmp);
       try {
         await atomicWriteJson(join(tmp, "spec.resolved.json"), o.spec);
@@ -178,13 +181,11 @@ export class RunDir {
         await Deno.rename(tmp, run.path);
       } catch (e) {
         await Deno.remove(tmp, { recursive: true }).catch(() => {});
-        if (await exists(join(run.path, "manifest.json"))) {
-          throw new UserError(`${displayPath(run.path)} was created by another process at the same time`);
-        }
         throw e;
       }
-      return { run, manifest: fresh, resumed: false, mismatches: [] };
-    }
+      return true;
+    });
+    if (created) return { run, manifest: fresh, resumed: false, mismatches: [] };
 
     const where = displayPath(run.path);
     if (!(await exists(run.manifestPath))) {

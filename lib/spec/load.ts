@@ -8,6 +8,7 @@
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UserError } from "../errors.ts";
+import { checkPath } from "../run/sandbox.ts";
 import { deriveSeed } from "../rng.ts";
 import type { ExperimentSpec } from "./types.ts";
 import { specHash } from "./hash.ts";
@@ -107,6 +108,7 @@ function lineCol(text: string, pos: number): string {
 /** Read and parse one spec file; `via` says who referenced it (for a missing `extends` target). */
 async function readSpecFile(path: string, via: { file: string; ref: string } | null): Promise<JsonObject> {
   let text: string;
+  checkPath(path, "read", via ? `${displayPath(via.file)}: /extends` : "spec file");
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {

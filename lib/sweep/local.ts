@@ -5,9 +5,11 @@
  * Each run is started through a small POSIX `sh` wrapper (`RUN_WRAPPER`) that
  *  - appends the run's stdout and stderr to its log file (so the run never writes into a pipe of the sweep,
  *    and output survives the sweep);
- *  - starts the run in its own session / process group (`setsid`, when present) and
+ *  - is itself started in a session and process group of its own (`detached`), holding the run and a
+ *    watcher, so a SIGKILL of the sweep's process group reaches neither;
  *  - watches a pipe from the sweep on its stdin: when the sweep process ends for any reason, SIGKILL
- *    included, the kernel closes the pipe, the watcher reads EOF and SIGKILLs the run's whole process group.
+ *    included, the kernel closes the pipe, the watcher reads EOF and SIGKILLs the wrapper's whole process
+ *    group (the run, its children and the wrapper).
  * So killing a sweep kills its runs within milliseconds, and a re-run never races an orphan writing the
  * same run directory. The run itself is left exactly as a crash would leave it: `exp --resume` continues
  * from its last checkpoint and repairs a torn last JSONL line.
@@ -26,14 +28,9 @@ import { atomicWrite } from "../run/atomic.ts";
 export const RUN_WRAPPER = `run_id=$1; log=$2; shift 2
 exec 2>>"$log"
 exec 3<&0
-if command -v setsid >/dev/null 2>&1; then
-  setsid "$@" >>"$log" 2>&1 </dev/null 3<&- &
-  child=$!; target=-$child
-else
-  "$@" >>"$log" 2>&1 </dev/null 3<&- &
-  child=$!; target=$child
-fi
-( while read -r _ <&3; do :; done; kill -s KILL -- "$target" 2>/dev/null ) >/dev/null 2>&1 &
+"$@" >>"$log" 2>&1 </dev/null 3<&- &
+child=$!
+( while read -r _ <&3; do :; done; kill -s KILL -- -$$ 2>/dev/null || kill -s KILL "$child" ) >/dev/null 2>&1 &
 watch=$!
 exec 3<&-
 wait "$child"
@@ -213,6 +210,8 @@ export async function runLocal(o: LocalOptions): Promise<LocalResult> {
         stdout: "null",
         stderr: "null",
         env: o.env,
+        // A session and process group of its own (setsid): killing the sweep's group spares the watcher.
+        detached: true,
       }).spawn();
       const writer = child.stdin.getWriter();
       const handle = { kill: () => writer.close().catch(() => {}) };

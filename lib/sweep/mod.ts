@@ -5,11 +5,12 @@
  * `runs/sweeps/<name>/state.json` (atomic) and writes the sweep report.
  * @module
  */
-import { join, resolve } from "node:path";
+import { join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UserError } from "../errors.ts";
 import { atomicWrite, atomicWriteJson } from "../run/atomic.ts";
 import { displayPath } from "../spec/load.ts";
+import { realPath } from "../run/sandbox.ts";
 import { type PlannedRun, planRuns, type Resolver } from "./expand.ts";
 import { type LocalResult, runLocal, waitForExit, WRAPPER_MARK } from "./local.ts";
 import { slurmJobActive, slurmScript, type SlurmTask, submitSlurm, waitForSlurmJob } from "./slurm.ts";
@@ -42,19 +43,38 @@ export * from "./slurm.ts";
 /** The repository root (where main.ts lives). */
 export const REPO_ROOT: string = fileURLToPath(new URL("../../", import.meta.url));
 
+/**
+ * The `--allow-*` flags of `deno task exp`, read from deno.json so a sweep's runs get exactly what `exp`
+ * gets. Their paths are relative to the repository root, the per-run command's working directory.
+ */
+export function expPermissionFlags(): string[] {
+  const path = join(REPO_ROOT, "deno.json");
+  const task = (JSON.parse(Deno.readTextFileSync(path)).tasks ?? {}).exp;
+  if (typeof task !== "string") throw new Error(`${path}: no "exp" task`);
+  return task.split(/\s+/).filter((a: string) => a.startsWith("--allow-"));
+}
+
 /** The default per-run command: this Deno running `main.ts exp` with the permissions of `deno task exp`. */
 export function defaultRunCommand(): string[] {
-  return [
-    Deno.execPath(),
-    "run",
-    "--allow-read",
-    "--allow-write",
-    "--allow-env",
-    "--allow-ffi",
-    "--allow-sys",
-    join(REPO_ROOT, "main.ts"),
-    "exp",
-  ];
+  return [Deno.execPath(), "run", ...expPermissionFlags(), join(REPO_ROOT, "main.ts"), "exp"];
+}
+
+/**
+ * Refuse a runs dir that `deno task exp` may not write (real path, links followed): its runs would each
+ * fail on their first write, so the sweep stops before starting any.
+ */
+function checkRunsDirForExp(runsDir: string): void {
+  const flag = expPermissionFlags().find((f) => f.startsWith("--allow-write"));
+  if (!flag || flag === "--allow-write") return;
+  const roots = flag.slice("--allow-write=".length).split(",").map((p) => realPath(resolve(REPO_ROOT, p)));
+  const real = realPath(runsDir);
+  if (!roots.some((r) => real === r || real.startsWith(r + sep))) {
+    throw new UserError(
+      `sweep: --runs-dir ${runsDir}${real !== resolve(runsDir) ? ` (resolves to ${real})` : ""} is outside ` +
+        `what its runs may write: they get exactly the permissions of deno task exp (${flag}, relative to ` +
+        `${REPO_ROOT}); use a directory under ${roots.map(displayPath).join(" or ")}`,
+    );
+  }
 }
 
 /** The per-run argv (without `--resume`, which executors add): command, experiment, preset, sets, seed, runs dir. */
@@ -159,6 +179,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
   if (!Number.isInteger(workers) || workers < 1) {
     throw new UserError(`sweep: --workers must be an integer >= 1, got ${workers}`);
   }
+  if (!o.command && !o.dryRun) checkRunsDirForExp(runsDir);
   const command = o.command ?? defaultRunCommand();
   const cwd = o.cwd ?? REPO_ROOT;
   const runs = await planRuns(loaded, { runsDir, resolver: o.resolver });

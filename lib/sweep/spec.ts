@@ -10,6 +10,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import schema from "../../experiments/sweep.schema.json" with { type: "json" };
 import { UserError } from "../errors.ts";
+import { checkPath } from "../run/sandbox.ts";
 import { displayPath, EXPERIMENTS_DIR, resolveExperimentPath } from "../spec/load.ts";
 import { describeValue } from "../spec/validate.ts";
 import { nearest } from "../spec/suggest.ts";
@@ -203,6 +204,7 @@ export async function loadSweep(nameOrPath: string, dir = SWEEPS_DIR): Promise<L
   const path = resolveSweepPath(nameOrPath, dir);
   const file = displayPath(path);
   let text: string;
+  checkPath(path, "read", "sweep file");
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {

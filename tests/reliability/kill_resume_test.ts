@@ -1,7 +1,7 @@
 /**
  * Crash safety and exact resume: `exp geo-r1 --preset tiny` (base -> sft -> grpo, eval, report) is killed
- * at chosen points (fault hook GEO_R1_FAULT: mid checkpoint write, torn JSONL line, between stages, during
- * eval, during the report) and at random points (SIGKILL after a seeded number of log lines + delay); what
+ * at chosen points (fault hook GEO_R1_FAULT: mid checkpoint write, torn JSONL line, between stages, inside
+ * GRPO after a non-zero update, during eval, during the report) and at random points (SIGKILL after a seeded number of log lines + delay); what
  * is on disk right after the kill must be consistent (every checkpoint verifies, every JSON parses, at most a
  * torn last JSONL line and orphaned temp files), and `--resume` must finish with metrics, rollouts, eval.json
  * and final weights identical to an uninterrupted run, with no torn line or temp file left behind.
@@ -70,6 +70,10 @@ Deno.test("reliability: kill -9 at any point, then --resume gives the uninterrup
     const want = await outcome(ref);
     const refLines = r.stderr.trimEnd().split("\n").length;
     assert(want.metrics.length > 20 && want.rollouts.length > 0);
+    // The tiny GRPO stage really updates before its first checkpoint (step 2), so resuming from it restores
+    // changed weights and non-zero optimiser moments, not only a step count.
+    const grpoNorms = want.metrics.filter((m) => m.kind === "grpo").map((m) => m.grad_norm as number);
+    assert(grpoNorms.slice(0, 2).some((g) => g > 0), `tiny GRPO grad norms before step 2: ${grpoNorms}`);
 
     // Fault-hook crash points (exit 137 exactly there, no unwinding), in pipeline order.
     const faults: [string, string][] = [
@@ -80,6 +84,8 @@ Deno.test("reliability: kill -9 at any point, then --resume gives the uninterrup
       ["torn eval metrics line after eval-*.json was written (base)", "torn:metrics.jsonl:13"],
       ["between stages: sft final written, done.json not yet", "crash:done.json:2"],
       ["torn rollout line mid GRPO (step 1)", "torn:rollouts.jsonl:9"],
+      // The first step-4 checkpoint is SFT's, the second GRPO's: resume from GRPO step 2, after an update.
+      ["mid GRPO checkpoint write after a real update", "crash:step-00000004/model.safetensors:2"],
       ["during report writing", "crash:report.html"],
     ];
     const trials: { name: string; run: () => Promise<void> }[] = faults.map(([what, fault]) => ({
