@@ -175,7 +175,14 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
         // Evaluate this stage's model (cached per stage + eval spec).
         const label = rowLabel(plans.slice(0, i + 1));
         rows.push(
-          await evalStage(plan, model, label, evalHash, { ...o, log, tokenizer, testExamples, replicas }),
+          await evalStage(plan, model, label, evalHash, {
+            ...o,
+            log,
+            tokenizer,
+            testExamples,
+            replicas,
+            sampler,
+          }),
         );
       } finally {
         lock.close();
@@ -278,6 +285,7 @@ function stageEvaluator(
       label: "",
       stageHash: "",
       replicas: await c.replicas.get(c.spec.eval.replicas),
+      clusterOf: (ex) => c.sampler.regionKey(ex.scene.lat, ex.scene.lon),
     });
     return valMetrics(res);
   };
@@ -447,6 +455,7 @@ async function evalStage(
     tokenizer: ReturnType<typeof createTokenizer>;
     testExamples(task: TaskName, n: number): Example[];
     replicas: Replicas;
+    sampler: TaskSampler;
   },
 ): Promise<StageEval> {
   const path = join(plan.dir, `eval-${evalHash}.json`);
@@ -474,6 +483,7 @@ async function evalStage(
     stageHash: plan.hash,
     progress: (d) => bar?.update(d),
     replicas: await c.replicas.get(c.spec.eval.replicas),
+    clusterOf: (ex) => c.sampler.regionKey(ex.scene.lat, ex.scene.lon),
   });
   bar?.stop();
   await atomicWriteJson(path, res);
