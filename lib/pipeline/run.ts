@@ -35,6 +35,8 @@ import { UserError } from "../errors.ts";
 import { progress } from "../run/progress.ts";
 import { codeVersion } from "./code_version.ts";
 import { ReplicaPool } from "../train/replicas.ts";
+import { BASELINE_LABELS } from "../baselines/mod.ts";
+import { type BaselineStagePlan, runBaselineStage } from "./baseline.ts";
 
 /** Row labels of the paper's table, by pipeline shape. */
 export const ROW_LABELS = ["Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1"] as const;
@@ -83,7 +85,7 @@ export function planPipeline(
     const hash = sha256Hex(canonicalJson({
       stage: st,
       // In-stage evaluation records (evalEvery > 0) are part of the stage's metrics: they decode as eval does.
-      ...(st.evalEvery > 0 ? { during: spec.eval } : {}),
+      ...(st.kind !== "baseline" && st.evalEvery > 0 ? { during: spec.eval } : {}),
       upstream: upstream?.hash ?? null,
       world: spec.world,
       data: spec.data,
@@ -97,17 +99,22 @@ export function planPipeline(
 
 /**
  * Label of a pipeline's last stage in the Table 2 rows. An SFT stage that trains on pairing examples is
- * task-specific supervision ("Task-SFT", GRPO after it "Task-SFT+GRPO"); one without is the scaffold.
+ * task-specific supervision ("Task-SFT", GRPO after it "Task-SFT+GRPO"); one without is the scaffold. A GRPO
+ * stage on other tasks than pairing alone is labelled with them ("Geo-R1 (geolocate RL)",
+ * "Geo-R1 (pairing+geolocate RL)"); a baseline by its method.
  */
 export function rowLabel(plan: StagePlan[]): string {
   const kinds = plan.map((p) => p.spec.kind);
   const last = kinds[kinds.length - 1];
+  const lastSpec = plan[plan.length - 1].spec;
+  if (lastSpec.kind === "baseline") return BASELINE_LABELS[lastSpec.method];
   if (last === "pretrain") return "Base";
   const sft = plan.find((p) => p.spec.kind === "sft");
   const taskSft = sft !== undefined && ((sft.spec as SupervisedStageSpec).tasks.pairing ?? 0) > 0;
   if (last === "sft") return taskSft ? "Task-SFT" : "Geo-SFT";
-  if (!sft) return "Geo-R1-Zero";
-  return taskSft ? "Task-SFT+GRPO" : "Geo-R1";
+  const name = !sft ? "Geo-R1-Zero" : taskSft ? "Task-SFT+GRPO" : "Geo-R1";
+  const tasks = Object.entries(lastSpec.tasks).filter(([, w]) => (w ?? 0) > 0).map(([t]) => t);
+  return tasks.length === 1 && tasks[0] === "pairing" ? name : `${name} (${tasks.join("+")} RL)`;
 }
 
 /** Run the experiment end to end. Returns the eval file written to the run dir. */
@@ -144,6 +151,19 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
     return valCache.get(key)!;
   };
 
+  // Train-split locations without images (baseline galleries and priors), rendered never.
+  let locationSampler: TaskSampler | null = null;
+  const trainLocations = (n: number) => {
+    locationSampler ??= createTaskSampler(world, spec.data, spec.world, {
+      evalSeed: spec.eval.seed,
+      noImages: true,
+    });
+    return locationSampler.examples("geolocate", "train", 0, n).map((e) => ({
+      lat: e.scene.lat,
+      lon: e.scene.lon,
+    }));
+  };
+
   const rows: StageEval[] = [];
   let model: VLM | null = null;
   const replicas = new Replicas(cfg, log);
@@ -155,6 +175,17 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
       try {
         // Temp files orphaned by a crash of the interrupted run (reliability).
         if (o.resume) await removeStaleTemps(plan.dir);
+        if (plan.spec.kind === "baseline") {
+          const res = await runBaselineStage(
+            plan as BaselineStagePlan,
+            rowLabel(plans.slice(0, i + 1)),
+            evalHash,
+            { ...o, log, sampler, trainLocations, testExamples },
+          );
+          o.manifest.stages[i].cached = res.cached;
+          rows.push(res.row);
+          continue;
+        }
         const done = !o.noCache && (await exists(join(plan.dir, "done.json")));
         o.manifest.stages[i].cached = done;
         if (done) {
@@ -200,9 +231,8 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
     "Geo-R1-Zero": { pipeline: ["base", "grpo"], from: "base" },
     "Geo-R1": { pipeline: ["base", "sft", "grpo"], from: "sft" },
   };
-  for (const [label, s] of Object.entries(siblings)) {
-    if (rows.some((r) => r.label === label)) continue;
-    if (!s.pipeline.every((n) => spec.stages[n])) continue;
+  for (const s of Object.values(siblings)) {
+    if (!s.pipeline.every((n) => spec.stages[n] && spec.stages[n].kind !== "baseline")) continue;
     const overrides = s.from ? { grpo: { from: s.from } } : {};
     const sp = planPipeline(
       spec,
@@ -212,13 +242,21 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
       overrides as Record<string, Partial<StageSpec>>,
     );
     const last = sp[sp.length - 1];
+    // The label follows the sibling's own stages (a GRPO stage on geolocation is not the pairing Geo-R1 row).
+    const label = rowLabel(sp);
+    if (rows.some((r) => r.label === label || r.stageHash === last.hash)) continue;
     const cached = await readJsonIf<StageEval>(join(last.dir, `eval-${evalHash}.json`));
     if (cached) {
       await copySamples(last.dir, o.runDir);
       rows.push({ ...cached, label, stage: `${last.name} (cached sibling)` });
     }
   }
-  rows.sort((a, b) => ROW_LABELS.indexOf(a.label as never) - ROW_LABELS.indexOf(b.label as never));
+  // The paper's rows in its order, then any other rows (RL variants, baselines) in the order they came.
+  const rank = (label: string) => {
+    const i = ROW_LABELS.indexOf(label as never);
+    return i < 0 ? ROW_LABELS.length : i;
+  };
+  rows.sort((a, b) => rank(a.label) - rank(b.label));
 
   // Run records: metrics of every stage (from the stage caches), rollouts, eval.
   const metricsPath = join(o.runDir, "metrics.jsonl");
@@ -266,7 +304,7 @@ export const DEFAULT_EVAL_N = 200;
  */
 function stageEvaluator(
   name: string,
-  st: StageSpec,
+  st: SupervisedStageSpec | GrpoStageSpec,
   c: StageContext,
 ): ((done: number, model: VLM) => Promise<Record<string, number>>) | undefined {
   if (!(st.evalEvery > 0)) return undefined;

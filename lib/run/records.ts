@@ -41,7 +41,7 @@ export interface MetricRecord {
   stage: string;
   /** Training steps by stage kind; "eval": validation during a stage (`evalEvery`); "test": the stage's
    * final test-split evaluation (one record, step = the stage's steps). */
-  kind: "pretrain" | "sft" | "grpo" | "eval" | "test";
+  kind: "pretrain" | "sft" | "grpo" | "baseline" | "eval" | "test";
   step: number;
   /** Unix ms. */
   time: number;
