@@ -23,8 +23,12 @@ export class Dense {
     const std = Math.sqrt(2 / fanIn);
     const w = new Float32Array(fanIn * fanOut);
     for (let i = 0; i < w.length; i++) w[i] = rng.normal() * std;
-    this.w = tf.variable(tf.tensor2d(w, [fanIn, fanOut]), true, `${name}/w`);
-    this.b = tf.variable(tf.zeros([fanOut]), true, `${name}/b`);
+    const w0 = tf.tensor2d(w, [fanIn, fanOut]);
+    const b0 = tf.zeros([fanOut]);
+    this.w = tf.variable(w0, true, `${name}/w`);
+    this.b = tf.variable(b0, true, `${name}/b`);
+    // The variables hold their own reference to the data.
+    tf.dispose([w0, b0]);
   }
 
   apply(x: tf.Tensor2D): tf.Tensor2D {

@@ -36,7 +36,11 @@ export interface TrainLoopOptions {
 
 /** Run the loop; returns the wall-clock seconds it took. */
 export async function trainLoop(o: TrainLoopOptions): Promise<number> {
-  const opt = new AdamW(o.vars, o.optim);
+  // In a tidy scope: the zero tensors the moment variables are made from are released with it.
+  let opt!: AdamW;
+  tf.tidy(() => {
+    opt = new AdamW(o.vars, o.optim);
+  });
   const rng = new Rng(o.seed);
   const t0 = performance.now();
   try {
