@@ -339,6 +339,10 @@ export function valMetrics(res: StageEval): Record<string, number> {
   }
   if (res.geolocate) {
     for (const [k, v] of Object.entries(res.geolocate.thresholds)) out[`eval/val_geolocate/acc@${k}km`] = v;
+    if (res.geolocate.parseRate !== undefined) out["eval/val_geolocate/parse_rate"] = res.geolocate.parseRate;
+    if (res.geolocate.repetitionRate !== undefined) {
+      out["eval/val_geolocate/repetition_rate"] = res.geolocate.repetitionRate;
+    }
   }
   if (res.geoqa) out["eval/val_geoqa/accuracy"] = res.geoqa.accuracy;
   if (res.control) {
@@ -542,6 +546,10 @@ function evalRecord(plan: StagePlan, res: StageEval): MetricRecord {
   }
   if (res.geolocate) {
     for (const [k, v] of Object.entries(res.geolocate.thresholds)) rec[`eval/geolocate/acc@${k}km`] = v;
+    if (res.geolocate.parseRate !== undefined) rec["eval/geolocate/parse_rate"] = res.geolocate.parseRate;
+    if (res.geolocate.repetitionRate !== undefined) {
+      rec["eval/geolocate/repetition_rate"] = res.geolocate.repetitionRate;
+    }
   }
   if (res.geoqa) rec["eval/geoqa/accuracy"] = res.geoqa.accuracy;
   return rec;
