@@ -109,6 +109,12 @@ Deno.test("comparison report: Table 1 analogue with baselines, differences from 
     assert(
       html.includes("nearest of 20000 training locations lies within 1 / 25 / 200 km of 0.0% / 7.2% / 71.5%"),
     );
+    // Baselines alone: no pairing charts drawn empty, a note instead.
+    const only = join(tmp, "only.html");
+    await writeComparisonReport([dirs[2]], only, { reportsDir: join(tmp, "reports") });
+    const onlyHtml = await Deno.readTextFile(only);
+    assert(onlyHtml.includes("No pairing evaluation in these runs"));
+    assert(!onlyHtml.includes("Accuracy vs completion length (mean over runs"));
     if (!chromium) {
       console.log("geo_table_report_test: browser part SKIPPED: chromium not found");
       return;

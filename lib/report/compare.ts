@@ -382,7 +382,11 @@ ${
       { name: "Format rate", rows: fmt, format: { scale: 100, unit: "%" } },
     ], { caption: "Cross-view pairing on the test split" })
   }
-${chartGrid([scatter, bars, lenBars])}
+${
+    acc.length
+      ? chartGrid([scatter, bars, lenBars])
+      : `<p class="note">No pairing evaluation in these runs (baseline rows answer geolocation only).</p>`
+  }
 ${perRun}
 <h2 id="geolocate">Geolocation (out of task)</h2>
 ${geoTable}
