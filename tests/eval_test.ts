@@ -197,6 +197,7 @@ Deno.test("pairingMetrics: accuracy, CI, length, format rate, by tier", () => {
     namedMatchRate: 0,
     answerFollowsMatch: 0,
     byTier: {},
+    bootstrap: "example",
   });
   JSON.parse(JSON.stringify(m));
 });

@@ -11,6 +11,7 @@ import {
   specHash,
 } from "../lib/spec/mod.ts";
 import type {
+  BaselineStageSpec,
   DataSpec,
   EvalSpec,
   ExperimentSpec,
@@ -37,9 +38,24 @@ async function rejectsWith(p: Promise<unknown>, message: string): Promise<void> 
   });
 }
 
+const ALL_EXPERIMENTS =
+  "base, cells, control, geo-r1, geo-r1-geoloc, geo-r1-mixed, geo-r1-zero, geo-sft, geoclip, nearest-prior, task-sft";
+
 Deno.test("every shipped experiment resolves under every preset", async () => {
   const names = listExperiments();
-  assertEquals(names, ["base", "control", "geo-r1", "geo-r1-zero", "geo-sft", "task-sft"]);
+  assertEquals(names, [
+    "base",
+    "cells",
+    "control",
+    "geo-r1",
+    "geo-r1-geoloc",
+    "geo-r1-mixed",
+    "geo-r1-zero",
+    "geo-sft",
+    "geoclip",
+    "nearest-prior",
+    "task-sft",
+  ]);
   for (const name of names) {
     for (const preset of [undefined, "tiny", "small", "large"]) {
       const { spec, hash } = await loadSpec(exp(name), { preset });
@@ -137,6 +153,21 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     replicas: true,
     seed: true,
   };
+  const baselineStage: Record<keyof BaselineStageSpec, true> = {
+    kind: true,
+    method: true,
+    from: true,
+    trainViews: true,
+    gallery: true,
+    steps: true,
+    batchSize: true,
+    optim: true,
+    encoder: true,
+    geoclip: true,
+    cells: true,
+    prior: true,
+    seed: true,
+  };
   const grpo: Record<keyof GrpoSpec, true> = {
     promptsPerStep: true,
     groupSize: true,
@@ -189,6 +220,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     ["optim", optim],
     ["supervisedStage", sup],
     ["grpoStage", grpoStage],
+    ["baselineStage", baselineStage],
     ["grpo", grpo],
     ["eval", evalS],
   ];
@@ -251,7 +283,7 @@ Deno.test("missing files: spec, extends target, unknown experiment name", async 
   assertEquals(
     err.message,
     `unknown experiment 'geo-r2'; did you mean 'geo-r1'? ` +
-      `(available in ${displayPath(EXPERIMENTS_DIR)}: base, control, geo-r1, geo-r1-zero, geo-sft, task-sft)`,
+      `(available in ${displayPath(EXPERIMENTS_DIR)}: ${ALL_EXPERIMENTS})`,
   );
   assertEquals(resolveExperimentPath("geo-r1"), exp("geo-r1"));
 });

@@ -13,7 +13,7 @@ import type { GalleryItem, StageEval } from "../run/records.ts";
 import { collatePrompts, disposeInput } from "../model/collate.ts";
 import { parseCompletion, type ParsedCompletion } from "../reward/parse.ts";
 import { accuracyReward, completionDistanceKm } from "../reward/rewards.ts";
-import { geolocateMetrics, geoqaMetrics, pairingMetrics } from "../eval/metrics.ts";
+import { geolocateMetrics, geoqaMetrics, hasRepeatedNgram, pairingMetrics } from "../eval/metrics.ts";
 import { deriveSeed } from "../rng.ts";
 import { encodePng } from "../data/images.ts";
 import { statedMatch } from "../data/cot.ts";
@@ -35,12 +35,19 @@ export interface EvalContext {
   progress?(done: number, total: number): void;
   /** Replicas sharing the decoding batches (`eval.replicas`); absent: this thread only. */
   replicas?: ReplicaPool;
+  /**
+   * Region cell of an example's test view (pairing: its ground view): CIs then resample whole cells
+   * (lib/eval/stats.ts clusterBootstrapCi). Absent: example bootstrap.
+   */
+  clusterOf?(ex: Example): string;
 }
 
 interface Scored {
   ex: Example;
   text: string;
   tokens: number;
+  /** The generated token ids (for the repetition metric). */
+  ids: number[];
 }
 
 /**
@@ -80,7 +87,7 @@ export async function complete(
       results.forEach((res, k) => {
         const chunk = examples.slice(wave[k], wave[k] + batchSize);
         res.completions.forEach((ids, j) =>
-          out.push({ ex: chunk[j], text: tok.decode(ids), tokens: ids.length })
+          out.push({ ex: chunk[j], text: tok.decode(ids), tokens: ids.length, ids: Array.from(ids) })
         );
       });
     } finally {
@@ -119,13 +126,23 @@ export async function evaluateModel(c: EvalContext): Promise<StageEval> {
             formatOk: parsed.ok,
             tier: tierOf(s.ex),
             followsMatch: followsMatch(parsed),
+            cluster: c.clusterOf?.(s.ex),
           };
         }),
         { resamples: c.spec.bootstrap, seed: deriveSeed(c.spec.seed, "bootstrap/pairing") },
       );
     } else if (task === "geolocate") {
       result.geolocate = geolocateMetrics(
-        scored.map((s) => ({ km: completionDistanceKm(s.text, s.ex), tokens: s.tokens })),
+        scored.map((s) => {
+          const km = completionDistanceKm(s.text, s.ex);
+          return {
+            km,
+            tokens: s.tokens,
+            parsed: Number.isFinite(km),
+            repeated: hasRepeatedNgram(s.ids),
+            cluster: c.clusterOf?.(s.ex),
+          };
+        }),
         { resamples: c.spec.bootstrap, seed: deriveSeed(c.spec.seed, "bootstrap/geolocate") },
       );
     } else if (task === "control") {

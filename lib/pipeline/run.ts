@@ -37,6 +37,8 @@ import { checkPath } from "../run/sandbox.ts";
 import { progress } from "../run/progress.ts";
 import { codeVersion } from "./code_version.ts";
 import { ReplicaPool } from "../train/replicas.ts";
+import { BASELINE_LABELS } from "../baselines/mod.ts";
+import { type BaselineStagePlan, runBaselineStage } from "./baseline.ts";
 
 /** Row labels of the paper's table, by pipeline shape. */
 export const ROW_LABELS = ["Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1"] as const;
@@ -85,7 +87,7 @@ export function planPipeline(
     const hash = sha256Hex(canonicalJson({
       stage: st,
       // In-stage evaluation records (evalEvery > 0) are part of the stage's metrics: they decode as eval does.
-      ...(st.evalEvery > 0 ? { during: spec.eval } : {}),
+      ...(st.kind !== "baseline" && st.evalEvery > 0 ? { during: spec.eval } : {}),
       upstream: upstream?.hash ?? null,
       world: spec.world,
       data: spec.data,
@@ -99,17 +101,22 @@ export function planPipeline(
 
 /**
  * Label of a pipeline's last stage in the Table 2 rows. An SFT stage that trains on pairing examples is
- * task-specific supervision ("Task-SFT", GRPO after it "Task-SFT+GRPO"); one without is the scaffold.
+ * task-specific supervision ("Task-SFT", GRPO after it "Task-SFT+GRPO"); one without is the scaffold. A GRPO
+ * stage on other tasks than pairing alone is labelled with them ("Geo-R1 (geolocate RL)",
+ * "Geo-R1 (pairing+geolocate RL)"); a baseline by its method.
  */
 export function rowLabel(plan: StagePlan[]): string {
   const kinds = plan.map((p) => p.spec.kind);
   const last = kinds[kinds.length - 1];
+  const lastSpec = plan[plan.length - 1].spec;
+  if (lastSpec.kind === "baseline") return BASELINE_LABELS[lastSpec.method];
   if (last === "pretrain") return "Base";
   const sft = plan.find((p) => p.spec.kind === "sft");
   const taskSft = sft !== undefined && ((sft.spec as SupervisedStageSpec).tasks.pairing ?? 0) > 0;
   if (last === "sft") return taskSft ? "Task-SFT" : "Geo-SFT";
-  if (!sft) return "Geo-R1-Zero";
-  return taskSft ? "Task-SFT+GRPO" : "Geo-R1";
+  const name = !sft ? "Geo-R1-Zero" : taskSft ? "Task-SFT+GRPO" : "Geo-R1";
+  const tasks = Object.entries(lastSpec.tasks).filter(([, w]) => (w ?? 0) > 0).map(([t]) => t);
+  return tasks.length === 1 && tasks[0] === "pairing" ? name : `${name} (${tasks.join("+")} RL)`;
 }
 
 /** Run the experiment end to end. Returns the eval file written to the run dir. */
@@ -147,6 +154,19 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
     return valCache.get(key)!;
   };
 
+  // Train-split locations without images (baseline galleries and priors), rendered never.
+  let locationSampler: TaskSampler | null = null;
+  const trainLocations = (n: number) => {
+    locationSampler ??= createTaskSampler(world, spec.data, spec.world, {
+      evalSeed: spec.eval.seed,
+      noImages: true,
+    });
+    return locationSampler.examples("geolocate", "train", 0, n).map((e) => ({
+      lat: e.scene.lat,
+      lon: e.scene.lon,
+    }));
+  };
+
   const rows: StageEval[] = [];
   let model: VLM | null = null;
   const replicas = new Replicas(cfg, log);
@@ -158,6 +178,17 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
       try {
         // Temp files orphaned by a crash of the interrupted run (reliability).
         if (o.resume) await removeStaleTemps(plan.dir);
+        if (plan.spec.kind === "baseline") {
+          const res = await runBaselineStage(
+            plan as BaselineStagePlan,
+            rowLabel(plans.slice(0, i + 1)),
+            evalHash,
+            { ...o, log, sampler, trainLocations, testExamples },
+          );
+          o.manifest.stages[i].cached = res.cached;
+          rows.push(res.row);
+          continue;
+        }
         const done = !o.noCache && (await verifyDone(plan, log));
         o.manifest.stages[i].cached = done;
         if (done) {
@@ -178,7 +209,14 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
         // Evaluate this stage's model (cached per stage + eval spec).
         const label = rowLabel(plans.slice(0, i + 1));
         rows.push(
-          await evalStage(plan, model, label, evalHash, { ...o, log, tokenizer, testExamples, replicas }),
+          await evalStage(plan, model, label, evalHash, {
+            ...o,
+            log,
+            tokenizer,
+            testExamples,
+            replicas,
+            sampler,
+          }),
         );
       } finally {
         lock.close();
@@ -196,9 +234,8 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
     "Geo-R1-Zero": { pipeline: ["base", "grpo"], from: "base" },
     "Geo-R1": { pipeline: ["base", "sft", "grpo"], from: "sft" },
   };
-  for (const [label, s] of Object.entries(siblings)) {
-    if (rows.some((r) => r.label === label)) continue;
-    if (!s.pipeline.every((n) => spec.stages[n])) continue;
+  for (const s of Object.values(siblings)) {
+    if (!s.pipeline.every((n) => spec.stages[n] && spec.stages[n].kind !== "baseline")) continue;
     const overrides = s.from ? { grpo: { from: s.from } } : {};
     const sp = planPipeline(
       spec,
@@ -208,13 +245,21 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
       overrides as Record<string, Partial<StageSpec>>,
     );
     const last = sp[sp.length - 1];
+    // The label follows the sibling's own stages (a GRPO stage on geolocation is not the pairing Geo-R1 row).
+    const label = rowLabel(sp);
+    if (rows.some((r) => r.label === label || r.stageHash === last.hash)) continue;
     const cached = await readJsonIf<StageEval>(join(last.dir, `eval-${evalHash}.json`));
     if (cached) {
       await copySamples(last.dir, o.runDir);
       rows.push({ ...cached, label, stage: `${last.name} (cached sibling)` });
     }
   }
-  rows.sort((a, b) => ROW_LABELS.indexOf(a.label as never) - ROW_LABELS.indexOf(b.label as never));
+  // The paper's rows in its order, then any other rows (RL variants, baselines) in the order they came.
+  const rank = (label: string) => {
+    const i = ROW_LABELS.indexOf(label as never);
+    return i < 0 ? ROW_LABELS.length : i;
+  };
+  rows.sort((a, b) => rank(a.label) - rank(b.label));
 
   // Run records: metrics of every stage (from the stage caches), rollouts, eval.
   const metricsPath = join(o.runDir, "metrics.jsonl");
@@ -264,7 +309,7 @@ export const DEFAULT_EVAL_N = 200;
  */
 function stageEvaluator(
   name: string,
-  st: StageSpec,
+  st: SupervisedStageSpec | GrpoStageSpec,
   c: StageContext,
 ): ((done: number, model: VLM) => Promise<Record<string, number>>) | undefined {
   if (!(st.evalEvery > 0)) return undefined;
@@ -283,6 +328,7 @@ function stageEvaluator(
       label: "",
       stageHash: "",
       replicas: await c.replicas.get(c.spec.eval.replicas),
+      clusterOf: (ex) => c.sampler.regionKey(ex.scene.lat, ex.scene.lon),
     });
     return valMetrics(res);
   };
@@ -298,6 +344,10 @@ export function valMetrics(res: StageEval): Record<string, number> {
   }
   if (res.geolocate) {
     for (const [k, v] of Object.entries(res.geolocate.thresholds)) out[`eval/val_geolocate/acc@${k}km`] = v;
+    if (res.geolocate.parseRate !== undefined) out["eval/val_geolocate/parse_rate"] = res.geolocate.parseRate;
+    if (res.geolocate.repetitionRate !== undefined) {
+      out["eval/val_geolocate/repetition_rate"] = res.geolocate.repetitionRate;
+    }
   }
   if (res.geoqa) out["eval/val_geoqa/accuracy"] = res.geoqa.accuracy;
   if (res.control) {
@@ -457,6 +507,7 @@ async function evalStage(
     tokenizer: ReturnType<typeof createTokenizer>;
     testExamples(task: TaskName, n: number): Example[];
     replicas: Replicas;
+    sampler: TaskSampler;
   },
 ): Promise<StageEval> {
   const path = join(plan.dir, `eval-${evalHash}.json`);
@@ -484,6 +535,7 @@ async function evalStage(
     stageHash: plan.hash,
     progress: (d) => bar?.update(d),
     replicas: await c.replicas.get(c.spec.eval.replicas),
+    clusterOf: (ex) => c.sampler.regionKey(ex.scene.lat, ex.scene.lon),
   });
   bar?.stop();
   await atomicWriteJson(path, res);
@@ -510,6 +562,10 @@ function evalRecord(plan: StagePlan, res: StageEval, evalHash: string): MetricRe
   }
   if (res.geolocate) {
     for (const [k, v] of Object.entries(res.geolocate.thresholds)) rec[`eval/geolocate/acc@${k}km`] = v;
+    if (res.geolocate.parseRate !== undefined) rec["eval/geolocate/parse_rate"] = res.geolocate.parseRate;
+    if (res.geolocate.repetitionRate !== undefined) {
+      rec["eval/geolocate/repetition_rate"] = res.geolocate.repetitionRate;
+    }
   }
   if (res.geoqa) rec["eval/geoqa/accuracy"] = res.geoqa.accuracy;
   return rec;

@@ -19,6 +19,7 @@ import {
   raw,
   renderCiChart,
   renderCiMultiTable,
+  renderLineChart,
   renderScatter,
   renderTable,
 } from "./components.ts";
@@ -26,6 +27,7 @@ import { renderPage, type ReportMeta } from "./page.ts";
 import { readRunRecords, type RunRecords } from "./read.ts";
 import { bootstrapCi, mean } from "./stats.ts";
 import { DEFAULT_REPORTS_DIR, writeReportsIndex } from "./index_page.ts";
+import { nearestTrainingFigures, pairedGeoDiffs } from "./paired.ts";
 
 /** Row labels in the paper's order; other labels follow in order of first appearance. */
 export const CANONICAL_LABELS = ["Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1", "Task-SFT", "Task-SFT+GRPO"];
@@ -90,6 +92,87 @@ export function ciRows(
     out.push({ label: g.label, mean: mean(values), ci, n: values.length });
   }
   return out;
+}
+
+/** Accuracy against distance (log10 km), one line per row: the Table 1 analogue at a glance. */
+function geoChart(groups: LabelGroup[], thKeys: string[]): string {
+  const series = groups.map((g) => {
+    const points: [number, number][] = [];
+    for (const k of thKeys) {
+      const vals = g.rows.map((x) => x.row.geolocate?.thresholds[k]).filter((v): v is number =>
+        Number.isFinite(v)
+      );
+      if (vals.length) points.push([Math.log10(Number(k)), 100 * mean(vals)]);
+    }
+    return { label: g.label, points };
+  }).filter((s) => s.points.length);
+  return renderLineChart(series, {
+    title: "Geolocation accuracy vs distance (mean over runs)",
+    xLabel: "threshold, log10 km (0 = 1 km, 3.4 = 2,500 km)",
+    yLabel: "within threshold (%)",
+    height: 320,
+    wide: true,
+  });
+}
+
+/** Which bootstraps the runs' own geolocation CIs used, in words. */
+function bootstrapNote(groups: LabelGroup[]): string {
+  const kinds = new Set(groups.flatMap((g) => g.rows.map((x) => x.row.geolocate?.bootstrap ?? "example")));
+  const cells = Math.max(0, ...groups.flatMap((g) => g.rows.map((x) => x.row.geolocate?.clusters ?? 0)));
+  if (kinds.size === 1 && kinds.has("cluster")) {
+    return `A single run's CI is a cluster bootstrap that resamples whole held-out region cells (${cells} ` +
+      `cells among the test views), not single views.`;
+  }
+  if (kinds.has("cluster")) {
+    return "Single-run CIs mix cluster bootstraps (whole region cells) and example bootstraps (older runs).";
+  }
+  return "A single run's CI is an example bootstrap over test views (these runs predate the cluster bootstrap).";
+}
+
+/** The notes under the geolocation table: bootstrap kind and what picking a known place can reach. */
+function geoNotes(runs: RunRecords[], groups: LabelGroup[]): string {
+  const near = nearestTrainingFigures(runs);
+  const fig = near
+    ? ` Measured here: the nearest of ${near.n} training locations lies within 1 / 25 / 200 km of ` +
+      `${["1", "25", "200"].map((k) => fmtPct(near.thresholds[k] ?? 0)).join(" / ")} of the test views, so ` +
+      "an answer that picks a known place (retrieval, a cell's mean) is capped there."
+    : "";
+  return `<p class="note">${
+    escapeHtml(bootstrapNote(groups))
+  } Test views come from held-out 5-degree region ` +
+    `cells, so the 1 km and 25 km thresholds cannot be reached by picking a known (training) place; the views ` +
+    `carry region-level cues only (roofs, road lines, vegetation, sun, driving side).${
+      escapeHtml(fig)
+    } A model ` +
+    `that writes continuous coordinates may still beat that cap.</p>`;
+}
+
+/** Each row's paired difference from Base on the same test views (cluster bootstrap over region cells). */
+function renderPairedDiffs(runs: RunRecords[], groups: LabelGroup[], opts: CiOptions): string {
+  const diffs = pairedGeoDiffs(runs, groups.map((g) => g.label), "Base", opts);
+  if (!diffs.length) return "";
+  const keys = Object.keys(diffs[0].thresholds);
+  const pts = (x: number) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}`;
+  return renderTable(
+    ["Row", ...keys.map((k) => ({ label: `${k} km (pts)`, num: true })), "Seeds paired", {
+      label: "Cells",
+      num: true,
+    }],
+    diffs.map((d) => [
+      d.label,
+      ...keys.map((k) => {
+        const t = d.thresholds[k];
+        return t ? `${pts(t.mean)} [${pts(t.ci[0])}, ${pts(t.ci[1])}]` : null;
+      }),
+      d.seeds.join(", "),
+      d.clusters,
+    ]),
+    {
+      caption:
+        "Difference from Base in percentage points, paired over the same test views (same seed; mean " +
+        "over the seeds paired) [95% CI: cluster bootstrap over the held-out region cells]",
+    },
+  );
 }
 
 /** Default path of a comparison report: `<reportsDir>/compare-<hash of the sorted run ids>.html`. */
@@ -204,9 +287,23 @@ export async function renderComparisonReport(
           rows: ciRows(groups, (r) => r.geolocate?.medianKm, undefined, { ...opts, metric: "med" }),
           format: { digits: 0 },
         },
+        {
+          name: "Parse rate",
+          rows: ciRows(groups, (r) => r.geolocate?.parseRate, undefined, { ...opts, metric: "parse" }),
+          format: { scale: 100, unit: "%" },
+        },
+        {
+          name: "Repeated 6-gram",
+          rows: ciRows(groups, (r) => r.geolocate?.repetitionRate, undefined, { ...opts, metric: "rep" }),
+          format: { scale: 100, unit: "%" },
+        },
       ],
-      { caption: "Geolocation accuracy within each distance, mean over runs [95% CI]" },
-    )
+      {
+        caption:
+          "Geolocation accuracy within each distance (Table 1 analogue: model rows and baselines on the " +
+          "same test views), mean over runs [95% CI]",
+      },
+    ) + geoNotes(runs, groups) + renderPairedDiffs(runs, groups, opts) + chartGrid([geoChart(groups, thKeys)])
     : `<p class="note">No geolocation evaluation in these runs.</p>`;
   const kinds = [
     ...new Set(groups.flatMap((g) => g.rows.flatMap((x) => Object.keys(x.row.geoqa?.byKind ?? {})))),
@@ -275,7 +372,7 @@ export async function renderComparisonReport(
 <h1>${escapeHtml(title)}</h1>
 <p class="sub">Regenerated from the run records of ${runs.length} runs. Means over runs; the 95% CI is a percentile
 bootstrap over runs (${opts.resamples ?? 2000} resamples) when several runs share a row, else that run's own
-bootstrap CI over test examples.</p>
+bootstrap CI over the test split (cluster bootstrap over region cells where the run recorded them).</p>
 ${warnings.length ? `<p class="warn">${warnings.map(escapeHtml).join("<br>")}</p>` : ""}
 <h2>Accuracy vs completion length</h2>
 ${
@@ -285,9 +382,13 @@ ${
       { name: "Format rate", rows: fmt, format: { scale: 100, unit: "%" } },
     ], { caption: "Cross-view pairing on the test split" })
   }
-${chartGrid([scatter, bars, lenBars])}
+${
+    acc.length
+      ? chartGrid([scatter, bars, lenBars])
+      : `<p class="note">No pairing evaluation in these runs (baseline rows answer geolocation only).</p>`
+  }
 ${perRun}
-<h2>Geolocation (out of task)</h2>
+<h2 id="geolocate">Geolocation (out of task)</h2>
 ${geoTable}
 <h2>Geo-QA (out of task)</h2>
 ${qaTable}

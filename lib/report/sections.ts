@@ -97,6 +97,8 @@ export function renderGeolocate(rows: StageEval[]): string {
       "Model",
       ...ths.map((k) => ({ label: `${k} km`, num: true })),
       { label: "Median error (km)", num: true },
+      { label: "Parse rate", num: true },
+      { label: "Repeated 6-gram", num: true },
       { label: "Length (tokens)", num: true },
       { label: "n", num: true },
     ],
@@ -110,12 +112,37 @@ export function renderGeolocate(rows: StageEval[]): string {
             : fmtCi(g.thresholds[k], g.thresholdCi?.[k], { scale: 100, unit: "%" })
         ),
         fmtNum(g.medianKm, 0),
+        g.parseRate === undefined ? null : fmtPct(g.parseRate),
+        g.repetitionRate === undefined ? null : fmtPct(g.repetitionRate),
         fmtNum(g.meanLength, 1),
         g.n,
       ];
     }),
     { caption: "Geolocation: share of predictions within each great-circle distance [95% CI]" },
-  );
+  ) + geolocateNote(withG);
+}
+
+/** Which bootstrap the geolocation CIs used, and the nearest-training-location cap when a row recorded it. */
+function geolocateNote(rows: StageEval[]): string {
+  const parts: string[] = [];
+  const cluster = rows.filter((r) => r.geolocate!.bootstrap === "cluster");
+  if (cluster.length === rows.length) {
+    parts.push(
+      `CIs: cluster bootstrap resampling whole held-out region cells (${
+        Math.max(...cluster.map((r) => r.geolocate!.clusters ?? 0))
+      } cells among the test views).`,
+    );
+  } else {parts.push(
+      `CIs: ${cluster.length ? "cluster bootstrap for some rows, " : ""}example bootstrap over test views.`,
+    );}
+  const oracle = rows.map((r) => r.geolocate!.galleryOracle).find((o) => o);
+  if (oracle) {
+    parts.push(
+      `Test views lie in held-out cells: the nearest of ${oracle.n} training locations is within 1 / 25 / 200 km ` +
+        `of ${["1", "25", "200"].map((k) => fmtPct(oracle.thresholds[k] ?? 0)).join(" / ")} of them.`,
+    );
+  }
+  return `<p class="note">${escapeHtml(parts.join(" "))}</p>`;
 }
 
 /** Geo-QA accuracy per question kind. */

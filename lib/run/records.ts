@@ -41,7 +41,7 @@ export interface MetricRecord {
   stage: string;
   /** Training steps by stage kind; "eval": validation during a stage (`evalEvery`); "test": the stage's
    * final test-split evaluation (one record, step = the stage's steps). */
-  kind: "pretrain" | "sft" | "grpo" | "eval" | "test";
+  kind: "pretrain" | "sft" | "grpo" | "baseline" | "eval" | "test";
   step: number;
   /** Unix ms. */
   time: number;
@@ -82,8 +82,10 @@ export interface GalleryItem {
 /** Evaluation of one model (one stage's checkpoint) on the test split. */
 export interface StageEval {
   stage: string;
-  /** Row label in tables: "Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1". */
+  /** Row label in tables: "Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1", or a baseline's (lib/baselines). */
   label: string;
+  /** Baseline rows: the method (`geoclip`, `cells`, `nearest-prior`); absent for model rows. */
+  baseline?: string;
   stageHash: string;
   pairing?: {
     n: number;
@@ -97,6 +99,10 @@ export interface StageEval {
     /** Among those, the share whose answer is that match. */
     answerFollowsMatch?: number;
     byTier: Record<string, { n: number; accuracy: number }>;
+    /** How the CIs resample: whole region cells of the test views, or single examples (absent: example). */
+    bootstrap?: "cluster" | "example";
+    /** Distinct region cells among the test views (cluster bootstrap only). */
+    clusters?: number;
   };
   geolocate?: {
     n: number;
@@ -105,6 +111,23 @@ export interface StageEval {
     thresholdCi: Record<string, [number, number]>;
     medianKm: number;
     meanLength: number;
+    /** Share of answers that are a well-formed `lat, lon` in range (absent in older eval files). */
+    parseRate?: number;
+    /** Share of completions with a repeated token 6-gram (degenerate repetition). */
+    repetitionRate?: number;
+    /** How the CIs resample: whole region cells of the test views, or single examples (absent: example). */
+    bootstrap?: "cluster" | "example";
+    /** Distinct region cells among the test views (cluster bootstrap only). */
+    clusters?: number;
+    /** Error in km of each test view in test order (unparseable: pi * R); for paired comparisons. */
+    errorsKm?: number[];
+    /** Region cell of each test view in test order (cluster bootstrap only). */
+    cells?: string[];
+    /**
+     * Baselines: the share of test views whose nearest gallery (training) location lies within each
+     * threshold, i.e. the best any prediction that picks a training location can score, and the gallery size.
+     */
+    galleryOracle?: { n: number; thresholds: Record<string, number> };
   };
   geoqa?: { n: number; byKind: Record<string, { n: number; accuracy: number }>; accuracy: number };
   /** The learn-from-reward control task (lib/data/tasks.ts controlExample): letter accuracy and length. */

@@ -191,7 +191,57 @@ export interface GrpoStageSpec {
   seed: number;
 }
 
-export type StageSpec = SupervisedStageSpec | GrpoStageSpec;
+/** Methods of a baseline stage (lib/baselines). */
+export type BaselineMethod = "geoclip" | "cells" | "nearest-prior";
+
+/**
+ * A geolocation baseline trained on the same world and evaluated by the same geolocation evaluation as the
+ * VLM rows (lib/baselines): no text, no upstream model. Each method reads its own block.
+ */
+export interface BaselineStageSpec {
+  kind: "baseline";
+  method: BaselineMethod;
+  /** Always null: a baseline starts from nothing. */
+  from: null;
+  /**
+   * Train-split geolocation views (the first N, with their images) it learns from; their locations are the
+   * cells' points and the prior's points.
+   */
+  trainViews: number;
+  /**
+   * Train-split locations in the retrieval gallery (geoclip) and in the nearest-training-location figures
+   * reported beside every baseline row; metadata only, no images.
+   */
+  gallery: number;
+  /** Optimiser steps (0 for nearest-prior) of batches of `batchSize` views drawn from the train views. */
+  steps: number;
+  batchSize: number;
+  optim: OptimSpec;
+  /** Ground-view encoder (geoclip, cells). */
+  encoder: { patchWidth: number; hidden: number; embed: number };
+  /** geoclip: GPS encoder, contrastive temperature and the queue of train-split GPS negatives. */
+  geoclip?: {
+    sigmas: number[];
+    features: number;
+    hidden: number;
+    /** Train-split locations (the previous batches', first in first out) scored as extra negatives. */
+    queue: number;
+    /** Softmax temperature of the image-GPS similarities (GeoCLIP learns it; here fixed). */
+    temperature: number;
+  };
+  /**
+   * cells: classification over latitude/longitude grid cells (`regionKeyFor`) at each resolution, coarse to
+   * fine; each must be a whole multiple of the next so cells nest. Prediction: the finest cell with the best
+   * summed log-probability of itself and its parents (ISN's hierarchy), answered as the mean of its
+   * training points.
+   */
+  cells?: { resolutionsDeg: number[] };
+  /** nearest-prior: the train views' medoid, or the mean of the most common cell at `cellDeg`. */
+  prior?: { kind: "medoid" | "common-cell"; cellDeg: number };
+  seed: number;
+}
+
+export type StageSpec = SupervisedStageSpec | GrpoStageSpec | BaselineStageSpec;
 
 export interface EvalSpec {
   /** Test examples per task. */

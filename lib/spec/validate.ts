@@ -10,6 +10,7 @@ import schema from "../../experiments/schema.json" with { type: "json" };
 import { UserError } from "../errors.ts";
 import { type JsonObject, Provenance } from "./merge.ts";
 import { nearest } from "./suggest.ts";
+import { checkResolutions } from "../baselines/grid.ts";
 
 /** The JSON Schema of a resolved spec (experiments/schema.json), for reuse by sweep schemas and docs. */
 export const SPEC_SCHEMA: JsonObject = schema as JsonObject;
@@ -154,6 +155,10 @@ function crossFieldProblems(spec: JsonObject, prov: Provenance, fallback: string
     }
   });
   for (const [name, st] of Object.entries(stages)) {
+    if (st.kind === "baseline") {
+      baselineProblems(spec, name, st, pipeline.includes(name), add);
+      continue;
+    }
     const mix = st.tasks as Record<string, number>;
     if (Object.values(mix).reduce((a, b) => a + b, 0) <= 0) {
       add(`/stages/${name}/tasks`, "weights must not all be 0");
@@ -185,6 +190,27 @@ function crossFieldProblems(spec: JsonObject, prov: Provenance, fallback: string
     add("/data/testFraction", "valFraction + testFraction must be < 1 (the train split would be empty)");
   }
   return out;
+}
+
+/** Cross-field rules of a baseline stage (the schema has checked each field on its own). */
+function baselineProblems(
+  spec: JsonObject,
+  name: string,
+  st: JsonObject,
+  inPipeline: boolean,
+  add: (pointer: string, message: string) => void,
+): void {
+  const at = `/stages/${name}`;
+  const width = ((spec.world as JsonObject).groundShape as number[])[1];
+  const pw = (st.encoder as JsonObject).patchWidth as number;
+  if (width % pw !== 0) add(`${at}/encoder/patchWidth`, `${pw} must divide the panorama width ${width}`);
+  const cells = st.cells as JsonObject | undefined;
+  const bad = cells ? checkResolutions(cells.resolutionsDeg as number[]) : null;
+  if (bad) add(`${at}/cells/resolutionsDeg`, bad);
+  const tasks = (spec.eval as JsonObject).tasks as string[];
+  if (inPipeline && !tasks.includes("geolocate")) {
+    add("/eval/tasks", `stage '${name}' is a geolocation baseline: eval.tasks must include "geolocate"`);
+  }
 }
 
 /** Throw a UserError (exit 2) listing every problem of `spec`, if any. */

@@ -1,0 +1,167 @@
+/**
+ * A pipeline stage of kind `baseline` (lib/baselines): trains the method on the first `trainViews`
+ * train-split geolocation views, answers the same test views the VLM rows are evaluated on, and scores the
+ * answers with the same geolocation metrics (lib/eval/metrics.ts: thresholds, median error, cluster
+ * bootstrap over region cells). Its stage directory holds `metrics.jsonl` (training steps, then the test
+ * record), `eval-<evalHash>.json` and `done.json`; a stage whose both files exist is taken from the cache.
+ * @module
+ */
+import { join } from "node:path";
+import type { Example, TaskName } from "../data/types.ts";
+import type { BaselineStageSpec, ExperimentSpec } from "../spec/types.ts";
+import type { MetricRecord, StageEval } from "../run/records.ts";
+import type { TaskSampler } from "../data/tasks.ts";
+import { atomicWriteJson } from "../run/atomic.ts";
+import { appendJsonl } from "../run/jsonl.ts";
+import { geolocateMetrics } from "../eval/metrics.ts";
+import {
+  GEO_THRESHOLDS_KM,
+  haversineKm,
+  isValidLatLon,
+  type LatLon,
+  thresholdAccuracy,
+} from "../eval/geo.ts";
+import { truthLatLon } from "../reward/rewards.ts";
+import { deriveSeed } from "../rng.ts";
+import { ImageBank, trainMethod } from "../baselines/mod.ts";
+import { progress } from "../run/progress.ts";
+
+export interface BaselineStagePlan {
+  name: string;
+  spec: BaselineStageSpec;
+  hash: string;
+  dir: string;
+}
+
+export interface BaselineStageContext {
+  spec: ExperimentSpec;
+  noCache?: boolean;
+  verbose?: boolean;
+  log(line: string): void;
+  /** The sampler of the run (renders images). */
+  sampler: TaskSampler;
+  /** The first n train-split geolocation locations (metadata only, no rendering). */
+  trainLocations(n: number): LatLon[];
+  testExamples(task: TaskName, n: number): Example[];
+}
+
+/** Train (or take from the cache) and evaluate one baseline stage. */
+export async function runBaselineStage(
+  plan: BaselineStagePlan,
+  label: string,
+  evalHash: string,
+  c: BaselineStageContext,
+): Promise<{ row: StageEval; cached: boolean }> {
+  const evalPath = join(plan.dir, `eval-${evalHash}.json`);
+  const metricsPath = join(plan.dir, "metrics.jsonl");
+  if (!c.noCache && (await exists(join(plan.dir, "done.json")))) {
+    const cached = await readJsonIf<StageEval>(evalPath);
+    if (cached) {
+      c.log(`stage ${plan.name} [baseline ${plan.spec.method}] ${plan.hash}: cached`);
+      return { row: { ...cached, label }, cached: true };
+    }
+  }
+  await Deno.remove(plan.dir, { recursive: true }).catch(() => {});
+  await Deno.mkdir(plan.dir, { recursive: true });
+  const st = plan.spec;
+  const shape = c.spec.world.groundShape;
+  const usesImages = st.method !== "nearest-prior";
+  c.log(`stage ${plan.name} [baseline ${st.method}] ${plan.hash}: ${st.trainViews} views, ${st.steps} steps`);
+  const train = usesImages ? c.sampler.examples("geolocate", "train", 0, st.trainViews) : [];
+  const locations = usesImages ? train.map((e) => truthLatLon(e)!) : c.trainLocations(st.trainViews);
+  const gallery = c.trainLocations(st.gallery);
+  const bar = c.verbose === false ? null : progress(st.steps, plan.name);
+  const predictor = await trainMethod({
+    spec: st,
+    name: plan.name,
+    images: usesImages ? new ImageBank(train.map((e) => e.ground!), shape) : null,
+    locations,
+    gallery,
+    onStep: async (m) => {
+      bar?.update(m.step + 1, { loss: m.loss });
+      const rec: MetricRecord = { stage: plan.name, kind: "baseline", time: Date.now(), ...m };
+      await appendJsonl(metricsPath, rec);
+    },
+  });
+  bar?.stop();
+  const test = c.testExamples("geolocate", c.spec.eval.n);
+  let answers: LatLon[];
+  try {
+    answers = predictor.predict(new ImageBank(test.map((e) => e.ground!), shape));
+  } finally {
+    predictor.dispose();
+  }
+  const truth = test.map((e) => truthLatLon(e)!);
+  const metrics = geolocateMetrics(
+    test.map((ex, i) => ({
+      km: isValidLatLon(answers[i]) ? haversineKm(answers[i], truth[i]) : Infinity,
+      tokens: 0,
+      parsed: isValidLatLon(answers[i]),
+      repeated: false,
+      cluster: c.sampler.regionKey(ex.scene.lat, ex.scene.lon),
+    })),
+    { resamples: c.spec.eval.bootstrap, seed: deriveSeed(c.spec.eval.seed, "bootstrap/geolocate") },
+  );
+  const row: StageEval = {
+    stage: plan.name,
+    label,
+    stageHash: plan.hash,
+    baseline: st.method,
+    geolocate: { ...metrics, galleryOracle: galleryOracle(truth, gallery) },
+    gallery: [],
+  };
+  await atomicWriteJson(evalPath, row);
+  const rec: MetricRecord = {
+    stage: plan.name,
+    kind: "test",
+    step: st.steps,
+    time: Date.now(),
+    train_time_s: predictor.trainSeconds,
+  };
+  for (const [k, v] of Object.entries(metrics.thresholds)) rec[`eval/geolocate/acc@${k}km`] = v;
+  await appendJsonl(metricsPath, rec);
+  await atomicWriteJson(join(plan.dir, "done.json"), {
+    hash: plan.hash,
+    stage: plan.name,
+    trainSeconds: predictor.trainSeconds,
+    at: new Date().toISOString(),
+  });
+  c.log(
+    `eval ${plan.name} (${label}): geolocate@2500km ${(100 * metrics.thresholds["2500"]).toFixed(1)}%, ` +
+      `median ${metrics.medianKm.toFixed(0)} km, trained in ${predictor.trainSeconds.toFixed(1)} s`,
+  );
+  return { row, cached: false };
+}
+
+/**
+ * The share of test views whose nearest gallery location lies within each threshold: what the best pick of
+ * a known (training) place would score, since test views come from held-out region cells.
+ */
+export function galleryOracle(
+  truth: readonly LatLon[],
+  gallery: readonly LatLon[],
+): { n: number; thresholds: Record<string, number> } {
+  const nearest = truth.map((t) => {
+    let best = Infinity;
+    for (const g of gallery) best = Math.min(best, haversineKm(t, g));
+    return best;
+  });
+  return { n: gallery.length, thresholds: thresholdAccuracy(nearest, GEO_THRESHOLDS_KM) };
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await Deno.stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readJsonIf<T>(p: string): Promise<T | null> {
+  try {
+    return JSON.parse(await Deno.readTextFile(p)) as T;
+  } catch {
+    return null;
+  }
+}
