@@ -6,36 +6,7 @@
 import { join } from "node:path";
 import { assert, assertEquals } from "./assert.ts";
 import type { EvalFile } from "../lib/run/records.ts";
-
-const ROOT = new URL("../", import.meta.url).pathname;
-
-export async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "main.ts", ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  return { code: r.code, out: new TextDecoder().decode(r.stdout), err: new TextDecoder().decode(r.stderr) };
-}
-
-/** Every file under `dir` with its size and mtime: what "nothing was written" compares. */
-export async function snapshot(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
-    for await (const e of Deno.readDir(d)) {
-      const p = join(d, e.name);
-      if (e.isDirectory) await walk(p);
-      else {
-        const st = await Deno.stat(p);
-        out.push(`${p} ${st.size} ${st.mtime?.getTime()}`);
-      }
-    }
-  };
-  await walk(dir);
-  return out.sort();
-}
+import { cli, ROOT, snapshot } from "./helpers_cli.ts";
 
 function readEval(dir: string): EvalFile {
   return JSON.parse(Deno.readTextFileSync(join(dir, "eval.json")));
