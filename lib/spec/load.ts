@@ -1,7 +1,7 @@
 /**
  * Loading experiment specs: read a JSON file, follow `extends` (relative paths, recursive, cycles refused),
  * deep-merge (objects merge, arrays replace), apply `--preset NAME` (the merged `presets[NAME]`), then
- * `--set a.b.c=value` overrides, fill omitted seeds from the master seed, validate against
+ * `--set a.b.c=value` overrides, fill omitted seeds from the master seed and `data.source` ("geoworld"), validate against
  * experiments/schema.json, and hash the result.
  * @module
  */
