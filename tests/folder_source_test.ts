@@ -319,3 +319,36 @@ async function exists(p: string): Promise<boolean> {
     return false;
   }
 }
+
+Deno.test("folder source: images of any size and format are resized to the world's view shapes", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "geo-r1-anysize-" });
+  try {
+    const sharp = (await import("sharp")).default;
+    const rows = ["ground_path,aerial_path,lat,lon"];
+    for (let i = 0; i < 4; i++) {
+      const colour = { r: 40 * i, g: 200 - 30 * i, b: 90 };
+      // A 300x75 JPEG panorama and a 50x50 PNG tile with an alpha channel: sizes and formats a user's data has.
+      await sharp({ create: { width: 300, height: 75, channels: 3, background: colour } }).jpeg()
+        .toFile(join(tmp, `g${i}.jpg`));
+      await sharp({ create: { width: 50, height: 50, channels: 4, background: { ...colour, alpha: 0.5 } } })
+        .png()
+        .toFile(join(tmp, `a${i}.png`));
+      rows.push(`g${i}.jpg,a${i}.png,${45 + 3 * i},${5 + 4 * i}`);
+    }
+    await Deno.writeTextFile(join(tmp, "pairs.csv"), rows.join("\r\n") + "\r\n");
+    const set = await readFolderRows({ pairing: tmp, split: "test" }, {
+      groundShape: [32, 128],
+      aerialSize: 32,
+    });
+    assertEquals(set.pairing.length, 4);
+    for (const r of set.pairing) {
+      assertEquals([r.ground.width, r.ground.height, r.ground.data.length], [128, 32, 128 * 32 * 3]);
+      assertEquals([r.aerial!.width, r.aerial!.height, r.aerial!.data.length], [32, 32, 32 * 32 * 3]);
+    }
+    // The solid colour survives the resize (JPEG within a few levels).
+    assert(Math.abs(set.pairing[2].ground.data[0] - 80) <= 4, `${set.pairing[2].ground.data[0]}`);
+    assertEquals(set.geolocate, set.pairing);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
