@@ -14,7 +14,11 @@ import { readJsonl } from "../lib/run/jsonl.ts";
 import type { EvalFile, MetricRecord, StageEval } from "../lib/run/records.ts";
 
 const PER_SPLIT = 6;
-const NO_CAPTIONS = ["stages.base.tasks.caption=0", "stages.sft.tasks.caption=0"];
+const NO_CAPTIONS = [
+  "stages.base.tasks.caption=0",
+  "stages.sft.tasks.caption=0",
+  "stages.sft.tasks.scaffold=0",
+];
 
 /** Metrics without wall-clock fields. */
 function stable(recs: MetricRecord[]): MetricRecord[] {
@@ -271,7 +275,9 @@ Deno.test("folder source: bad folders stop with one line naming file, line and c
     ]);
     assertEquals(capRun.code, 2);
     assert(
-      capRun.err.includes("--set stages.base.tasks.caption=0 --set stages.sft.tasks.caption=0"),
+      capRun.err.includes(
+        "--set stages.base.tasks.caption=0 --set stages.sft.tasks.scaffold=0 --set stages.sft.tasks.caption=0",
+      ),
       capRun.err,
     );
     assertEquals(await exists(join(tmp, "cap")), false);
@@ -289,7 +295,7 @@ Deno.test("folder source: bad folders stop with one line naming file, line and c
     ]);
     assertEquals(noPairs.code, 2);
     assert(
-      /stages\.sft\.tasks\.pairing asks for pairing examples, but data\.source names no pairing folder/.test(
+      /stages\.grpo\.tasks\.pairing asks for pairing examples, but data\.source names no pairing folder/.test(
         noPairs.err,
       ),
       noPairs.err,

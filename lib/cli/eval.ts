@@ -14,7 +14,7 @@ import type { EvalFile, Manifest, StageEval } from "../run/records.ts";
 import { atomicWriteJson } from "../run/atomic.ts";
 import type { Command } from "./command.ts";
 
-const TASK_NAMES = ["pairing", "geolocate", "geoqa"];
+const TASK_NAMES = ["pairing", "geolocate", "geoqa", "control"];
 const BACKEND_NAMES = ["auto", "wasm", "webgpu", "cpu", "tensorflow"];
 
 /** The `eval` command. */
@@ -32,7 +32,7 @@ is written into the evaluated run, and nothing at all when an input is bad.
 
 options:
   --stage NAME        the run's stage to evaluate (default: its last stage)
-  --tasks LIST        comma-separated: pairing,geolocate,geoqa (default: the spec's eval.tasks)
+  --tasks LIST        comma-separated: pairing,geolocate,geoqa,control (default: the spec's eval.tasks)
   --n N               test examples per task (default: the spec's eval.n)
   --data PATH         a spec file (.json: its world, data and eval settings replace the run's), or a folder
                       source (pairs.csv and/or geolocate.csv, as written by data export --format folder);

@@ -22,8 +22,8 @@
  * next row.
  *
  * Targets: a row has no scene cues, so supervised targets use the fixed short think blocks of real data
- * (lib/data/prompts.ts REAL_*_THINK) and the cue loss gets weight 0. Captions need scene cues: a folder
- * source has no caption examples.
+ * (lib/data/prompts.ts REAL_*_THINK) and the cue loss gets weight 0. Captions, scaffold exemplars and
+ * control tasks need scene cues: a folder source serves pairing, geolocate and geo-qa only.
  *
  * Errors are UserErrors naming the file, the line and the column: missing CSV or column, bad coordinate,
  * unreadable image, a duplicate row (same image path), a split with no rows, too few usable negatives.
@@ -260,8 +260,8 @@ export function createFolderSampler(rows: RowSet, o: FolderSamplerOptions): Task
     rows.files[role] ?? rows.files.pairing ?? "(rows in memory)";
 
   const rowsFor = (task: TaskName, split: Split): Located[] => {
-    if (task === "caption") {
-      throw new UserError("data.source: a folder source has no caption examples (captions need scene cues)");
+    if (task !== "pairing" && task !== "geolocate" && task !== "geoqa") {
+      throw new UserError(`data.source: a folder source has no ${task} examples (they need scene cues)`);
     }
     const role = task === "pairing" ? "pairing" : "geolocate";
     const list = task === "pairing" ? pairing[split] : ground[split];

@@ -12,6 +12,9 @@ import { createTaskSampler, type TaskSampler } from "./tasks.ts";
 import { createFolderSampler, readFolderRows, type RowSet } from "./folder_source.ts";
 import type { Split, TaskName } from "./types.ts";
 
+/** The tasks a folder source serves; captions, scaffold exemplars and control tasks need scene cues. */
+export const FOLDER_TASKS: readonly TaskName[] = ["pairing", "geolocate", "geoqa"];
+
 /** An opened data source. */
 export interface DataSource {
   world: World;
@@ -45,7 +48,7 @@ export function neededDraws(
     }
   }
   for (const task of needs.evalTasks) {
-    if (task !== "caption") out.push({ task, split: "test", field: `eval.tasks` });
+    if (task !== "caption") out.push({ task, split: "test", field: "eval.tasks" });
   }
   return out;
 }
@@ -66,12 +69,20 @@ export async function openDataSource(
   if (src === "geoworld" && !rows) return { world, sampler: geoworld, contentHash: null };
   const folder = src === "geoworld" ? { split: "region" as const } : src;
   const draws = neededDraws(spec, needs);
-  const captions = draws.filter((d) => d.task === "caption").map((d) => d.field);
-  if (captions.length) {
+  const unserved = draws.filter((d) => !FOLDER_TASKS.includes(d.task));
+  if (unserved.length) {
+    const fields = [...new Set(unserved.map((d) => d.field))];
+    const tasks = [...new Set(unserved.map((d) => d.task))];
     throw new UserError(
-      `data.source is a folder, which has no caption examples (captions need scene cues), but ` +
-        `${captions.join(", ")} ${captions.length > 1 ? "are" : "is"} above 0: ` +
-        captions.map((f) => `--set ${f}=0`).join(" "),
+      `data.source is a folder, which has no ${
+        tasks.join(" or ")
+      } examples (they need scene cues; a folder ` +
+        `serves ${FOLDER_TASKS.join(", ")}), but ${fields.join(", ")} ${
+          fields.length > 1 ? "ask" : "asks"
+        } ` +
+        `for them: ` + fields.map((f) =>
+          f === "eval.tasks" ? `--set eval.tasks=[...]` : `--set ${f}=0`
+        ).join(" "),
     );
   }
   for (const d of draws) {
