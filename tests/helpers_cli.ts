@@ -13,7 +13,10 @@ export async function cli(args: string[]): Promise<{ code: number; out: string; 
     stderr: "piped",
     env: { NO_COLOR: "1" },
   }).output();
-  return { code: r.code, out: new TextDecoder().decode(r.stdout), err: new TextDecoder().decode(r.stderr) };
+  // Deno itself says so on stderr when another process holds node_modules: not the program's output.
+  const err = new TextDecoder().decode(r.stderr).split("\n")
+    .filter((l) => !l.startsWith("Blocking waiting for file lock")).join("\n");
+  return { code: r.code, out: new TextDecoder().decode(r.stdout), err };
 }
 
 /** Every file under `dir` with its size and mtime: what "nothing was written" compares. */

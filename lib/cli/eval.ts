@@ -284,6 +284,12 @@ async function runEval(values: Record<string, unknown>, positionals: string[]): 
       );
     }
   }
+  // The folder's name is the evaluation's run id, which reports accept as a file-name-safe word only.
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(basename(out))) {
+    throw new UserError(
+      `eval: --out ${v.out}: the folder name may hold only letters, digits, '.', '_' and '-'`,
+    );
+  }
   if ((await exists(out)) && !v.force) {
     throw new UserError(`eval: ${displayPath(out)} already exists (use --force to replace it)`);
   }
