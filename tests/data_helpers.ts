@@ -13,6 +13,7 @@ export const WORLD_SPEC: WorldSpec = { seed: 7, groundShape: [32, 128], aerialSi
 
 export function dataSpec(over: Partial<DataSpec> = {}): DataSpec {
   return {
+    source: "geoworld",
     seed: 11,
     candidates: 4,
     negatives: { far: 0.34, climate: 0.33, near: 0.33 },

@@ -88,6 +88,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     tileHalfExtent: true,
   };
   const data: Record<keyof DataSpec, true> = {
+    source: true,
     seed: true,
     candidates: true,
     negatives: true,

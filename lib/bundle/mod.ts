@@ -22,7 +22,16 @@
 import { basename, dirname, join, relative, resolve } from "node:path";
 
 /** Directories never bundled (outputs and caches). */
-export const EXCLUDED_DIRS = ["runs", "cache", "reports", ".bundle", "node_modules", ".git", "coverage"];
+export const EXCLUDED_DIRS = [
+  "runs",
+  "cache",
+  "reports",
+  "evals",
+  ".bundle",
+  "node_modules",
+  ".git",
+  "coverage",
+];
 
 /** Deno permissions run.sh grants (the union of the deno.json tasks). */
 export const BUNDLE_PERMISSIONS = [

@@ -9,6 +9,8 @@ import type { ExperimentSpec } from "../spec/types.ts";
 import { createWorld } from "../world/mod.ts";
 import { createTaskSampler, haversineKm, type TaskSampler } from "../data/tasks.ts";
 import { exportExamples } from "../data/export.ts";
+import { exportFolder, geoworldRows } from "../data/folder_export.ts";
+import type { World } from "../world/types.ts";
 import { contactSheet, encodePng } from "../data/images.ts";
 import { createTokenizer } from "../data/tokenizer.ts";
 import { type Example, type Split, type TaskName, TASKS } from "../data/types.ts";
@@ -24,7 +26,9 @@ export const dataCommand: Command = {
 
 subcommands:
   export   write N examples as PNGs + metadata.jsonl into --out DIR (atomically: a temp folder renamed
-           into place; a failed export leaves nothing behind)
+           into place; a failed export leaves nothing behind); with --format folder, write N GeoWorld rows
+           per split as a folder source (pairs.csv, geolocate.csv, ground/, aerial/) that specs and eval
+           read with data.source (README "Bring your own data")
   sheet    write a contact sheet PNG to --out FILE: each ground panorama above its aerial tile(s), upscaled;
            pairing candidates framed green (match), orange (near), blue (same climate), grey (far)
   stats    print a JSON summary: negative tiers and distances, answer balance, target lengths in tokens
@@ -32,7 +36,8 @@ subcommands:
 options:
   --task NAME       pairing | geolocate | geoqa | caption (default pairing)
   --n N             number of examples (default: export 200, sheet 8, stats 200)
-  --split NAME      train | val | test (default test)
+  --split NAME      train | val | test (default test; --format folder: every split)
+  --format NAME     export: jsonl (examples + metadata.jsonl, the default) | folder (a folder source)
   --start I         first example index (default 0)
   --out PATH        output folder (export) or PNG file (sheet)
   --spec NAME       experiment whose world/data/eval settings are used (default geo-r1), or a spec path
@@ -44,6 +49,7 @@ options:
 
 examples:
   deno task data export --task pairing --n 200 --out /tmp/pairs
+  deno task data export --format folder --n 40 --out data/geoworld-rows
   deno task data sheet --task pairing --n 8 --out /tmp/pairs.png
   deno task data stats --task pairing --split test --set data.cot.verbosity=0`,
   options: {
@@ -57,6 +63,7 @@ examples:
     set: { type: "string", multiple: true },
     scale: { type: "string" },
     force: { type: "boolean" },
+    format: { type: "string" },
   },
   allowPositionals: true,
   run: runData,
@@ -76,7 +83,7 @@ function intOpt(v: unknown, name: string, dflt: number, min: number, max: number
 
 async function setup(
   values: Record<string, unknown>,
-): Promise<{ spec: ExperimentSpec; hash: string; sampler: TaskSampler }> {
+): Promise<{ spec: ExperimentSpec; hash: string; sampler: TaskSampler; world: World }> {
   const specName = (values.spec as string | undefined) ?? "geo-r1";
   const { spec, hash } = await loadSpec(resolveExperimentPath(specName), {
     preset: values.preset as string | undefined,
@@ -84,7 +91,7 @@ async function setup(
   });
   const world = await createWorld({ seed: spec.world.seed, tileHalfExtent: spec.world.tileHalfExtent });
   const sampler = createTaskSampler(world, spec.data, spec.world, { evalSeed: spec.eval.seed });
-  return { spec, hash, sampler };
+  return { spec, hash, sampler, world };
 }
 
 async function runData(values: Record<string, unknown>, positionals: string[]): Promise<number> {
@@ -108,7 +115,27 @@ async function runData(values: Record<string, unknown>, positionals: string[]): 
   if ((sub === "export" || sub === "sheet") && !out) throw new UserError(`data ${sub}: --out is required`);
   const scale = intOpt(values.scale, "scale", 3, 1, 16);
 
-  const { spec, hash, sampler } = await setup(values);
+  const format = (values.format as string | undefined) ?? "jsonl";
+  if (format !== "jsonl" && format !== "folder") {
+    throw new UserError(`--format must be jsonl or folder, got '${format}'`);
+  }
+  if (format === "folder" && sub !== "export") throw new UserError(`--format applies to data export only`);
+  const { spec, hash, sampler, world } = await setup(values);
+  if (format === "folder") {
+    const t0 = performance.now();
+    const splits = values.split === undefined ? SPLITS : [split];
+    const rows = geoworldRows(world, sampler, spec.world, n, splits, spec.data.seed);
+    const written = await exportFolder(rows, out!, {
+      force: values.force === true,
+      info: { format: "folder", splits, perSplit: n, spec: spec.name, specHash: hash, world: spec.world },
+    });
+    console.log(
+      `wrote ${written} rows (${splits.join(", ")}) as a folder source to ${out} in ${
+        ((performance.now() - t0) / 1000).toFixed(1)
+      } s; use it with --set 'data.source={"pairing":"${out}"}'`,
+    );
+    return 0;
+  }
   function* gen(): Generator<Example> {
     for (let i = 0; i < n; i++) yield sampler.example(task, split, start + i);
   }

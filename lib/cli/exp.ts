@@ -139,6 +139,9 @@ async function runExp(values: Record<string, unknown>, positionals: string[]): P
     }
     throw e;
   }
+  // A bad folder source stops here, before the run directory exists.
+  const { openDataSource } = await import("../data/source.ts");
+  const source = await openDataSource(spec, { stages: spec.pipeline, evalTasks: spec.eval.tasks });
   const { initBackend, tfjsVersion } = await import("../backend.ts");
   const backend = await initBackend(spec.backend);
   const { run, manifest, resumed, mismatches } = await RunDir.prepare({
@@ -169,6 +172,7 @@ async function runExp(values: Record<string, unknown>, positionals: string[]): P
       noCache: v["no-cache"] ?? false,
       resume: resumed,
       verbose: true,
+      source,
     });
     await run.finish("done", undefined, manifest);
   } catch (e) {

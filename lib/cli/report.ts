@@ -11,6 +11,7 @@ import type { Command } from "./command.ts";
 import { DEFAULT_REPORTS_DIR } from "../report/index_page.ts";
 import { writeRunReport } from "../report/run_report.ts";
 import { writeComparisonReport } from "../report/compare.ts";
+import { writePaperReport } from "../report/paper.ts";
 
 /** The `report` command. */
 export const command: Command = {
@@ -25,7 +26,13 @@ per row label - Base, Geo-SFT, Geo-R1-Zero, Geo-R1 - with means and 95% bootstra
 geolocation thresholds and geo-qa) to --out. Both rebuild <reports-dir>/index.html. Reports are single
 self-contained HTML files (chart.js inlined, images as data: URIs, strict CSP): they open offline.
 
+With --paper (one run or several): the paper-tables report: our Table 1 (geolocation) and Table 2 (pairing
+accuracy vs completion length) analogues for the rows Base, Geo-SFT, Geo-R1-Zero, Geo-R1 and Task-SFT (the
+last stage of a task-sft run), with the paper's published numbers (arXiv 2510.00072) in their own columns,
+each headed "Paper's"; rows without a run show a dash. Default --out <reports-dir>/paper-<hash>.html.
+
 options:
+  --paper             write the paper-tables report of the given runs
   --out FILE          where to write the report (several runs: default <reports-dir>/compare-<hash>.html;
                       one run: an extra copy of its report)
   --reports-dir DIR   the reports directory (default: ${DEFAULT_REPORTS_DIR})
@@ -35,8 +42,10 @@ options:
 
 examples:
   deno task report runs/geo-r1-1a2b3c4d
-  deno task report runs/base-* runs/geo-sft-* runs/geo-r1-zero-* runs/geo-r1-* --out reports/table2.html`,
+  deno task report runs/base-* runs/geo-sft-* runs/geo-r1-zero-* runs/geo-r1-* --out reports/table2.html
+  deno task report --paper runs/geo-r1-* runs/geo-r1-zero-* runs/task-sft-*`,
   options: {
+    paper: { type: "boolean" },
     out: { type: "string" },
     "reports-dir": { type: "string" },
     gallery: { type: "string" },
@@ -57,7 +66,10 @@ examples:
       }
     }
     const dirs = [...new Set(positionals)];
-    if (dirs.length === 1) {
+    if (values.paper === true) {
+      const path = await writePaperReport(dirs, out, { reportsDir });
+      console.log(`paper-tables report of ${dirs.length} run${dirs.length === 1 ? "" : "s"}: ${path}`);
+    } else if (dirs.length === 1) {
       const path = await writeRunReport(dirs[0], { reportsDir, perRow });
       if (out) await atomicWrite(out, await Deno.readFile(path));
       console.log(`report: ${path}${out ? ` (copy: ${out})` : ""}`);

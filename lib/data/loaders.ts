@@ -99,7 +99,8 @@ const ALIASES: Record<string, string[]> = {
   lon: ["lon", "lng", "long", "longitude"],
 };
 
-function columns(header: string[], want: string[], file: string): Record<string, number> {
+/** Column indices of `want` (keys of the alias table) in a CSV header; a missing one names file and line 1. */
+export function columnsOf(header: string[], want: string[], file: string): Record<string, number> {
   const norm = header.map((h) => h.trim().toLowerCase());
   const out: Record<string, number> = {};
   for (const w of want) {
@@ -118,7 +119,7 @@ function columns(header: string[], want: string[], file: string): Record<string,
 }
 
 /** Parse and check one coordinate cell; the error names file, line, column and the image of the row. */
-function coord(
+export function coordinateOf(
   cells: string[],
   col: number,
   name: string,
@@ -141,6 +142,13 @@ function coord(
 }
 
 async function readCsv(csvPath: string): Promise<{ line: number; cells: string[] }[]> {
+  return (await readCsvRows(csvPath)).rows;
+}
+
+/** Read and parse a CSV that must hold a header and at least one row; also returns its text. */
+export async function readCsvRows(
+  csvPath: string,
+): Promise<{ rows: { line: number; cells: string[] }[]; text: string }> {
   let text: string;
   checkPath(csvPath, "read", "CSV");
   try {
@@ -151,7 +159,7 @@ async function readCsv(csvPath: string): Promise<{ line: number; cells: string[]
   }
   const rows = parseCsv(text, csvPath);
   if (rows.length < 2) throw new UserError(`${csvPath}: expected a header line and at least one row`, 1);
-  return rows;
+  return { rows, text };
 }
 
 function metaFor(lat: number, lon: number, id: string, world?: World): SceneMeta {
@@ -206,7 +214,7 @@ export interface CrossViewOptions {
 /** Load a CVUSA/VIGOR-style cross-view CSV into pairing examples (see module doc). */
 export async function loadCrossView(csvPath: string, opts: CrossViewOptions): Promise<Example[]> {
   const rows = await readCsv(csvPath);
-  const col = columns(rows[0].cells, ["ground", "aerial", "lat", "lon"], csvPath);
+  const col = columnsOf(rows[0].cells, ["ground", "aerial", "lat", "lon"], csvPath);
   const body = rows.slice(1, opts.limit ? opts.limit + 1 : undefined);
   const K = opts.candidates ?? 4;
   if (body.length < K) {
@@ -231,8 +239,8 @@ export async function loadCrossView(csvPath: string, opts: CrossViewOptions): Pr
   for (const r of body) {
     const gp = abs((r.cells[col.ground] ?? "").trim());
     const ap = abs((r.cells[col.aerial] ?? "").trim());
-    const lat = coord(r.cells, col.lat, "lat", 90, csvPath, r.line, gp);
-    const lon = coord(r.cells, col.lon, "lon", 180, csvPath, r.line, gp);
+    const lat = coordinateOf(r.cells, col.lat, "lat", 90, csvPath, r.line, gp);
+    const lon = coordinateOf(r.cells, col.lon, "lon", 180, csvPath, r.line, gp);
     const ground = await decodeImageFile(
       gp,
       gw,
@@ -298,7 +306,7 @@ export interface GeolocateCsvOptions {
 /** Load an IM2GPS3K-style CSV (image, lat, lon) into geolocate examples (see module doc). */
 export async function loadGeolocateCsv(csvPath: string, opts: GeolocateCsvOptions): Promise<Example[]> {
   const rows = await readCsv(csvPath);
-  const col = columns(rows[0].cells, ["image", "lat", "lon"], csvPath);
+  const col = columnsOf(rows[0].cells, ["image", "lat", "lon"], csvPath);
   const body = rows.slice(1, opts.limit ? opts.limit + 1 : undefined);
   const dir = opts.imagesDir ?? dirname(csvPath);
   const [gh, gw] = opts.worldSpec.groundShape;
@@ -307,8 +315,8 @@ export async function loadGeolocateCsv(csvPath: string, opts: GeolocateCsvOption
   for (const r of body) {
     const name = (r.cells[col.image] ?? "").trim();
     const p = isAbsolute(name) ? name : join(dir, name);
-    const lat = coord(r.cells, col.lat, "lat", 90, csvPath, r.line, p);
-    const lon = coord(r.cells, col.lon, "lon", 180, csvPath, r.line, p);
+    const lat = coordinateOf(r.cells, col.lat, "lat", 90, csvPath, r.line, p);
+    const lon = coordinateOf(r.cells, col.lon, "lon", 180, csvPath, r.line, p);
     const ground = await decodeImageFile(
       p,
       gw,

@@ -1,6 +1,6 @@
 /**
  * lib/data: tasks (pairing, geolocate, geo-qa, caption) with region-held-out splits, the chain-of-thought
- * engine, the tokenizer, image helpers, dataset export and loaders for real data.
+ * engine, the tokenizer, image helpers, dataset export, loaders for real data and folder sources (`data.source`).
  *
  * ```ts
  * const world = await createWorld({ seed: spec.world.seed, tileHalfExtent: spec.world.tileHalfExtent });
@@ -65,4 +65,14 @@ export {
   loadGeolocateCsv,
   parseCsv,
 } from "./loaders.ts";
+export {
+  createFolderSampler,
+  type FolderSamplerOptions,
+  readFolderRows,
+  type Row,
+  type RowSet,
+  rowSetInMemory,
+} from "./folder_source.ts";
+export { exportFolder, geoworldRows } from "./folder_export.ts";
+export { type DataSource, openDataSource, type SourceNeeds } from "./source.ts";
 export { CAPTION_PROMPTS, GEOLOCATE_PROMPT, pairingPrompt, QA_PROMPTS } from "./prompts.ts";

@@ -20,8 +20,7 @@ import type { EvalFile, Manifest, MetricRecord, RolloutRecord, StageEval } from 
 import { canonicalJson, sha256Hex } from "../spec/hash.ts";
 import { atomicWrite, atomicWriteJson, removeStaleTemps } from "../run/atomic.ts";
 import { appendJsonl, filterJsonl, readJsonl, repairJsonl } from "../run/jsonl.ts";
-import { createWorld } from "../world/mod.ts";
-import { createTaskSampler } from "../data/tasks.ts";
+import { type DataSource, openDataSource } from "../data/source.ts";
 import { createTokenizer } from "../data/tokenizer.ts";
 import { modelConfigForSpec } from "../model/config.ts";
 import { createModel } from "../model/vlm.ts";
@@ -56,6 +55,8 @@ export interface RunOptions {
   /** Print progress and the final table (CLI); tests pass false. */
   verbose?: boolean;
   log?(line: string): void;
+  /** The opened data source (the CLI opens it before making the run directory); default: open spec's. */
+  source?: DataSource;
 }
 
 interface StagePlan {
@@ -125,11 +126,16 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
   const log = o.log ?? ((s: string) => console.error(s));
   const cacheRoot = o.cacheRoot ?? "cache/stages";
   const code = await codeVersion();
-  const world = await createWorld({ seed: spec.world.seed, tileHalfExtent: spec.world.tileHalfExtent });
-  const sampler = createTaskSampler(world, spec.data, spec.world, { evalSeed: spec.eval.seed });
+  const source = o.source ??
+    await openDataSource(spec, { stages: spec.pipeline, evalTasks: spec.eval.tasks });
+  const sampler = source.sampler;
   const tokenizer = createTokenizer();
   const cfg = modelConfigForSpec(spec, tokenizer);
-  const plans = planPipeline(spec, spec.pipeline, cacheRoot, code);
+  // A folder source's content is part of every stage's key: changed files retrain.
+  const keyed: ExperimentSpec = source.contentHash
+    ? { ...spec, data: { ...spec.data, contentHash: source.contentHash } as ExperimentSpec["data"] }
+    : spec;
+  const plans = planPipeline(keyed, spec.pipeline, cacheRoot, code);
   for (const p of plans) checkPath(p.dir, "write", `stage ${p.name} cache directory`);
   o.manifest.stages = plans.map((p) => ({
     name: p.name,
@@ -238,7 +244,7 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
     if (!s.pipeline.every((n) => spec.stages[n] && spec.stages[n].kind !== "baseline")) continue;
     const overrides = s.from ? { grpo: { from: s.from } } : {};
     const sp = planPipeline(
-      spec,
+      keyed,
       s.pipeline,
       cacheRoot,
       code,

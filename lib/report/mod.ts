@@ -23,5 +23,7 @@ export {
 export * from "./sections.ts";
 export { keyMetrics, renderRunReport, type RunReportOptions, writeRunReport } from "./run_report.ts";
 export * from "./compare.ts";
+export * from "./paper.ts";
+export * from "./paper_numbers.ts";
 export { DEFAULT_REPORTS_DIR, writeReportsIndex } from "./index_page.ts";
 export * from "./browser.ts";

@@ -1,7 +1,7 @@
 /**
  * Loading experiment specs: read a JSON file, follow `extends` (relative paths, recursive, cycles refused),
  * deep-merge (objects merge, arrays replace), apply `--preset NAME` (the merged `presets[NAME]`), then
- * `--set a.b.c=value` overrides, fill omitted seeds from the master seed, validate against
+ * `--set a.b.c=value` overrides, fill omitted seeds from the master seed and `data.source` ("geoworld"), validate against
  * experiments/schema.json, and hash the result.
  * @module
  */
@@ -257,6 +257,19 @@ export function fillSeeds(spec: JsonObject, prov?: Provenance): void {
   }
 }
 
+/** Fill `data.source` ("geoworld") and a folder source's `split` ("region") when omitted. */
+export function fillDataSource(spec: JsonObject, prov?: Provenance): void {
+  const data = spec.data;
+  if (!isPlainObject(data)) return;
+  if (data.source === undefined) {
+    data.source = "geoworld";
+    prov?.set("/data/source", "default");
+  } else if (isPlainObject(data.source) && data.source.split === undefined) {
+    data.source.split = "region";
+    prov?.set("/data/source/split", "default");
+  }
+}
+
 /**
  * Resolve an experiment spec file: `extends` chain, preset, `--set` overrides, derived seeds, schema
  * validation. Throws UserError (exit 2) with one line per problem naming the origin and JSON pointer.
@@ -290,6 +303,7 @@ export async function loadSpec(path: string, opts: LoadSpecOptions = {}): Promis
     setPointers.set(pointer, text);
   }
   fillSeeds(merged, prov);
+  fillDataSource(merged, prov);
 
   let problems = specProblems(merged, prov, top);
   // Schema-driven coercion: a `--set` value that parsed as JSON but where the schema wants a string

@@ -19,7 +19,26 @@ export interface WorldSpec {
   tileHalfExtent: number;
 }
 
+/**
+ * A folder source: data a user brings (lib/data/folder_source.ts). Paths are relative to the working
+ * directory; a folder outside the project needs its own `--allow-read` (README "Bring your own data").
+ */
+export interface FolderSourceSpec {
+  /** A CVUSA/VIGOR-style folder holding `pairs.csv` (ground_path, aerial_path, lat, lon), or that CSV. */
+  pairing?: string;
+  /** An IM2GPS3K-style CSV (path, lat, lon), or a folder holding `geolocate.csv`. Without it, geolocate and
+   * geo-qa examples use the ground views of the pairing folder. */
+  geolocate?: string;
+  /** "region": train/val/test by region cell as GeoWorld (the default); "test": every row is a test row. */
+  split: "region" | "test";
+}
+
 export interface DataSpec {
+  /**
+   * Where examples come from. Default "geoworld": the procedural world, unlimited examples. A folder source
+   * holds a fixed set of rows; the same tasks, tiers and splits are built from their coordinates.
+   */
+  source: "geoworld" | FolderSourceSpec;
   /** Seed of sampling examples (locations, negatives, templates). Split s uses a generator derived from it. */
   seed: number;
   /** Pairing candidates K (letters A..). */

@@ -1,0 +1,429 @@
+/**
+ * Folder sources: data a user brings, as a fixed set of rows, served through the same `TaskSampler` as
+ * GeoWorld so every stage and `eval` take it unchanged.
+ *
+ * - pairing folder (CVUSA / VIGOR / CV-Cities style): `pairs.csv` with `ground_path, aerial_path, lat, lon`
+ *   (the column aliases of lib/data/loaders.ts), image paths relative to the CSV's folder;
+ * - geolocation CSV (IM2GPS3K / MP16 style): `path, lat, lon`, images relative to the CSV's folder.
+ *
+ * row: one CSV line with its decoded images (resized with sharp to the world's view shapes), coordinates and
+ * the world's geography at them (country, climate, ... from GeoWorld's lookups: lib/data/loaders.ts).
+ *
+ * Splits: with `split: "region"` a row's split is the split of its region cell (the GeoWorld rule: cell key
+ * hashed with the world seed), so a folder exported from GeoWorld splits exactly as GeoWorld does; with
+ * `split: "test"` every row is a test row. Example `index` of a split uses row `index mod rows`.
+ *
+ * Pairing negatives are other rows of the same split, in the GeoWorld tiers: near (5-50 km, same country),
+ * climate (same climate zone, more than 200 km), far (more than 200 km); rows 50-200 km away or closer
+ * than 5 km are never negatives (they may show the same place). Val/test examples ask for near negatives
+ * as GeoWorld does (`data.testNearMin`); when a row has no row of the asked tier, the next tier in the order
+ * near, climate, far is used and the example records the tier it got (per-tier accuracy stays truthful).
+ * A val/test row with fewer than K-1 usable negatives is an error; a training row passes its turn to the
+ * next row.
+ *
+ * Targets: a row has no scene cues, so supervised targets use the fixed short think blocks of real data
+ * (lib/data/prompts.ts REAL_*_THINK) and the cue loss gets weight 0. Captions, scaffold exemplars and
+ * control tasks need scene cues: a folder source serves pairing, geolocate and geo-qa only.
+ *
+ * Errors are UserErrors naming the file, the line and the column: missing CSV or column, bad coordinate,
+ * unreadable image, a duplicate row (same image path), a split with no rows, too few usable negatives.
+ * Everything is read and checked before a run directory is made, so a bad folder leaves nothing behind.
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { dirname, isAbsolute, join } from "node:path";
+import { UserError } from "../errors.ts";
+import { deriveSeed, Rng } from "../rng.ts";
+import type { DataSpec, FolderSourceSpec, WorldSpec } from "../spec/types.ts";
+import type { RGBImage, SceneMeta, World } from "../world/types.ts";
+import { formatLatLon, letter } from "./cot.ts";
+import { decodeImageFile } from "./images.ts";
+import { columnsOf, coordinateOf, readCsvRows } from "./loaders.ts";
+import {
+  GEOLOCATE_PROMPT,
+  pairingPrompt,
+  QA_PROMPTS,
+  REAL_GEOLOCATE_THINK,
+  REAL_PAIRING_THINK,
+} from "./prompts.ts";
+import {
+  FAR_MIN_KM,
+  haversineKm,
+  NEAR_MAX_KM,
+  NEAR_MIN_KM,
+  qaAnswer,
+  requiredNear,
+  type TaskSampler,
+} from "./tasks.ts";
+import { type Example, type NegativeTier, QA_KINDS, type Split, type TaskName } from "./types.ts";
+
+/** One located row of a folder source. */
+export interface Row {
+  /** Where it came from, for messages: `pairs.csv:12`. */
+  where: string;
+  lat: number;
+  lon: number;
+  ground: RGBImage;
+  /** The aerial tile (pairing rows only). */
+  aerial: RGBImage | null;
+}
+
+/** The rows of a source by role, plus a content hash (part of the stage cache key). */
+export interface RowSet {
+  /** Rows with ground and aerial views (pairing). */
+  pairing: Row[];
+  /** Rows with a ground view (geolocate, geo-qa); the pairing rows when no geolocation CSV is given. */
+  geolocate: Row[];
+  /** sha256 of what was read (CSV text and image bytes), or of the rows' pixels when built in memory. */
+  contentHash: string;
+  /** Files the rows come from, for messages. */
+  files: { pairing: string | null; geolocate: string | null };
+}
+
+/** Rows per split of a row set, for messages and `data` summaries. */
+export function splitCounts(rows: Row[], splitOf: (r: Row) => Split): Record<Split, number> {
+  const out: Record<Split, number> = { train: 0, val: 0, test: 0 };
+  for (const r of rows) out[splitOf(r)]++;
+  return out;
+}
+
+async function statKind(path: string): Promise<"file" | "dir" | null> {
+  try {
+    const st = await Deno.stat(path);
+    return st.isDirectory ? "dir" : "file";
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+/** The CSV a folder-source field names: the path itself when it is a file, else `<dir>/<defaultName>`. */
+export async function csvOf(path: string, defaultName: string, field: string): Promise<string> {
+  const kind = await statKind(path);
+  if (kind === "file") return path;
+  if (kind === "dir") {
+    const csv = join(path, defaultName);
+    if ((await statKind(csv)) === "file") return csv;
+    throw new UserError(`data.source.${field}: ${path} is a folder without ${defaultName}`, 1);
+  }
+  throw new UserError(`data.source.${field}: ${path} not found`, 1);
+}
+
+/**
+ * Read the rows of a folder source. Images are decoded and resized to `world`'s view shapes; every
+ * problem is a UserError naming the file, line and column.
+ */
+export async function readFolderRows(
+  src: FolderSourceSpec,
+  world: Pick<WorldSpec, "groundShape" | "aerialSize">,
+): Promise<RowSet> {
+  const hash = createHash("sha256");
+  const [gh, gw] = world.groundShape;
+  const A = world.aerialSize;
+  const readImage = async (path: string, w: number, h: number, where: string): Promise<RGBImage> => {
+    const img = await decodeImageFile(path, w, h, where);
+    hash.update(`${path}\n`);
+    hash.update(await Deno.readFile(path));
+    return img;
+  };
+  let pairing: Row[] = [];
+  let pairingCsv: string | null = null;
+  if (src.pairing !== undefined) {
+    pairingCsv = await csvOf(src.pairing, "pairs.csv", "pairing");
+    const { rows, text } = await readCsvRows(pairingCsv);
+    hash.update(text);
+    const col = columnsOf(rows[0].cells, ["ground", "aerial", "lat", "lon"], pairingCsv);
+    const seen = new Map<string, number>();
+    for (const r of rows.slice(1)) {
+      const cell = (c: number) => (r.cells[c] ?? "").trim();
+      const gp = resolveIn(pairingCsv, cell(col.ground));
+      const ap = resolveIn(pairingCsv, cell(col.aerial));
+      const at = `${pairingCsv}:${r.line}`;
+      checkDuplicate(seen, gp, r.line, `${at}: column ${rows[0].cells[col.ground]}`);
+      const lat = coordinateOf(r.cells, col.lat, "lat", 90, pairingCsv, r.line, gp);
+      const lon = coordinateOf(r.cells, col.lon, "lon", 180, pairingCsv, r.line, gp);
+      pairing.push({
+        where: at,
+        lat,
+        lon,
+        ground: await readImage(gp, gw, gh, `${at}: column ${rows[0].cells[col.ground]}`),
+        aerial: await readImage(ap, A, A, `${at}: column ${rows[0].cells[col.aerial]}`),
+      });
+    }
+  }
+  let geolocate: Row[] = pairing;
+  let geolocateCsv: string | null = null;
+  if (src.geolocate !== undefined) {
+    geolocateCsv = await csvOf(src.geolocate, "geolocate.csv", "geolocate");
+    const { rows, text } = await readCsvRows(geolocateCsv);
+    hash.update(text);
+    const col = columnsOf(rows[0].cells, ["image", "lat", "lon"], geolocateCsv);
+    const seen = new Map<string, number>();
+    geolocate = [];
+    for (const r of rows.slice(1)) {
+      const p = resolveIn(geolocateCsv, (r.cells[col.image] ?? "").trim());
+      const at = `${geolocateCsv}:${r.line}`;
+      checkDuplicate(seen, p, r.line, `${at}: column ${rows[0].cells[col.image]}`);
+      const lat = coordinateOf(r.cells, col.lat, "lat", 90, geolocateCsv, r.line, p);
+      const lon = coordinateOf(r.cells, col.lon, "lon", 180, geolocateCsv, r.line, p);
+      geolocate.push({
+        where: at,
+        lat,
+        lon,
+        ground: await readImage(p, gw, gh, `${at}: column ${rows[0].cells[col.image]}`),
+        aerial: null,
+      });
+    }
+  }
+  if (src.pairing === undefined) pairing = [];
+  return {
+    pairing,
+    geolocate,
+    contentHash: hash.digest("hex"),
+    files: { pairing: pairingCsv, geolocate: geolocateCsv },
+  };
+}
+
+function resolveIn(csvPath: string, p: string): string {
+  return isAbsolute(p) ? p : join(dirname(csvPath), p);
+}
+
+function checkDuplicate(seen: Map<string, number>, path: string, line: number, where: string): void {
+  const first = seen.get(path);
+  if (first !== undefined) {
+    throw new UserError(`${where}: duplicate row: ${path} is already the image of line ${first}`, 1);
+  }
+  seen.set(path, line);
+}
+
+/** A row set built in memory (no files): its content hash covers coordinates and pixels. */
+export function rowSetInMemory(pairing: Row[], geolocate?: Row[]): RowSet {
+  const hash = createHash("sha256");
+  for (const r of [...pairing, ...(geolocate ?? [])]) {
+    hash.update(`${r.lat},${r.lon}\n`);
+    hash.update(r.ground.data);
+    if (r.aerial) hash.update(r.aerial.data);
+  }
+  return {
+    pairing,
+    geolocate: geolocate ?? pairing,
+    contentHash: hash.digest("hex"),
+    files: { pairing: null, geolocate: null },
+  };
+}
+
+/** What a folder sampler needs besides the rows. */
+export interface FolderSamplerOptions {
+  world: World;
+  data: DataSpec;
+  worldSpec: WorldSpec;
+  /** The GeoWorld sampler of the same world and data spec: its split rule decides a row's split. */
+  geoworld: TaskSampler;
+  /** Seed of val/test examples (eval.seed), as GeoWorld. */
+  evalSeed: number;
+  /** "region" (split by region cell) or "test" (every row is a test row). */
+  split: "region" | "test";
+}
+
+const TIER_ORDER: NegativeTier[] = ["near", "climate", "far"];
+const TIERS_BY_WEIGHT: NegativeTier[] = ["far", "climate", "near"];
+
+interface Located {
+  row: Row;
+  meta: SceneMeta;
+}
+
+/**
+ * A TaskSampler over a row set (see module doc). Throws a UserError when a split holds no rows of a role.
+ * `example()` of caption throws: folder data has no captions (the spec check refuses such stages first).
+ */
+export function createFolderSampler(rows: RowSet, o: FolderSamplerOptions): TaskSampler {
+  const K = o.data.candidates;
+  const metaCache = new Map<Row, SceneMeta>();
+  const metaOf = (r: Row, id: string): SceneMeta => {
+    let m = metaCache.get(r);
+    if (!m) {
+      m = { ...o.world.sceneAt(r.lat, r.lon).meta, lat: r.lat, lon: r.lon };
+      metaCache.set(r, m);
+    }
+    return { ...m, id };
+  };
+  const splitOfRow = (r: Row): Split => (o.split === "test" ? "test" : o.geoworld.splitOf(r.lat, r.lon));
+  const bySplit = (list: Row[]) => {
+    const out: Record<Split, Located[]> = { train: [], val: [], test: [] };
+    list.forEach((row, i) => out[splitOfRow(row)].push({ row, meta: metaOf(row, `row:${i}`) }));
+    return out;
+  };
+  const pairing = bySplit(rows.pairing);
+  const ground = bySplit(rows.geolocate);
+  const fileOf = (role: "pairing" | "geolocate") =>
+    rows.files[role] ?? rows.files.pairing ?? "(rows in memory)";
+
+  const rowsFor = (task: TaskName, split: Split): Located[] => {
+    if (task !== "pairing" && task !== "geolocate" && task !== "geoqa") {
+      throw new UserError(`data.source: a folder source has no ${task} examples (they need scene cues)`);
+    }
+    const role = task === "pairing" ? "pairing" : "geolocate";
+    const list = task === "pairing" ? pairing[split] : ground[split];
+    const all = task === "pairing" ? rows.pairing : rows.geolocate;
+    if (!list.length) {
+      if (!all.length) {
+        throw new UserError(
+          `data.source: no ${task} rows (${role === "pairing" ? "no pairing folder" : "no rows"})`,
+        );
+      }
+      const c = splitCounts(all, splitOfRow);
+      throw new UserError(
+        `${fileOf(role)}: no rows in the ${split} split (rows per split: train ${c.train}, val ${c.val}, ` +
+          `test ${c.test}; splits are region cells of ${o.data.regionCellDeg} degrees hashed with world seed ` +
+          `${o.world.seed}): add rows there, or change data.regionCellDeg / data.testFraction / data.valFraction`,
+        1,
+      );
+    }
+    return list;
+  };
+
+  // Negative pools per anchor and tier, computed once per anchor.
+  const pools = new Map<Located, Record<NegativeTier, Located[]>>();
+  const poolsOf = (a: Located, split: Split): Record<NegativeTier, Located[]> => {
+    let p = pools.get(a);
+    if (!p) {
+      p = { near: [], climate: [], far: [] };
+      for (const c of pairing[split]) {
+        if (c === a) continue;
+        const d = haversineKm(a.meta, c.meta);
+        if (d >= NEAR_MIN_KM && d <= NEAR_MAX_KM && c.meta.country === a.meta.country) p.near.push(c);
+        else if (d > FAR_MIN_KM) {
+          p.far.push(c);
+          if (c.meta.climate === a.meta.climate) p.climate.push(c);
+        }
+      }
+      pools.set(a, p);
+    }
+    return p;
+  };
+
+  const usable = (a: Located, split: Split) => {
+    const p = poolsOf(a, split);
+    return p.near.length + p.far.length;
+  };
+
+  const seedOf = (split: Split) => (split === "train" ? o.data.seed >>> 0 : o.evalSeed >>> 0);
+
+  const pairingExample = (id: string, split: Split, index: number, rng: Rng): Example => {
+    const list = rowsFor("pairing", split);
+    const nNeg = K - 1;
+    let anchor = list[index % list.length];
+    // A training anchor without enough usable negatives passes its turn to the next row.
+    for (let k = 1; split === "train" && k < list.length && usable(anchor, split) < nNeg; k++) {
+      anchor = list[(index + k) % list.length];
+    }
+    const pool = poolsOf(anchor, split);
+    const minNear = split === "train" ? 0 : requiredNear(index, nNeg, o.data.testNearMin);
+    const w = [o.data.negatives.far, o.data.negatives.climate, o.data.negatives.near];
+    const negs: Located[] = [];
+    const tiers: NegativeTier[] = [];
+    for (let i = 0; i < nNeg; i++) {
+      const asked = i < minNear ? "near" : TIERS_BY_WEIGHT[rng.weighted(w)];
+      let got: Located | null = null;
+      let tier: NegativeTier = asked;
+      for (const t of [asked, ...TIER_ORDER.slice(TIER_ORDER.indexOf(asked) + 1)]) {
+        const free = pool[t].filter((c) => !negs.includes(c));
+        if (free.length) {
+          got = free[rng.int(free.length)];
+          tier = t;
+          break;
+        }
+      }
+      if (!got) {
+        throw new UserError(
+          `${anchor.row.where}: too few negatives for this row in the ${split} split: ${negs.length} rows of ` +
+            `it lie 5-50 km away in the same country or more than 200 km away, need ${nNeg}`,
+          1,
+        );
+      }
+      negs.push(got);
+      tiers.push(tier);
+    }
+    const order = rng.shuffle(negs.map((_, i) => i));
+    const correct = rng.int(K);
+    const cand: Located[] = order.map((i) => negs[i]);
+    const candTiers: (NegativeTier | "match")[] = order.map((i) => tiers[i]);
+    cand.splice(correct, 0, anchor);
+    candTiers.splice(correct, 0, "match");
+    const answer = letter(correct);
+    return {
+      id,
+      task: "pairing",
+      split,
+      ground: anchor.row.ground,
+      aerial: cand.map((c) => c.row.aerial!),
+      prompt: pairingPrompt(K),
+      answer,
+      scene: metaOf(anchor.row, `${id}/ground`),
+      pairing: {
+        candidates: cand.map((c, k) => metaOf(c.row, `${id}/${letter(k)}`)),
+        correct,
+        tiers: candTiers,
+      },
+      target: `<think>${REAL_PAIRING_THINK}</think><answer>${answer}</answer>`,
+    };
+  };
+
+  const example = (task: TaskName, split: Split, index: number): Example => {
+    if (!Number.isInteger(index) || index < 0) {
+      throw new Error(`example index must be a non-negative integer: ${index}`);
+    }
+    const seed = seedOf(split);
+    const id = `${task}/${split}/${seed}/${index}`;
+    const rng = new Rng(deriveSeed(seed, id));
+    if (task === "pairing") return pairingExample(id, split, index, rng);
+    const list = rowsFor(task, split);
+    const at = list[index % list.length];
+    const scene = metaOf(at.row, id);
+    if (task === "geolocate") {
+      const answer = formatLatLon(at.row.lat, at.row.lon);
+      return {
+        id,
+        task,
+        split,
+        ground: at.row.ground,
+        aerial: [],
+        prompt: GEOLOCATE_PROMPT,
+        answer,
+        scene,
+        target: `<think>${REAL_GEOLOCATE_THINK}</think><answer>${answer}</answer>`,
+      };
+    }
+    const kind = QA_KINDS[rng.int(QA_KINDS.length)];
+    const answer = qaAnswer(kind, scene);
+    return {
+      id,
+      task,
+      split,
+      ground: at.row.ground,
+      aerial: [],
+      prompt: QA_PROMPTS[kind],
+      answer,
+      scene,
+      qaKind: kind,
+      target: `<think>${REAL_GEOLOCATE_THINK}</think><answer>${answer}</answer>`,
+    };
+  };
+
+  return {
+    data: o.data,
+    worldSpec: o.worldSpec,
+    splitOf: (lat, lon) => (o.split === "test" ? "test" : o.geoworld.splitOf(lat, lon)),
+    splitOfKey: (key) => (o.split === "test" ? "test" : o.geoworld.splitOfKey(key)),
+    regionKey: o.geoworld.regionKey,
+    sampleLocation: (split, rng) => {
+      const list = rowsFor("geolocate", split);
+      const r = list[rng.int(list.length)].row;
+      return { lat: r.lat, lon: r.lon };
+    },
+    example,
+    examples: (task, split, start, n) => Array.from({ length: n }, (_, i) => example(task, split, start + i)),
+    sample: (task, split, n, rng) => Array.from({ length: n }, () => example(task, split, rng.int(2 ** 31))),
+  };
+}
