@@ -7,6 +7,7 @@ import "@tensorflow/tfjs-backend-wasm";
 import type { Example, SpecialIds, Tokenizer } from "../lib/data/types.ts";
 import type { SceneMeta } from "../lib/world/types.ts";
 import { Rng } from "../lib/rng.ts";
+import { initBackend } from "../lib/backend.ts";
 import { makeModelConfig } from "../lib/model/config.ts";
 import type { ModelConfig, Preset } from "../lib/model/types.ts";
 
@@ -14,10 +15,8 @@ let ready: Promise<void> | null = null;
 
 /** Select the wasm backend once per test process. */
 export function useWasm(): Promise<void> {
-  ready ??= (async () => {
-    await tf.setBackend("wasm");
-    await tf.ready();
-  })();
+  // initBackend, as the CLI does: the wasm backend with native BLAS matmuls where a BLAS loads.
+  ready ??= initBackend("wasm").then(() => {});
   return ready;
 }
 
