@@ -9,9 +9,11 @@
  * `--blas off` runs tfjs-wasm's own matmuls (lib/model/blas.ts). `--root` imports the harness and trainer
  * of another checkout of this project (e.g. a `git worktree` at an older commit) so that two versions can
  * be timed alternately on the same machine; an older trainer reports step and generate times only.
- * Medians are over `--steps` steps after one untimed step.
+ * Medians are over `--steps` steps after one untimed step; `cpuMs` is the process's CPU time per step (all
+ * threads), which other processes on the same cores disturb less than wall time.
  * @module
  */
+import process from "node:process";
 import { parseArgs } from "node:util";
 import type { Preset } from "../lib/model/types.ts";
 
@@ -53,6 +55,7 @@ const steps = Number(v.steps);
 for (let k = 0; k <= steps; k++) {
   const row: Row = {};
   ctx.releaseOptimizer();
+  const cpu0 = process.cpuUsage();
   const res = await grpo.trainGrpo(
     {
       stageName: "bench-grpo",
@@ -72,6 +75,9 @@ for (let k = 0; k <= steps; k++) {
     } as Parameters<typeof grpo.trainGrpo>[0],
   );
   res.optimizer.dispose();
+  const cpu = process.cpuUsage(cpu0);
+  // CPU time of the whole process (all threads): robust to other processes sharing the cores.
+  row.cpu = (cpu.user + cpu.system) / 1000;
   if (k > 0) rows.push(row);
 }
 pool?.close();
