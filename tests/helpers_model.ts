@@ -2,7 +2,6 @@
  * Test helpers for the model and trainer tests: a tiny character tokenizer and a synthetic Example factory
  * (lib/data is not needed). Images are seeded noise with a per-example colour, so a model can learn them.
  */
-import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import type { Example, SpecialIds, Tokenizer } from "../lib/data/types.ts";
 import type { SceneMeta } from "../lib/world/types.ts";
