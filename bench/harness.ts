@@ -30,7 +30,7 @@ import type {
   SupervisedStageSpec,
 } from "../lib/spec/types.ts";
 import { maskedCrossEntropy } from "../lib/train/supervised.ts";
-import { trainGrpo } from "../lib/train/grpo.ts";
+import { type GrpoStepParts, trainGrpo } from "../lib/train/grpo.ts";
 import { AdamW } from "../lib/train/optim.ts";
 import { median } from "./roofline.ts";
 
@@ -284,7 +284,8 @@ export interface GrpoStepper {
   prompts: number;
   groupSize: number;
   maxNewTokens: number;
-  step(): Promise<{ seconds: number; generateSeconds: number }>;
+  /** One step: its step_time and generate_time (seconds), completion tokens and wall ms by part. */
+  step(): Promise<{ seconds: number; generateSeconds: number; tokens: number; parts: GrpoStepParts | null }>;
   dispose(): void;
 }
 
@@ -295,7 +296,8 @@ export interface GrpoStepper {
  */
 export function grpoStepper(
   ctx: BenchContext,
-  o: { prompts?: number; groupSize?: number; maxNewTokens?: number } = {},
+  o: { prompts?: number; groupSize?: number; maxNewTokens?: number; beta?: number; sharePrefix?: boolean } =
+    {},
 ): GrpoStepper {
   const st = Object.values(ctx.spec.stages).find((s) => s.kind === "grpo") as GrpoStageSpec | undefined;
   if (!st) throw new Error("the bench spec has no grpo stage");
@@ -304,6 +306,7 @@ export function grpoStepper(
   spec.grpo.groupSize = o.groupSize ?? spec.grpo.groupSize;
   spec.grpo.maxNewTokens = o.maxNewTokens ?? spec.grpo.maxNewTokens;
   spec.grpo.maskTruncated = false;
+  spec.grpo.beta = o.beta ?? spec.grpo.beta;
   const P = spec.grpo.promptsPerStep;
   spec.steps = 1;
   let next = 0;
@@ -313,7 +316,8 @@ export function grpoStepper(
     maxNewTokens: spec.grpo.maxNewTokens,
     async step() {
       const k = next++;
-      let out = { seconds: NaN, generateSeconds: NaN };
+      let out = { seconds: NaN, generateSeconds: NaN, tokens: NaN };
+      let parts: GrpoStepParts | null = null;
       // One-step runs (fresh prompts each time); trainGrpo creates its own AdamW over the model.
       ctx.releaseOptimizer();
       const res = await trainGrpo({
@@ -324,13 +328,19 @@ export function grpoStepper(
         prompts: () => ctx.examples(P * (k + 1)).slice(P * k),
         onMetrics: (m) => {
           if (m.kind === "grpo") {
-            out = { seconds: Number(m.step_time), generateSeconds: Number(m.generate_time) };
+            out = {
+              seconds: Number(m.step_time),
+              generateSeconds: Number(m.generate_time),
+              tokens: Number(m["completions/mean_length"]) * P * spec.grpo.groupSize,
+            };
           }
         },
         onRollouts: () => {},
+        onStepParts: (_s, p) => void (parts = p),
+        sharePrefix: o.sharePrefix,
       });
       res.optimizer.dispose();
-      return out;
+      return { ...out, parts };
     },
     dispose: () => {},
   };

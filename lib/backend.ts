@@ -1,7 +1,9 @@
 /**
  * The tfjs backend: `--backend auto|wasm|webgpu|cpu|tensorflow`.
  * - `auto`: WebGPU when navigator.gpu offers a real (non-fallback) adapter, else wasm.
- * - `wasm`: XNNPACK/SIMD kernels; the default on CPUs. Its .wasm binaries load from node_modules.
+ * - `wasm`: XNNPACK/SIMD kernels; the default on CPUs. Its .wasm binaries load from node_modules. Its
+ *   matmuls run on the machine's OpenBLAS when one loads (lib/model/blas.ts; `GEO_R1_BLAS=off` keeps
+ *   tfjs-wasm's), else on tfjs-wasm with one line saying why.
  * - `webgpu`: any adapter the runtime offers (a fallback/software adapter is used but recorded as such).
  * - `cpu`: tfjs's plain-JS kernels (slow; a reference for tests).
  * - `tensorflow`: libtensorflow through `@tensorflow/tfjs-node-gpu`, only if installed by the user (its
@@ -14,6 +16,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs";
 import { UserError } from "./errors.ts";
+import { enableBlas } from "./model/blas.ts";
 import type { BackendName } from "./spec/types.ts";
 
 /** The backend in use and the GPU adapter seen (null off WebGPU / when no adapter was queried). */
@@ -21,7 +24,12 @@ export interface BackendInfo {
   name: string;
   adapter: string | null;
   isFallbackAdapter: boolean | null;
+  /** The native BLAS behind the wasm backend's matmuls (lib/model/blas.ts), or null: tfjs-wasm's own. */
+  blas: string | null;
 }
+
+/** Lines already printed about the native BLAS (one per process). */
+let blasNoted = false;
 
 /** The backend names `--backend` accepts. */
 export const BACKENDS: readonly BackendName[] = ["auto", "wasm", "webgpu", "cpu", "tensorflow"];
@@ -54,10 +62,15 @@ export async function probeWebGpu(): Promise<AdapterProbe> {
   }
 }
 
-async function useWasm(): Promise<void> {
+/** Set up tfjs-wasm with native matmuls where a BLAS loads; returns the BLAS description or null. */
+async function useWasm(): Promise<string | null> {
   await import("@tensorflow/tfjs-backend-wasm");
   if (!(await tf.setBackend("wasm"))) throw new Error("tfjs could not initialise the wasm backend");
   await tf.ready();
+  const blas = enableBlas();
+  if (blas.message && !blasNoted) console.error(blas.message);
+  blasNoted = true;
+  return blas.active;
 }
 
 async function useWebGpu(): Promise<void> {
@@ -108,21 +121,20 @@ export async function initBackend(name: BackendName): Promise<BackendInfo> {
       if (p.adapter && p.isFallback === false) {
         try {
           await useWebGpu();
-          return { name: "webgpu", adapter: p.description, isFallbackAdapter: false };
+          return { name: "webgpu", adapter: p.description, isFallbackAdapter: false, blas: null };
         } catch {
           // fall through to wasm, recording the adapter that failed
         }
       }
-      await useWasm();
-      return { name: "wasm", adapter: p.description, isFallbackAdapter: p.isFallback };
+      const blas = await useWasm();
+      return { name: "wasm", adapter: p.description, isFallbackAdapter: p.isFallback, blas };
     }
     case "wasm":
-      await useWasm();
-      return { name: "wasm", adapter: null, isFallbackAdapter: null };
+      return { name: "wasm", adapter: null, isFallbackAdapter: null, blas: await useWasm() };
     case "cpu":
       await tf.setBackend("cpu");
       await tf.ready();
-      return { name: "cpu", adapter: null, isFallbackAdapter: null };
+      return { name: "cpu", adapter: null, isFallbackAdapter: null, blas: null };
     case "webgpu": {
       const p = await probeWebGpu();
       if (!p.adapter) {
@@ -138,7 +150,7 @@ export async function initBackend(name: BackendName): Promise<BackendInfo> {
           `--backend webgpu: initialising tfjs on ${p.description} failed: ${(e as Error).message}`,
         );
       }
-      return { name: "webgpu", adapter: p.description, isFallbackAdapter: p.isFallback };
+      return { name: "webgpu", adapter: p.description, isFallbackAdapter: p.isFallback, blas: null };
     }
     case "tensorflow": {
       loadTfjsNodeGpu();
@@ -148,7 +160,7 @@ export async function initBackend(name: BackendName): Promise<BackendInfo> {
         );
       }
       await tf.ready();
-      return { name: "tensorflow", adapter: null, isFallbackAdapter: null };
+      return { name: "tensorflow", adapter: null, isFallbackAdapter: null, blas: null };
     }
     default:
       throw new UserError(`unknown backend '${name}'; expected one of ${BACKENDS.join(", ")}`);

@@ -5,7 +5,10 @@ import { UserError } from "../lib/errors.ts";
 
 Deno.test("initBackend('wasm') runs tfjs on wasm", async () => {
   const info = await initBackend("wasm");
-  assertEquals(info, { name: "wasm", adapter: null, isFallbackAdapter: null });
+  const { blas, ...rest } = info;
+  assertEquals(rest, { name: "wasm", adapter: null, isFallbackAdapter: null });
+  // The native matmuls (lib/model/blas.ts) where a BLAS loads; tests/blas_test.ts covers them.
+  assert(blas === null || /thread/.test(blas), `blas: ${blas}`);
   assertEquals(tf.getBackend(), "wasm");
   const y = tf.tidy(() => tf.matMul(tf.tensor2d([[1, 2], [3, 4]]), tf.tensor2d([[5], [6]])));
   assertEquals(Array.from(await y.data()), [17, 39]);

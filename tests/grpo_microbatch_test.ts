@@ -94,9 +94,10 @@ Deno.test("GRPO: micro-batched updates equal the full-batch update (grpo, dr_grp
         onRollouts: () => {},
       });
       res.optimizer.dispose();
+      const names = m.namedParams().map(([k]) => k);
       const w = m.namedParams().map(([, v]) => v.dataSync().slice());
       m.dispose();
-      return { w, metrics: metrics[0] };
+      return { names, w, metrics: metrics[0] };
     };
     const full = await run(64), micro = await run(4);
     assert(
@@ -110,7 +111,14 @@ Deno.test("GRPO: micro-batched updates equal the full-batch update (grpo, dr_grp
     assert(Math.abs((full.metrics.grad_norm as number) - (micro.metrics.grad_norm as number)) < 1e-4);
     let worst = 0;
     full.w.forEach((a, i) => {
-      for (let j = 0; j < a.length; j++) worst = Math.max(worst, Math.abs(a[j] - micro.w[i][j]));
+      // The key part of a QKV bias shifts every score of a query equally, so softmax makes its gradient 0 in
+      // exact arithmetic; in floats it is rounding noise, and AdamW's first step (g / sqrt(g^2)) turns that
+      // noise into a move of up to lr in either run. Those weights carry no signal to compare.
+      const keyBias = full.names[i].endsWith(".attn.qkv.b") ? [a.length / 3, (2 * a.length) / 3] : [0, 0];
+      for (let j = 0; j < a.length; j++) {
+        if (j >= keyBias[0] && j < keyBias[1]) continue;
+        worst = Math.max(worst, Math.abs(a[j] - micro.w[i][j]));
+      }
     });
     assert(worst < 1e-5, `${lossType}: weights differ by ${worst}`);
   }

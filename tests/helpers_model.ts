@@ -2,11 +2,11 @@
  * Test helpers for the model and trainer tests: a tiny character tokenizer and a synthetic Example factory
  * (lib/data is not needed). Images are seeded noise with a per-example colour, so a model can learn them.
  */
-import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import type { Example, SpecialIds, Tokenizer } from "../lib/data/types.ts";
 import type { SceneMeta } from "../lib/world/types.ts";
 import { Rng } from "../lib/rng.ts";
+import { initBackend } from "../lib/backend.ts";
 import { makeModelConfig } from "../lib/model/config.ts";
 import type { ModelConfig, Preset } from "../lib/model/types.ts";
 
@@ -14,10 +14,8 @@ let ready: Promise<void> | null = null;
 
 /** Select the wasm backend once per test process. */
 export function useWasm(): Promise<void> {
-  ready ??= (async () => {
-    await tf.setBackend("wasm");
-    await tf.ready();
-  })();
+  // initBackend, as the CLI does: the wasm backend with native BLAS matmuls where a BLAS loads.
+  ready ??= initBackend("wasm").then(() => {});
   return ready;
 }
 

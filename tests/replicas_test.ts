@@ -205,6 +205,7 @@ Deno.test("GRPO replicas: a micro-batch's loss and gradients on a replica equal 
     maxCompletionLength: 12,
     weight: 0.6,
     entropyWeight: 0.4,
+    groups: null,
   };
   try {
     const vars = m.trainable();

@@ -165,6 +165,17 @@ export interface GenerateResult {
   stepLogits?: Float32Array[];
 }
 
+/**
+ * Groups of a GRPO batch (collateCompletions' layout): rows p*size .. p*size+size-1 hold one prompt's
+ * samples, with the same images and the same first `promptLen` text tokens (the left-padded prompt block).
+ * Given to the log-prob methods, the model encodes each group's images and prompt once and runs only the
+ * completions per row (the result equals the per-row computation up to float summation order).
+ */
+export interface GroupLayout {
+  size: number;
+  promptLen: number;
+}
+
 /** The model object the trainers use. */
 export interface VLM {
   readonly config: ModelConfig;
@@ -176,7 +187,12 @@ export interface VLM {
    * Per-token log-probabilities of `input.ids`: [B, T] (see module conventions), under softmax(logits /
    * temperature) (default 1): the distribution generate() samples from at that temperature.
    */
-  tokenLogProbs(input: ModelInput, training?: boolean, temperature?: number): tf.Tensor2D;
+  tokenLogProbs(
+    input: ModelInput,
+    training?: boolean,
+    temperature?: number,
+    groups?: GroupLayout,
+  ): tf.Tensor2D;
   /** Per-token entropy of the predictive distribution at each text position: [B, T]. */
   tokenEntropy(input: ModelInput): tf.Tensor2D;
   /** Both from one forward pass; only `logp` carries gradient (GRPO's per-step need). */
@@ -184,6 +200,7 @@ export interface VLM {
     input: ModelInput,
     training?: boolean,
     temperature?: number,
+    groups?: GroupLayout,
   ): { logp: tf.Tensor2D; entropy: tf.Tensor2D };
   /**
    * With `config.cueHead`: token log-probs and each view's cue logits (ground [B, n], aerial [B*K, n]) from

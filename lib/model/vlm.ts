@@ -29,7 +29,15 @@ import { deriveSeed, Rng } from "../rng.ts";
 import { aerialPatchSize, imageTokenCounts, polarOf, validateConfig } from "./config.ts";
 import { DecodeAttention, matMulNT } from "./kernels.ts";
 import { CUE_GROUP_OFFSETS, CUE_GROUPS, CUE_ROAD_OUTPUTS } from "../data/cue_labels.ts";
-import type { GenerateOptions, GenerateResult, ModelConfig, ModelInput, SlotSegments, VLM } from "./types.ts";
+import type {
+  GenerateOptions,
+  GenerateResult,
+  GroupLayout,
+  ModelConfig,
+  ModelInput,
+  SlotSegments,
+  VLM,
+} from "./types.ts";
 
 /** Name, shape and initialiser of one parameter tensor. */
 export interface ParamSpec {
@@ -636,11 +644,19 @@ export class TfVLM implements VLM {
 
   /**
    * Full forward of the decoder. Returns the final hidden states of text positions ([B, T, d] after ln_f) or,
-   * with `lastOnly`, of the last text position ([B, d]); with `collectKV`, every layer's K and V.
+   * with `lastOnly`, of the last text position ([B, d]); with `collectKV`, every layer's K and V. With
+   * `groups` (GroupLayout), images and prompt are encoded once per group (`states` then hold one row per
+   * group) and the completions run by #decodeGroups; `lastOnly` and `collectKV` do not apply.
    */
   #forward(
     input: ModelInput,
-    opts: { lastOnly?: boolean; collectKV?: boolean; states?: VisionStates; text?: CueText } = {},
+    opts: {
+      lastOnly?: boolean;
+      collectKV?: boolean;
+      states?: VisionStates;
+      text?: CueText;
+      groups?: GroupLayout;
+    } = {},
   ): {
     h: tf.Tensor;
     Ni: number;
@@ -650,7 +666,9 @@ export class TfVLM implements VLM {
     const d = cfg.dModel;
     const [B, T] = input.ids.shape;
     const text: CueText = opts.text ?? { table: null };
-    const img = this.#encodeImages(input, opts.states, text);
+    const groups = opts.groups;
+    const img = this.#encodeImages(groups ? firstOfGroups(input, groups.size) : input, opts.states, text);
+    if (groups && text.table) text.table = repeatGroups(text.table, groups.size, 1 + cfg.maxCandidates);
     const Ni = img ? img.shape[1] : 0;
     const S = Ni + T;
     const emb = this.#p("dec.tok_emb");
@@ -668,6 +686,9 @@ export class TfVLM implements VLM {
       }
     }
     const txt = txtE.reshape([B, T, d]);
+    if (groups) {
+      return { h: this.#decodeGroups(img, txt as tf.Tensor3D, input.attn, groups), Ni, kv: { k: [], v: [] } };
+    }
     let x = (img ? tf.concat([img, txt], 1) : txt).reshape([B * S, d]) as tf.Tensor2D;
     const bias = maskBias(input.attn, Ni);
     const kv: KV = { k: [], v: [] };
@@ -687,6 +708,78 @@ export class TfVLM implements VLM {
     return { h: layerNorm(x3.slice([0, Ni, 0], [B, T, d]), g, b), Ni, kv };
   }
 
+  /**
+   * The decoder over groups (GroupLayout): each group's prefix (image tokens + prompt, `img` [P, Ni, d] and
+   * the prompt part of `txt`) runs once through every layer, and the completion tokens of its G rows attend
+   * to that layer's prefix keys and values and to their own earlier completion tokens (#blockGroup). The same
+   * mask as maskBias: a prefix never attends to completions, so its states equal the per-row ones. Returns
+   * the final text hidden states [B, T, d] (prompt positions repeated over the group), after ln_f.
+   */
+  #decodeGroups(
+    img: tf.Tensor3D | null,
+    txt: tf.Tensor3D,
+    attn: tf.Tensor2D,
+    groups: GroupLayout,
+  ): tf.Tensor {
+    const cfg = this.config, d = cfg.dModel;
+    const [B, T] = attn.shape;
+    const G = groups.size, P = B / G, Tp = groups.promptLen, Tc = T - Tp;
+    const Ni = img ? img.shape[1] : 0, S0 = Ni + Tp;
+    const a = attn.dataSync() as Float32Array;
+    const txtP = txt.reshape([P, G, T, d]).slice([0, 0, 0, 0], [P, 1, Tp, d]).reshape([P, Tp, d]);
+    let xP = (img ? tf.concat([img, txtP], 1) : txtP).reshape([P * S0, d]) as tf.Tensor2D;
+    const attnP = attn.reshape([P, G, T]).slice([0, 0, 0], [P, 1, Tp]).reshape([P, Tp]) as tf.Tensor2D;
+    const biasP = maskBias(attnP, Ni);
+    const biasC = groupBias(a, P, G, T, Tp, Ni);
+    let xC = txt.slice([0, Tp, 0], [B, Tc, d]).reshape([B * Tc, d]) as tf.Tensor2D;
+    for (let l = 0; l < cfg.nLayers; l++) {
+      const bp = this.#block(`dec.layers.${l}`);
+      const pre = this.#blockFull(xP, bp, P, S0, cfg.nHeads, biasP);
+      xC = this.#blockGroup(xC, bp, pre.k, pre.v, G, Tc, cfg.nHeads, biasC);
+      xP = pre.x;
+    }
+    const hP = xP.reshape([P, S0, d]).slice([0, Ni, 0], [P, Tp, d]).reshape([P, 1, Tp * d]).tile([1, G, 1]);
+    const h = tf.concat([hP.reshape([B, Tp, d]), xC.reshape([B, Tc, d])], 1);
+    return layerNorm(h, this.#p("dec.ln_f.g"), this.#p("dec.ln_f.b"));
+  }
+
+  /**
+   * One block over the completion tokens of G-row groups. x: [B*Tc, w] (rows p, g, t); kP, vP: the layer's
+   * prefix keys and values [P, H, S0, dh]; bias: [P, 1, G*Tc, S0 + Tc] (groupBias). The G*Tc queries of a
+   * prompt score its prefix in one product, and each row's own completion keys in one product per row.
+   */
+  #blockGroup(
+    x: tf.Tensor2D,
+    bp: BlockP,
+    kP: tf.Tensor4D,
+    vP: tf.Tensor4D,
+    G: number,
+    Tc: number,
+    H: number,
+    bias: tf.Tensor,
+  ): tf.Tensor2D {
+    const w = x.shape[1], dh = w / H;
+    const P = x.shape[0] / (G * Tc), S0 = kP.shape[2];
+    const h = layerNorm(x, bp.ln1g, bp.ln1b) as tf.Tensor2D;
+    // Rows (p, g, t) -> [P, H, G*Tc, dh]: each prompt's queries of all its samples, head by head.
+    const heads = (t: tf.Tensor) => t.reshape([P, G * Tc, H, dh]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
+    const perRow = (t: tf.Tensor) => t.reshape([P * H * G, Tc, dh]);
+    const [q0, k0, v0] = tf.split(linear(h, bp.qkvW, bp.qkvB), 3, 1);
+    const q = heads(q0.mul(1 / Math.sqrt(dh)));
+    const k = heads(k0), v = heads(v0);
+    const sPre = bmmNT(q, kP);
+    const sOwn = bmmNT(perRow(q), perRow(k)).reshape([P, H, G * Tc, Tc]);
+    const p = tf.softmax(tf.concat([sPre, sOwn], 3).add(bias));
+    const pPre = p.slice([0, 0, 0, 0], [P, H, G * Tc, S0]);
+    const pOwn = p.slice([0, 0, 0, S0], [P, H, G * Tc, Tc]).reshape([P * H * G, Tc, Tc]);
+    const att = bmmNT(pPre, swapLast2(vP))
+      .add(bmmNT(pOwn, swapLast2(perRow(v))).reshape([P, H, G * Tc, dh]))
+      .transpose([0, 2, 1, 3])
+      .reshape([P * G * Tc, w]) as tf.Tensor2D;
+    const x1 = x.add(linear(att, bp.outW, bp.outB)) as tf.Tensor2D;
+    return x1.add(this.#mlp(x1, bp)) as tf.Tensor2D;
+  }
+
   #project(h: tf.Tensor): tf.Tensor {
     const d = this.config.dModel;
     const shape = h.shape.slice(0, -1);
@@ -702,9 +795,14 @@ export class TfVLM implements VLM {
   /**
    * Log-softmax of logits / temperature at text positions 0..T-2 (each predicts the next id): [B, T-1, V].
    */
-  #nextLogProbs(input: ModelInput, states?: VisionStates, temperature = 1): tf.Tensor3D {
+  #nextLogProbs(
+    input: ModelInput,
+    states?: VisionStates,
+    temperature = 1,
+    groups?: GroupLayout,
+  ): tf.Tensor3D {
     const [B, T] = input.ids.shape;
-    const h = this.#forward(input, { states }).h;
+    const h = this.#forward(input, { states, groups: this.#checkGroups(input, groups) }).h;
     const lg = this.#project(h).slice([0, 0, 0], [B, T - 1, this.config.vocabSize]);
     return tf.logSoftmax(temperature === 1 ? lg : lg.div(temperature)) as tf.Tensor3D;
   }
@@ -716,14 +814,48 @@ export class TfVLM implements VLM {
     return padFront(lp.mul(tgt).sum(-1) as tf.Tensor2D);
   }
 
-  tokenLogProbs(input: ModelInput, _training = false, temperature = 1): tf.Tensor2D {
+  tokenLogProbs(input: ModelInput, _training = false, temperature = 1, groups?: GroupLayout): tf.Tensor2D {
     this.#check();
     checkTemperature(temperature);
     return tf.tidy(() => {
       const [B, T] = input.ids.shape;
       if (T < 2) return tf.zeros([B, T]) as tf.Tensor2D;
-      return this.#picked(this.#nextLogProbs(input, undefined, temperature), input.ids);
+      return this.#picked(this.#nextLogProbs(input, undefined, temperature, groups), input.ids);
     });
+  }
+
+  /**
+   * The group layout to use for `input`, or undefined for the per-row forward (no groups, groups of one, no
+   * completion tokens). Throws when the rows of a group differ in their prompt block.
+   */
+  #checkGroups(input: ModelInput, groups?: GroupLayout): GroupLayout | undefined {
+    if (!groups || groups.size <= 1) return undefined;
+    const [B, T] = input.ids.shape, G = groups.size, Tp = groups.promptLen;
+    if (!Number.isInteger(G) || B % G !== 0) throw new Error(`groups: ${B} rows are not groups of ${G}`);
+    if (!(Tp >= 1 && Tp < T)) return Tp === T ? undefined : badGroups(`promptLen ${Tp} of ${T} positions`);
+    const ids = input.ids.dataSync(), attn = input.attn.dataSync();
+    for (let b = 0; b < B; b++) {
+      const f = b - (b % G);
+      for (let t = 0; t < Tp; t++) {
+        if (ids[b * T + t] !== ids[f * T + t] || attn[b * T + t] !== attn[f * T + t]) {
+          return badGroups(`row ${b} differs from row ${f} in its prompt block (position ${t})`);
+        }
+      }
+    }
+    for (const [what, img] of [["ground image", input.ground], ["aerial images", input.aerial]] as const) {
+      if (!img) continue;
+      const v = img.dataSync(), n = v.length / B;
+      for (let b = 0; b < B; b++) {
+        const f = b - (b % G);
+        if (b === f) continue;
+        for (let i = 0; i < n; i++) {
+          if (v[b * n + i] !== v[f * n + i]) {
+            return badGroups(`row ${b} differs from row ${f} in its ${what}`);
+          }
+        }
+      }
+    }
+    return groups;
   }
 
   /**
@@ -734,13 +866,14 @@ export class TfVLM implements VLM {
     input: ModelInput,
     _training = false,
     temperature = 1,
+    groups?: GroupLayout,
   ): { logp: tf.Tensor2D; entropy: tf.Tensor2D } {
     this.#check();
     checkTemperature(temperature);
     return tf.tidy(() => {
       const [B, T] = input.ids.shape;
       if (T < 2) return { logp: tf.zeros([B, T]) as tf.Tensor2D, entropy: tf.zeros([B, T]) as tf.Tensor2D };
-      const lp = this.#nextLogProbs(input, undefined, temperature);
+      const lp = this.#nextLogProbs(input, undefined, temperature, groups);
       return { logp: this.#picked(lp, input.ids), entropy: entropyOf(stopGradient(lp)) };
     });
   }
@@ -1154,6 +1287,52 @@ export const _ops = { linear, matMulNT2d, bmmNT, embedLookup };
 /** Create a model with freshly initialised weights (deterministic in cfg.seed). */
 export function createModel(cfg: ModelConfig): TfVLM {
   return new TfVLM(cfg);
+}
+
+function badGroups(why: string): never {
+  throw new Error(`groups: ${why}`);
+}
+
+/** The first row of each group of G (no gradient: images, ids and attn are inputs). */
+function firstOfGroups(input: ModelInput, G: number): ModelInput {
+  const B = input.ids.shape[0], P = B / G;
+  const ix = tf.range(0, B, G, "int32");
+  return {
+    B: P,
+    ground: input.ground ? tf.gather(input.ground, ix) as tf.Tensor4D : null,
+    aerial: input.aerial ? tf.gather(input.aerial, ix) as tf.Tensor5D : null,
+    ids: tf.gather(input.ids, ix) as tf.Tensor2D,
+    attn: tf.gather(input.attn, ix) as tf.Tensor2D,
+  };
+}
+
+/** A per-example table [P * rows, d] repeated for the G rows of each group: [P * G * rows, d]. */
+function repeatGroups(table: tf.Tensor2D, G: number, rows: number): tf.Tensor2D {
+  const [n, d] = table.shape, P = n / rows;
+  return table.reshape([P, 1, rows * d]).tile([1, G, 1]).reshape([P * G * rows, d]) as tf.Tensor2D;
+}
+
+/**
+ * Additive mask [P, 1, G*Tc, S0 + Tc] of the completion queries of G-row groups (#blockGroup) over [the
+ * prefix: Ni image tokens + Tp prompt tokens ; the row's own Tc completion tokens], by maskBias's rule: image
+ * keys always, text keys where attn is 1 and not later than the query, and the query itself.
+ */
+function groupBias(attn: Float32Array, P: number, G: number, T: number, Tp: number, Ni: number): tf.Tensor4D {
+  const Tc = T - Tp, S0 = Ni + Tp, W = S0 + Tc;
+  const out = new Float32Array(P * G * Tc * W);
+  for (let p = 0; p < P; p++) {
+    for (let g = 0; g < G; g++) {
+      const b = p * G + g;
+      for (let t = 0; t < Tc; t++) {
+        const row = ((p * G + g) * Tc + t) * W;
+        for (let j = 0; j < Tp; j++) if (!(attn[b * T + j] > 0)) out[row + Ni + j] = NEG;
+        for (let u = 0; u < Tc; u++) {
+          if (u !== t && !(u < t && attn[b * T + Tp + u] > 0)) out[row + S0 + u] = NEG;
+        }
+      }
+    }
+  }
+  return tf.tensor4d(out, [P, 1, G * Tc, W]);
 }
 
 /** [0,0,..,1,1,..]: row p repeated G times (group-contiguous). */

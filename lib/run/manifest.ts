@@ -21,6 +21,8 @@ export interface BackendRecord {
   name: string;
   adapter: string | null;
   isFallbackAdapter: boolean | null;
+  /** The native BLAS behind the wasm backend's matmuls, or null (absent in older manifests). */
+  blas?: string | null;
 }
 
 function granted(desc: Deno.PermissionDescriptor): boolean {

@@ -23,7 +23,8 @@ export interface Manifest {
   git: { commit: string | null; dirty: boolean | null };
   lockHash: string | null;
   versions: { deno: string; v8: string; typescript: string; tfjs: string; geoR1: string };
-  backend: { name: string; adapter: string | null; isFallbackAdapter: boolean | null };
+  /** `blas`: the native BLAS behind wasm matmuls (lib/model/blas.ts); absent in manifests that predate it. */
+  backend: { name: string; adapter: string | null; isFallbackAdapter: boolean | null; blas?: string | null };
   device: { os: string; arch: string; cpus: number; memGiB: number; hostname: string };
   permissions: Record<string, string>;
   argv: string[];

@@ -74,6 +74,26 @@ export interface GrpoOptions {
    * are sampled there, and the update's micro-batches are spread over the replicas.
    */
   replicas?: ReplicaPool;
+  /**
+   * Encode each prompt's images and prompt once for its G samples in the update's forward and backward
+   * (VLM GroupLayout). Default true; false runs every row in full (benchmarks compare both).
+   */
+  sharePrefix?: boolean;
+  /** Wall milliseconds of each part of every step (benchmarks; see {@link GrpoStepParts}). */
+  onStepParts?(step: number, parts: GrpoStepParts): void;
+}
+
+/**
+ * Where a step's wall time goes: `rollout` (collate prompts + generate), `rewards` (decode, reward functions,
+ * advantages), `prepare` (collate completions + reference / old log-probs), `forwardBackward` (the loss's
+ * forward and backward over every micro-batch, gradients summed), `optimizer` (clip + AdamW).
+ */
+export interface GrpoStepParts {
+  rollout: number;
+  rewards: number;
+  prepare: number;
+  forwardBackward: number;
+  optimizer: number;
 }
 
 export interface GrpoResult {
@@ -114,6 +134,7 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
   const health = new HealthMonitor();
   const stopIds = [tokenizer.special.answerClose];
   const pool = o.replicas ?? null;
+  const share = o.sharePrefix ?? true;
   const evalAt = async (updatesDone: number) => {
     if (!o.evaluate || !(spec.evalEvery > 0)) return;
     const res = await o.evaluate(updatesDone, model);
@@ -164,9 +185,23 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
         }
       }
       const tGen = performance.now() - t0;
+      const timing: GrpoStepParts = {
+        rollout: tGen,
+        rewards: 0,
+        prepare: 0,
+        forwardBackward: 0,
+        optimizer: 0,
+      };
+      let mark = performance.now();
+      const lap = (part: keyof GrpoStepParts) => {
+        const now = performance.now();
+        timing[part] += now - mark;
+        mark = now;
+      };
       // 2. Verifiable rewards on the host (pure functions of text + metadata).
       const st = scoreRollouts(examples, gen.completions, gen.truncated, tokenizer, spec);
       const adv = computeAdvantages(st.rewards, G, g.scaleRewards);
+      lap("rewards");
       // 3. Policy update(s) on the clipped surrogate, in micro-batches of whole groups whose gradients are
       //    summed, each weighted by its share of the loss's normaliser, so the update equals the full batch's.
       const chunks = microBatches(examples.length, G, g.microBatchRows ?? MICRO_BATCH_ROWS);
@@ -179,15 +214,19 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
         const advT = tf.tensor1d(Array.from(adv.advantages.slice(p0 * G, p1 * G)));
         // Log-probs of the distribution the rollouts were sampled from (logits / temperature), as TRL does.
         const T = g.temperature;
-        const refLogp = ref ? tf.tidy(() => ref.tokenLogProbs(batch.input, false, T)) : null;
+        const groups = share ? { size: G, promptLen: batch.promptLen } : null;
+        const refLogp = ref
+          ? tf.tidy(() => ref.tokenLogProbs(batch.input, false, T, groups ?? undefined))
+          : null;
         // With a single iteration the "old" policy is the current one: detached log-probs computed in the
         // same forward. With several, freeze them once before the first update.
         const oldLogp = g.numIterations > 1
-          ? tf.tidy(() => model.tokenLogProbs(batch.input, false, T))
+          ? tf.tidy(() => model.tokenLogProbs(batch.input, false, T, groups ?? undefined))
           : null;
         const counts = tf.tidy(() => tf.stack([batch.lossMask.sum(), fullMask.sum()]).dataSync());
         return {
           batch,
+          groups,
           fullMask,
           advT,
           refLogp,
@@ -198,6 +237,7 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
         };
       });
       const N = gen.completions.length;
+      lap("prepare");
       const tokensAll = parts.reduce((a, q) => a + q.tokens, 0);
       const sampledAll = parts.reduce((a, q) => a + q.all, 0);
       let lossStats: Record<string, number> = {};
@@ -221,6 +261,7 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
             // grpo and dr_grpo average over rows, dapo over unmasked tokens: the chunk's share of that.
             weight: g.lossType === "dapo" ? (tokensAll > 0 ? q.tokens / tokensAll : 0) : q.rows / N,
             entropyWeight: it === 0 ? (sampledAll > 0 ? q.all / sampledAll : 0) : null,
+            groups: q.groups,
           });
           const weights = pool ? hostWeights(model) : null;
           // Micro-batches in waves of R: the first of a wave here, the others on replicas 1..R-1; results
@@ -278,7 +319,9 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
               }
             }
           }
+          lap("forwardBackward");
           gradNorm = optimizer.applyGradients(sum!, lr, spec.optim.gradClip, step);
+          lap("optimizer");
           lossStats = { loss: lossValue, ...statSums };
           for (const k in sum!) sum![k].dispose();
         }
@@ -292,6 +335,7 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
         }
       }
       const stepTime = (performance.now() - t0) / 1000;
+      o.onStepParts?.(step, timing);
       const metrics = stepMetrics(o.stageName, step, st, adv, lossStats, gradNorm, entropy, stepTime, tGen);
       await o.onMetrics(metrics);
       await o.onRollouts(rolloutRecords(o.stageName, step, examples, st, adv.advantages, G));
@@ -362,7 +406,12 @@ export function chunkLoss(
   t: ChunkTensors,
   p: GrpoChunkParams,
 ): { loss: tf.Scalar; stats: Record<string, number>; entropy: number | null } {
-  const { logp, entropy: ent } = model.tokenLogProbsAndEntropy(t.input, true, p.temperature);
+  const { logp, entropy: ent } = model.tokenLogProbsAndEntropy(
+    t.input,
+    true,
+    p.temperature,
+    p.groups ?? undefined,
+  );
   const entropy = p.entropyWeight === null ? null : maskedMean(ent, t.fullMask) * p.entropyWeight;
   const res = grpoLoss({
     logp,

@@ -19,7 +19,14 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { GenerateOptions, GenerateResult, ModelConfig, ModelInput, VLM } from "../model/types.ts";
+import type {
+  GenerateOptions,
+  GenerateResult,
+  GroupLayout,
+  ModelConfig,
+  ModelInput,
+  VLM,
+} from "../model/types.ts";
 import type { CueBatchTargets } from "../data/cue_labels.ts";
 import type { LossType } from "./grpo_loss.ts";
 import { paramKey } from "./optim.ts";
@@ -100,6 +107,8 @@ export interface GrpoChunkParams {
   weight: number;
   /** Entropy weight of the chunk (its share of sampled tokens), or null to skip the entropy. */
   entropyWeight: number | null;
+  /** The chunk's groups (prompt encoded once per group), or null for the per-row forward. */
+  groups: GroupLayout | null;
 }
 
 /** What a replica returns for a gradient request. */
