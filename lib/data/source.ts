@@ -39,6 +39,7 @@ export function neededDraws(
   const out: { task: TaskName; split: Split; field: string }[] = [];
   for (const name of needs.stages) {
     const st = spec.stages[name];
+    if (st.kind === "baseline") continue; // baselines read train locations and the test split only
     for (const [task, w] of Object.entries(st.tasks) as [TaskName, number][]) {
       if (!(w > 0)) continue;
       out.push({ task, split: "train", field: `stages.${name}.tasks.${task}` });

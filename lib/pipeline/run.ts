@@ -21,6 +21,7 @@ import { canonicalJson, sha256Hex } from "../spec/hash.ts";
 import { atomicWrite, atomicWriteJson, removeStaleTemps } from "../run/atomic.ts";
 import { appendJsonl, filterJsonl, readJsonl, repairJsonl } from "../run/jsonl.ts";
 import { type DataSource, openDataSource } from "../data/source.ts";
+import { createTaskSampler } from "../data/tasks.ts";
 import { createTokenizer } from "../data/tokenizer.ts";
 import { modelConfigForSpec } from "../model/config.ts";
 import { createModel } from "../model/vlm.ts";
@@ -163,10 +164,9 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
   // Train-split locations without images (baseline galleries and priors), rendered never.
   let locationSampler: TaskSampler | null = null;
   const trainLocations = (n: number) => {
-    locationSampler ??= createTaskSampler(world, spec.data, spec.world, {
-      evalSeed: spec.eval.seed,
-      noImages: true,
-    });
+    locationSampler ??= source.contentHash === null
+      ? createTaskSampler(source.world, spec.data, spec.world, { evalSeed: spec.eval.seed, noImages: true })
+      : sampler;
     return locationSampler.examples("geolocate", "train", 0, n).map((e) => ({
       lat: e.scene.lat,
       lon: e.scene.lon,
