@@ -36,10 +36,12 @@ export const CHART_BOOTSTRAP = `(function () {
   "use strict";
   var errors = [];
   function num(v) { return typeof v === "number" && isFinite(v); }
+  // Point labels are placed below earlier ones they would overlap (e.g. two models at one accuracy).
+  function overlaps(a, b) { return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h; }
   var ciBars = {
     id: "ciBars",
     afterDatasetsDraw: function (chart) {
-      var ctx = chart.ctx;
+      var ctx = chart.ctx, placed = [];
       chart.data.datasets.forEach(function (ds, i) {
         var meta = chart.getDatasetMeta(i);
         if (meta.hidden || chart.config.type === "line") return;
@@ -65,13 +67,26 @@ export const CHART_BOOTSTRAP = `(function () {
           }
           if (ds.pointLabels && typeof p.label === "string") {
             ctx.font = "12px sans-serif";
-            ctx.fillText(p.label, el.x + 8, el.y - 8);
+            var box = { x: el.x + 8, y: el.y - 20, w: ctx.measureText(p.label).width, h: 14 };
+            for (var k = 0; k < 40 && placed.some(function (q) { return overlaps(box, q); }); k++) box.y += 14;
+            placed.push(box);
+            ctx.fillText(p.label, box.x, box.y + 12);
           }
           ctx.restore();
         });
       });
     }
   };
+  // Legend filters by name: chart configs are JSON, so they cannot carry functions.
+  var legendFilters = {
+    hideSeeds: function (item, data) { return !data.datasets[item.datasetIndex].seedLine; }
+  };
+  function resolveFilters(cfg) {
+    var labels = cfg.options && cfg.options.plugins && cfg.options.plugins.legend &&
+      cfg.options.plugins.legend.labels;
+    if (labels && typeof labels.filter === "string") labels.filter = legendFilters[labels.filter];
+    return cfg;
+  }
   var made = 0, figures = document.querySelectorAll("figure.chart");
   if (typeof Chart === "undefined") {
     errors.push("chart.js did not load");
@@ -82,7 +97,7 @@ export const CHART_BOOTSTRAP = `(function () {
     Chart.defaults.font.family = "system-ui, sans-serif";
     figures.forEach(function (fig) {
       try {
-        var cfg = JSON.parse(fig.querySelector("script[type='application/json']").textContent);
+        var cfg = resolveFilters(JSON.parse(fig.querySelector("script[type='application/json']").textContent));
         new Chart(fig.querySelector("canvas"), cfg);
         made++;
       } catch (e) {
@@ -105,6 +120,7 @@ h3 { font-size: 15px; margin: 18px 0 6px; }
 .note { color: var(--muted); font-size: 13px; }
 .warn { background: #fff8c5; border: 1px solid #d4a72c; padding: 6px 10px; border-radius: 6px; }
 table { border-collapse: collapse; margin: 6px 0 12px; font-variant-numeric: tabular-nums; }
+.tablewrap { max-width: 100%; overflow-x: auto; }
 th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: var(--bg2); font-weight: 600; }
 td.num, th.num { text-align: right; white-space: nowrap; }
