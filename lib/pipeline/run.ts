@@ -16,7 +16,14 @@ import { dirname, join } from "node:path";
 import type { Example, TaskName } from "../data/types.ts";
 import type { VLM } from "../model/types.ts";
 import type { ExperimentSpec, GrpoStageSpec, StageSpec, SupervisedStageSpec } from "../spec/types.ts";
-import type { EvalFile, Manifest, MetricRecord, RolloutRecord, StageEval } from "../run/records.ts";
+import type {
+  EvalFile,
+  Manifest,
+  MetricRecord,
+  PredictionRecord,
+  RolloutRecord,
+  StageEval,
+} from "../run/records.ts";
 import { canonicalJson, sha256Hex } from "../spec/hash.ts";
 import { atomicWrite, atomicWriteJson, removeStaleTemps } from "../run/atomic.ts";
 import { appendJsonl, filterJsonl, readJsonl, repairJsonl } from "../run/jsonl.ts";
@@ -145,6 +152,8 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
   };
 
   const rows: StageEval[] = [];
+  /** The stage directory whose predictions file belongs to each row (same order as `rows`). */
+  const rowDirs = new Map<StageEval, string>();
   let model: VLM | null = null;
   const replicas = new Replicas(cfg, log);
   try {
@@ -174,9 +183,15 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
         }
         // Evaluate this stage's model (cached per stage + eval spec).
         const label = rowLabel(plans.slice(0, i + 1));
-        rows.push(
-          await evalStage(plan, model, label, evalHash, { ...o, log, tokenizer, testExamples, replicas }),
-        );
+        const row = await evalStage(plan, model, label, evalHash, {
+          ...o,
+          log,
+          tokenizer,
+          testExamples,
+          replicas,
+        });
+        rows.push(row);
+        rowDirs.set(row, plan.dir);
       } finally {
         lock.close();
       }
@@ -208,7 +223,9 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
     const cached = await readJsonIf<StageEval>(join(last.dir, `eval-${evalHash}.json`));
     if (cached) {
       await copySamples(last.dir, o.runDir);
-      rows.push({ ...cached, label, stage: `${last.name} (cached sibling)` });
+      const row = { ...cached, label, stage: `${last.name} (cached sibling)` };
+      rows.push(row);
+      rowDirs.set(row, last.dir);
     }
   }
   rows.sort((a, b) => ROW_LABELS.indexOf(a.label as never) - ROW_LABELS.indexOf(b.label as never));
@@ -232,6 +249,16 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
   await atomicWrite(metricsPath, metricLines.join(""));
   if (rolloutLines.length) await atomicWrite(rolloutsPath, rolloutLines.join(""));
   else await Deno.remove(rolloutsPath).catch(() => {});
+  // Every row's per-example predictions, labelled as in eval.json (rows evaluated before predictions were
+  // kept have none in their stage cache).
+  const predictionLines: string[] = [];
+  for (const row of rows) {
+    const file = join(rowDirs.get(row)!, `predictions-${evalHash}.jsonl`);
+    for (const rec of await readJsonl<PredictionRecord>(file)) {
+      predictionLines.push(JSON.stringify({ label: row.label, ...rec, stage: row.stage }) + "\n");
+    }
+  }
+  await atomicWrite(join(o.runDir, "predictions.jsonl"), predictionLines.join(""));
   const evalFile: EvalFile = { experiment: spec.name, runId: o.manifest.runId, rows };
   await atomicWriteJson(join(o.runDir, "eval.json"), evalFile);
   if (o.verbose !== false) console.log(formatTable(rows));
@@ -462,7 +489,9 @@ async function evalStage(
   const bar = c.verbose === false
     ? null
     : progress(c.spec.eval.tasks.filter((t) => t !== "caption").length * c.spec.eval.n, `eval ${plan.name}`);
+  const predictions: PredictionRecord[] = [];
   const res = await evaluateModel({
+    predictions,
     model,
     tokenizer: c.tokenizer,
     testExamples: c.testExamples,
@@ -476,6 +505,11 @@ async function evalStage(
     replicas: await c.replicas.get(c.spec.eval.replicas),
   });
   bar?.stop();
+  // Written before the eval file, whose presence marks the stage's evaluation complete.
+  await atomicWrite(
+    join(plan.dir, `predictions-${evalHash}.jsonl`),
+    predictions.map((p) => JSON.stringify(p) + "\n").join(""),
+  );
   await atomicWriteJson(path, res);
   await copySamples(plan.dir, c.runDir);
   const rec = evalRecord(plan, res);

@@ -13,6 +13,7 @@ import { hashString32 } from "../rng.ts";
 import { escapeHtml } from "./escape.ts";
 import { canonicalJson } from "../spec/hash.ts";
 import { configOf, rowConfig, variantLabels } from "./groups.ts";
+import { renderExampleDiff } from "./predictions.ts";
 import { configGroups, gainRows, renderRowCurves, renderSpecDiff } from "./compare_sections.ts";
 import {
   chartGrid,
@@ -337,6 +338,8 @@ ${chartGrid([scatter, bars, lenBars])}
 ${perRun}
 <h2>Training curves</h2>
 ${renderRowCurves(groups, runs)}
+<h2>Example by example</h2>
+${renderExampleDiff(groups, runs)}
 <h2>Geolocation (out of task)</h2>
 ${geoTable}
 <h2>Geo-QA (out of task)</h2>

@@ -4,7 +4,7 @@
  * @module
  */
 import type { MetricRecord } from "../run/records.ts";
-import { type ChartConfig, chartGrid, color, renderChart } from "./components.ts";
+import { type ChartConfig, chartGrid, color, flatAxis, renderChart } from "./components.ts";
 import { downsample } from "./sections.ts";
 
 /** The curves one row contributes: a stage's metric records from each of its runs (one per seed). */
@@ -93,6 +93,7 @@ export function renderCurvesAcrossRuns(rows: CurveRow[]): string {
         }
       });
       if (!datasets.length) continue;
+      const ys = (datasets as { data: { y: number }[] }[]).flatMap((d) => d.data.map((p) => p.y));
       const config: ChartConfig = {
         type: "line",
         data: { datasets },
@@ -103,7 +104,12 @@ export function renderCurvesAcrossRuns(rows: CurveRow[]): string {
           plugins: { legend: { position: "bottom", labels: { boxWidth: 12, filter: "hideSeeds" } } },
           scales: {
             x: { type: "linear", title: { display: true, text: `${kind} step` } },
-            y: { type: "linear", grace: "5%", title: { display: true, text: def.unit } },
+            y: {
+              type: "linear",
+              grace: "5%",
+              title: { display: true, text: def.unit },
+              ...(flatAxis(ys) ?? {}),
+            },
           },
         },
       };

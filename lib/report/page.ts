@@ -110,6 +110,45 @@ export const CHART_BOOTSTRAP = `(function () {
 })();
 `;
 
+/** Sortable (click a header) and filterable (`input[data-filter=<table id>]`) tables; sets
+ * `window.__tablesReady` for tests. */
+export const TABLE_SCRIPT = `(function () {
+  "use strict";
+  function key(td) {
+    var v = td.textContent.trim(), n = parseFloat(v);
+    return isNaN(n) ? [1, v.toLowerCase()] : [0, n];
+  }
+  function cmp(a, b) { return a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0); }
+  var tables = document.querySelectorAll("table[data-sortable]");
+  tables.forEach(function (t) {
+    Array.prototype.forEach.call(t.tHead.rows[0].cells, function (th, i) {
+      th.style.cursor = "pointer";
+      th.title = "sort by this column";
+      th.addEventListener("click", function () {
+        var asc = th.getAttribute("aria-sort") !== "ascending";
+        Array.prototype.forEach.call(t.tHead.rows[0].cells, function (h) { h.removeAttribute("aria-sort"); });
+        th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+        var body = t.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+        rows.sort(function (a, b) { return cmp(key(a.cells[i]), key(b.cells[i])) * (asc ? 1 : -1); });
+        rows.forEach(function (r) { body.appendChild(r); });
+      });
+    });
+  });
+  var filters = document.querySelectorAll("input[data-filter]");
+  filters.forEach(function (input) {
+    var t = document.getElementById(input.getAttribute("data-filter"));
+    if (!t) return;
+    input.addEventListener("input", function () {
+      var q = input.value.toLowerCase();
+      Array.prototype.forEach.call(t.tBodies[0].rows, function (r) {
+        r.style.display = r.textContent.toLowerCase().indexOf(q) >= 0 ? "" : "none";
+      });
+    });
+  });
+  window.__tablesReady = { sortable: tables.length, filters: filters.length };
+})();
+`;
+
 const CSS = `
 :root { color-scheme: light; --fg: #1b1f24; --muted: #5c6670; --line: #d8dee4; --bg2: #f6f8fa; --ok: #1a7f37; --bad: #cf222e; }
 * { box-sizing: border-box; }
@@ -138,6 +177,9 @@ figure.chart .box { position: relative; width: 100%; }
 .item img { image-rendering: pixelated; border: 1px solid var(--line); margin: 2px 4px 2px 0; vertical-align: top; }
 .item .ground { width: 100%; max-width: 368px; height: auto; }
 .item .aerial { width: 72px; height: 72px; }
+img.thumb-ground { height: 40px; image-rendering: pixelated; } img.thumb-aerial { width: 40px; height: 40px; image-rendering: pixelated; }
+.cands figcaption { text-align: center; }
+input[type=search] { font: inherit; padding: 3px 6px; width: 340px; max-width: 100%; }
 .cands { display: flex; flex-wrap: wrap; gap: 4px; }
 .cands figure { margin: 0; text-align: center; font-size: 12px; color: var(--muted); }
 .ok { color: var(--ok); font-weight: 600; } .bad { color: var(--bad); font-weight: 600; }
@@ -171,6 +213,7 @@ export async function renderPage(opts: PageOptions): Promise<string> {
     const chartjs = await loadChartJs();
     scripts.push(chartjs.code, CHART_BOOTSTRAP);
   }
+  if (opts.body.includes("data-sortable")) scripts.push(TABLE_SCRIPT);
   const csp = contentSecurityPolicy(scripts);
   return `<!DOCTYPE html>
 <html lang="en">

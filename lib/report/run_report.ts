@@ -20,6 +20,7 @@ import {
   renderRolloutSummary,
 } from "./sections.ts";
 import { DEFAULT_REPORTS_DIR, writeReportsIndex } from "./index_page.ts";
+import { renderWorstCases } from "./predictions.ts";
 
 export interface RunReportOptions extends GalleryOptions {
   /** Where the copy and index go (default "reports", relative to the working directory). */
@@ -41,6 +42,7 @@ export async function renderRunReport(r: RunRecords, opts: GalleryOptions = {}):
   const rows = r.eval.rows;
   const warnings = [...r.warnings];
   const gallery = await renderGallery(r.dir, rows, warnings, opts);
+  const worst = await renderWorstCases(r, warnings);
   const stageOrder = [...(m.stages ?? []).map((s) => s.name), ...rows.map((x) => x.stage)];
   const title = `${m.name} · ${m.runId}`;
   const description = r.spec && typeof r.spec.description === "string" ? r.spec.description : "";
@@ -61,7 +63,7 @@ export async function renderRunReport(r: RunRecords, opts: GalleryOptions = {}):
   }</code> · commit <code>${escapeHtml((m.git?.commit ?? "unknown").slice(0, 12))}</code>${
     m.git?.dirty ? " (dirty)" : ""
   }</p>
-<nav><a href="#accuracy">Accuracy vs length</a><a href="#geolocate">Geolocation</a><a href="#geoqa">Geo-QA</a><a href="#curves">Training curves</a><a href="#rollouts">Rollouts</a><a href="#gallery">Gallery</a><a href="#manifest">Manifest</a></nav>
+<nav><a href="#accuracy">Accuracy vs length</a><a href="#geolocate">Geolocation</a><a href="#geoqa">Geo-QA</a><a href="#curves">Training curves</a><a href="#rollouts">Rollouts</a><a href="#worst">Worst cases</a><a href="#gallery">Gallery</a><a href="#manifest">Manifest</a></nav>
 ${warnings.length ? `<p class="warn">${warnings.map(escapeHtml).join("<br>")}</p>` : ""}
 <h2 id="accuracy">Accuracy vs completion length</h2>
 ${renderAccuracyLength(rows)}
@@ -73,6 +75,8 @@ ${renderGeoQa(rows)}
 ${renderCurves(r.metrics, stageOrder)}
 <h2 id="rollouts">Training rollouts</h2>
 ${renderRolloutSummary(r.rollouts)}
+<h2 id="worst">Worst cases</h2>
+${worst}
 <h2 id="gallery">Evaluation gallery</h2>
 ${gallery}
 <h2 id="manifest">Manifest</h2>
