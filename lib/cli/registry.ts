@@ -12,6 +12,8 @@ export const COMMANDS: Record<string, () => Promise<Record<string, unknown>>> = 
   sweep: () => import("./sweep.ts"),
   report: () => import("./report.ts"),
   data: () => import("./data.ts"),
+  bench: () => import("./bench.ts"),
+  bundle: () => import("./bundle.ts"),
 };
 
 /** Load the command `name` from its module (null when no command of that name is registered). */
