@@ -42,6 +42,9 @@ import { UserError } from "../errors.ts";
 import { progress } from "../run/progress.ts";
 import { codeVersion } from "./code_version.ts";
 import { ReplicaPool } from "../train/replicas.ts";
+import { formatTable } from "./table.ts";
+
+export { formatTable };
 
 /** Row labels of the paper's table, by pipeline shape. */
 export const ROW_LABELS = ["Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1"] as const;
@@ -566,33 +569,6 @@ function summary(e: StageEval): string {
   }
   if (e.geoqa) parts.push(`geo-qa ${(100 * e.geoqa.accuracy).toFixed(1)}%`);
   return parts.join(", ");
-}
-
-/** The four-row table as text (paper's table 2 shape, plus geolocation columns). */
-export function formatTable(rows: StageEval[]): string {
-  const head = [
-    "model",
-    "pairing acc % [95% CI]",
-    "completion len (tok)",
-    "geo@25km %",
-    "geo@2500km %",
-    "geo-qa %",
-  ];
-  const body = rows.map((r) => [
-    r.label,
-    r.pairing
-      ? `${(100 * r.pairing.accuracy).toFixed(1)} [${(100 * r.pairing.ci[0]).toFixed(1)}, ${
-        (100 * r.pairing.ci[1]).toFixed(1)
-      }]`
-      : "-",
-    r.pairing ? r.pairing.meanLength.toFixed(1) : "-",
-    r.geolocate ? (100 * (r.geolocate.thresholds["25"] ?? 0)).toFixed(1) : "-",
-    r.geolocate ? (100 * (r.geolocate.thresholds["2500"] ?? 0)).toFixed(1) : "-",
-    r.geoqa ? (100 * r.geoqa.accuracy).toFixed(1) : "-",
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ");
-  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
 }
 
 /**

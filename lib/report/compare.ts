@@ -12,7 +12,7 @@ import type { StageEval } from "../run/records.ts";
 import { hashString32 } from "../rng.ts";
 import { escapeHtml } from "./escape.ts";
 import { canonicalJson } from "../spec/hash.ts";
-import { configOf, rowConfig, variantLabels } from "./groups.ts";
+import { configOf, differingPaths, rowConfig, showPath, variantLabels } from "./groups.ts";
 import { renderExampleDiff } from "./predictions.ts";
 import { configGroups, gainRows, renderRowCurves, renderSpecDiff } from "./compare_sections.ts";
 import {
@@ -26,7 +26,8 @@ import {
   renderScatter,
   renderTable,
 } from "./components.ts";
-import { renderPage, type ReportMeta } from "./page.ts";
+import { renderPage, type ReportMeta, setupLine } from "./page.ts";
+import { presetOf } from "./run_report.ts";
 import { readRunRecords, type RunRecords } from "./read.ts";
 import { bootstrapCi, mean } from "./stats.ts";
 import { DEFAULT_REPORTS_DIR, writeReportsIndex } from "./index_page.ts";
@@ -309,10 +310,18 @@ export async function renderComparisonReport(
     title,
     date: dates.at(-1) ?? null,
     experiment: names.join(", "),
+    preset: [...new Set(runs.map((r) => presetOf(r.spec) ?? "?"))].join(", "),
+    seed: [...new Set(runs.map((r) => String(r.manifest.seed)))].join(", "),
+    overrides: differingPaths(configs.map((c) => c.config)).map(showPath),
     keyMetrics: Object.fromEntries(acc.map((a) => [a.label, fmtCi(a.mean, null, { scale: 100, unit: "%" })])),
   };
   const body = `
 <h1>${escapeHtml(title)}</h1>
+<p class="setup">${escapeHtml(setupLine({ ...meta, overrides: [] }).replace("no overrides", ""))}${
+    configs.length > 1
+      ? `${configs.length} configurations differing in ${escapeHtml(meta.overrides!.join(", "))}`
+      : "one configuration"
+  }</p>
 <p class="sub">Regenerated from the run records of ${runs.length} runs in ${configs.length} configuration${
     configs.length === 1 ? "" : "s"
   }. A row is one model under one configuration (resolved spec minus seed): its mean is over the runs

@@ -18,8 +18,34 @@ export interface ReportMeta {
   date: string | null;
   experiment: string | null;
   runId?: string | null;
+  /** The model preset(s) of the run(s) ("tiny", "small", ...). */
+  preset?: string | null;
+  /** The master seed(s), e.g. "0" or "0, 1". */
+  seed?: string | null;
+  /** The overrides that distinguish the run(s): `--set` values, or the fields that differ across runs. */
+  overrides?: string[];
   /** A few headline numbers, label -> already formatted text. */
   keyMetrics: Record<string, string>;
+}
+
+/** The `--set` overrides in a run's command line (manifest argv), as `key=value`. */
+export function overridesOf(argv: readonly string[] | undefined): string[] {
+  const out: string[] = [];
+  const a = argv ?? [];
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === "--set" && i + 1 < a.length) out.push(a[++i]);
+    else if (a[i].startsWith("--set=")) out.push(a[i].slice("--set=".length));
+  }
+  return out;
+}
+
+/** "preset tiny · seed 0 · overrides: a=1, b=2" for report headers and the index. */
+export function setupLine(meta: Pick<ReportMeta, "preset" | "seed" | "overrides">): string {
+  const parts: string[] = [];
+  if (meta.preset) parts.push(`preset ${meta.preset}`);
+  if (meta.seed) parts.push(`seed ${meta.seed}`);
+  parts.push(meta.overrides?.length ? `overrides: ${meta.overrides.join(", ")}` : "no overrides");
+  return parts.join(" · ");
 }
 
 export interface PageOptions {
@@ -156,6 +182,7 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: 
 h1 { font-size: 22px; margin: 8px 0 4px; } h2 { font-size: 18px; margin: 28px 0 8px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
 h3 { font-size: 15px; margin: 18px 0 6px; }
 .sub { color: var(--muted); margin: 0 0 12px; }
+.setup { margin: 0 0 6px; font-weight: 600; }
 .note { color: var(--muted); font-size: 13px; }
 .warn { background: #fff8c5; border: 1px solid #d4a72c; padding: 6px 10px; border-radius: 6px; }
 table { border-collapse: collapse; margin: 6px 0 12px; font-variant-numeric: tabular-nums; }

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { atomicWrite } from "../run/atomic.ts";
 import { escapeHtml } from "./escape.ts";
 import { fmtPct } from "./components.ts";
-import { renderPage, type ReportMeta } from "./page.ts";
+import { overridesOf, renderPage, type ReportMeta, setupLine } from "./page.ts";
 import { readRunRecords, type RunRecords } from "./read.ts";
 import {
   type GalleryOptions,
@@ -27,6 +27,12 @@ export interface RunReportOptions extends GalleryOptions {
   reportsDir?: string;
   /** Copy to the reports directory and rebuild its index (default true). */
   publish?: boolean;
+}
+
+/** The model preset of a resolved spec (null when unknown). */
+export function presetOf(spec: Record<string, unknown> | null): string | null {
+  const model = spec?.model as Record<string, unknown> | undefined;
+  return typeof model?.preset === "string" ? model.preset : null;
 }
 
 /** Headline numbers for the index: pairing accuracy per row. */
@@ -52,10 +58,14 @@ export async function renderRunReport(r: RunRecords, opts: GalleryOptions = {}):
     date: m.endedAt ?? m.startedAt ?? null,
     experiment: m.name,
     runId: m.runId,
+    preset: presetOf(r.spec),
+    seed: String(m.seed),
+    overrides: overridesOf(m.argv),
     keyMetrics: keyMetrics(r),
   };
   const body = `
 <h1>${escapeHtml(title)}</h1>
+<p class="setup">${escapeHtml(setupLine(meta))}</p>
 <p class="sub">${escapeHtml(description)} <span class="badge">${escapeHtml(m.status)}</span> started ${
     escapeHtml(m.startedAt)
   }${m.endedAt ? `, ended ${escapeHtml(m.endedAt)}` : ""} · spec <code>${

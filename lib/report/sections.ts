@@ -457,8 +457,9 @@ export function renderManifest(manifest: Manifest, spec: Record<string, unknown>
     ["permissions", Object.entries(m.permissions ?? {}).map(([k, v]) => `${k}=${v}`).join(", ")],
     ["command", raw(`<code>${escapeHtml((m.argv ?? []).join(" "))}</code>`)],
     ["started", m.startedAt],
+    ...(m.attemptStartedAt ? [["latest attempt started", m.attemptStartedAt] as [string, Cell]] : []),
     ["ended", m.endedAt ?? "–"],
-    ["duration", duration(m.startedAt, m.endedAt)],
+    ["duration", duration(m.attemptStartedAt ?? m.startedAt, m.endedAt)],
   ];
   if (m.error) pairs.push(["error", raw(`<pre>${escapeHtml(m.error)}</pre>`)]);
   for (const f of m.forceResume ?? []) pairs.push(["forced resume", `${f.at}: ${f.mismatches.join("; ")}`]);
@@ -471,10 +472,30 @@ export function renderManifest(manifest: Manifest, spec: Record<string, unknown>
       { caption: "Pipeline stages (content-addressed)" },
     )
     : "";
+  const history = (m.history ?? []).length
+    ? renderTable(
+      ["Attempt", "Started", "Ended", "Status", "Commit", "Backend", "Stages from cache", "Command"],
+      m.history!.map((h, i) => [
+        i + 1,
+        h.startedAt,
+        h.endedAt ?? null,
+        h.error ? `${h.status}: ${h.error.split("\n")[0]}` : h.status,
+        raw(
+          `<code>${escapeHtml((h.git?.commit ?? "unknown").slice(0, 12))}</code>${
+            h.git?.dirty ? " dirty" : ""
+          }`,
+        ),
+        h.backend?.name ?? null,
+        (h.stages ?? []).filter((s) => s.cached).map((s) => s.name).join(", ") || "none",
+        raw(`<code>${escapeHtml((h.argv ?? []).join(" "))}</code>`),
+      ]),
+      { caption: "Earlier attempts of this run (it was resumed); the fields above describe the latest" },
+    )
+    : "";
   const specBlock = spec
     ? `<details><summary>Resolved spec (spec.resolved.json)</summary><pre>${
       escapeHtml(JSON.stringify(spec, null, 2))
     }</pre></details>`
     : "";
-  return renderKv(pairs) + stages + specBlock;
+  return renderKv(pairs) + stages + history + specBlock;
 }

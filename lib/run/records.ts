@@ -28,13 +28,35 @@ export interface Manifest {
   device: { os: string; arch: string; cpus: number; memGiB: number; hostname: string };
   permissions: Record<string, string>;
   argv: string[];
+  /** When the run was first started (kept across resumes). */
   startedAt: string;
+  /** When the latest attempt started (absent before a resume). */
+  attemptStartedAt?: string;
   endedAt: string | null;
   status: "running" | "done" | "failed";
   error?: string;
   forceResume?: { at: string; mismatches: string[] }[];
+  /**
+   * Earlier attempts of a resumed run, oldest first: each as the manifest recorded it when the next attempt
+   * began (the top-level fields describe the latest attempt).
+   */
+  history?: RunAttempt[];
   /** Per stage of the pipeline: its content hash, whether it came from the cache, and its cache path. */
   stages: { name: string; kind: string; hash: string; cached: boolean; dir: string }[];
+}
+
+/** One attempt of a run as recorded in `Manifest.history`. */
+export interface RunAttempt {
+  startedAt: string;
+  endedAt: string | null;
+  status: Manifest["status"];
+  error?: string;
+  argv: string[];
+  git: Manifest["git"];
+  lockHash: string | null;
+  backend: Manifest["backend"];
+  device: Manifest["device"];
+  stages: Manifest["stages"];
 }
 
 /** One line of metrics.jsonl. Names follow TRL where they exist. */
