@@ -311,11 +311,13 @@ export function renderCiChart(
   const config: ChartConfig = {
     type: "bar",
     data: {
-      labels: rows.map((r) => r.label),
+      // A configuration label ("Geo-R1 · a=1, b=2") is drawn one part a line instead of rotated and clipped.
+      labels: rows.map((r) => r.label.split(/ · |, /)),
       datasets: [{
         label: opts.yLabel ?? opts.title ?? "mean",
-        data: rows.map((r) => ({
-          x: r.label,
+        // x is the category index: the labels are arrays of lines, not strings to match.
+        data: rows.map((r, i) => ({
+          x: i,
           y: r.mean * s,
           ...(r.ci && Number.isFinite(r.ci[0]) ? { yMin: r.ci[0] * s, yMax: r.ci[1] * s } : {}),
         })),

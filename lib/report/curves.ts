@@ -4,7 +4,7 @@
  * @module
  */
 import type { MetricRecord } from "../run/records.ts";
-import { type ChartConfig, chartGrid, color, flatAxis, renderChart } from "./components.ts";
+import { type ChartConfig, chartGrid, color, flatAxis, pctAxisMax, renderChart } from "./components.ts";
 import { downsample } from "./sections.ts";
 
 /** The curves one row contributes: a stage's metric records from each of its runs (one per seed). */
@@ -108,15 +108,19 @@ export function renderCurvesAcrossRuns(rows: CurveRow[]): string {
               type: "linear",
               grace: "5%",
               title: { display: true, text: def.unit },
-              ...(flatAxis(ys) ?? {}),
+              // Percentages run from 0; a flat series gets a fitted axis instead of v-1..v+1.
+              ...(def.pct ? { min: 0, suggestedMax: pctAxisMax(ys) } : flatAxis(ys) ?? {}),
             },
           },
         },
       };
+      // Long row labels (configurations) need the legend's full width to stay readable.
+      const long = rows.some((r) => r.kind === kind && r.label.length > 32);
       charts.push(
         renderChart(config, {
           title: `${def.title} (${kind}; seeds thin, mean bold)`,
-          height: 260,
+          height: long ? 300 : 260,
+          wide: long,
         }),
       );
     }

@@ -93,8 +93,12 @@ export const CHART_BOOTSTRAP = `(function () {
           }
           if (ds.pointLabels && typeof p.label === "string") {
             ctx.font = "12px sans-serif";
+            // Stack away from the nearer horizontal edge of the plot, so labels stay off the axis ticks.
+            var area = chart.chartArea, up = el.y > (area.top + area.bottom) / 2;
             var box = { x: el.x + 8, y: el.y - 20, w: ctx.measureText(p.label).width, h: 14 };
-            for (var k = 0; k < 40 && placed.some(function (q) { return overlaps(box, q); }); k++) box.y += 14;
+            for (var k = 0; k < 40 && placed.some(function (q) { return overlaps(box, q); }); k++) {
+              box.y += up ? -14 : 14;
+            }
             placed.push(box);
             ctx.fillText(p.label, box.x, box.y + 12);
           }
