@@ -220,20 +220,26 @@ Deno.test("research workflow on the tiny preset: compare configs, predictions, r
     );
 
     await t.step("a run on another test set becomes its own row, with a warning", async () => {
-      const other = ["--seed", "0", "--set", "eval.n=6"];
-      const r = await cli(exp(other));
-      assertEquals(r.code, 0, r.stderr);
+      // Reports read run records only: a copy of a run whose resolved spec names another test size (as
+      // `--set eval.n=6` would) stands for a run on another test set without training one more model.
+      const other = join(tmp, "runs", "geo-r1-othertest");
+      await Deno.mkdir(join(other, "samples"), { recursive: true });
+      for (const f of ["eval.json", "metrics.jsonl", "rollouts.jsonl", "predictions.jsonl"]) {
+        await Deno.copyFile(join(runs[0], f), join(other, f));
+      }
+      const spec = JSON.parse(await Deno.readTextFile(join(runs[0], "spec.resolved.json")));
+      spec.eval.n = 6;
+      await Deno.writeTextFile(join(other, "spec.resolved.json"), JSON.stringify(spec));
+      const m = JSON.parse(await Deno.readTextFile(join(runs[0], "manifest.json")));
+      await Deno.writeTextFile(
+        join(other, "manifest.json"),
+        JSON.stringify({ ...m, runId: "geo-r1-othertest" }),
+      );
+      const evalFile = JSON.parse(await Deno.readTextFile(join(other, "eval.json")));
+      for (const row of evalFile.rows) row.stageHash = `${row.stageHash}-n6`;
+      await Deno.writeTextFile(join(other, "eval.json"), JSON.stringify(evalFile));
       const out = join(reports, "mixed.html");
-      const rep = await cli([
-        "report",
-        runs[0],
-        runs[2],
-        await runDir(other),
-        "--out",
-        out,
-        "--reports-dir",
-        reports,
-      ]);
+      const rep = await cli(["report", runs[0], runs[2], other, "--out", out, "--reports-dir", reports]);
       assertEquals(rep.code, 0, rep.stderr);
       const html = await Deno.readTextFile(out);
       assert(html.includes("runs differ in their test set or world (eval.n)"), "warns about the test set");
@@ -241,6 +247,7 @@ Deno.test("research workflow on the tiny preset: compare configs, predictions, r
       const labels = main.slice(1).map((row) => row[0]);
       assert(labels.includes("Geo-R1 · eval.n=8") && labels.includes("Geo-R1 · eval.n=6"), labels.join("|"));
       assertEquals(main.slice(1).find((row) => row[0] === "Geo-R1 · eval.n=6")![1], "1");
+      assertEquals(main.slice(1).find((row) => row[0] === "Geo-R1 · eval.n=8")![1], "2");
     });
 
     await t.step({
