@@ -54,6 +54,8 @@ Deno.test("bench helpers run on the tiny preset", async () => {
     assertEquals(sft.leakedTensors, 0);
     const grpo = await measureGrpoStep(ctx, { prompts: 2, groupSize: 2, maxNewTokens: 4, reps: 1 });
     assertOk(grpo.seconds >= grpo.generateSeconds && grpo.generateSeconds > 0);
+    // Each step builds and disposes its own AdamW: its moments must leave nothing behind.
+    assertEquals(grpo.leakedTensors, 0);
     const prof = await profileDecodeStep(ctx, { rows: 2, groupSize: 2, steps: 2 });
     assertOk(prof.kernelsPerStep > 0);
     const oh = await measureOverheads(1);

@@ -228,6 +228,8 @@ Deno.test("manifest on disk matches the Manifest type's keys", async () => {
       status: true,
       error: false,
       forceResume: false,
+      attemptStartedAt: false,
+      history: false,
       stages: true,
     };
     assertEquals(Object.keys(m).sort(), Object.entries(keys).filter(([, v]) => v).map(([k]) => k).sort());

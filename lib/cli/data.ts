@@ -36,7 +36,7 @@ subcommands:
 options:
   --task NAME       pairing | geolocate | geoqa | caption (default pairing)
   --n N             number of examples (default: export 200, sheet 8, stats 200)
-  --split NAME      train | val | test (default test; --format folder: every split)
+  --split NAME      train | val | test (default train; --format folder: every split)
   --format NAME     export: jsonl (examples + metadata.jsonl, the default) | folder (a folder source)
   --start I         first example index (default 0)
   --out PATH        output folder (export) or PNG file (sheet)
@@ -105,7 +105,8 @@ async function runData(values: Record<string, unknown>, positionals: string[]): 
   }
   const task = ((values.task as string | undefined) ?? "pairing") as TaskName;
   if (!TASKS.includes(task)) throw new UserError(`--task must be one of ${TASKS.join(", ")}, got '${task}'`);
-  const split = ((values.split as string | undefined) ?? "test") as Split;
+  // Train by default: looking at the data should not mean looking at the held-out test examples.
+  const split = ((values.split as string | undefined) ?? "train") as Split;
   if (!SPLITS.includes(split)) {
     throw new UserError(`--split must be one of ${SPLITS.join(", ")}, got '${split}'`);
   }

@@ -11,6 +11,7 @@ import { RunDir } from "../run/rundir.ts";
 import { checkPath } from "../run/sandbox.ts";
 import { join } from "node:path";
 import type { Command } from "./command.ts";
+import type { Manifest, StageEval } from "../run/records.ts";
 
 const BACKEND_NAMES: readonly BackendName[] = ["auto", "wasm", "webgpu", "cpu", "tensorflow"];
 
@@ -30,7 +31,8 @@ options:
                       (repeatable; VALUE is JSON if it parses, else a string; checked by the schema)
   --seed N            master seed (derives omitted data/model/stage seeds); same as --set seed=N
   --backend NAME      auto | wasm | webgpu | cpu | tensorflow; same as --set backend=NAME
-  --resume            continue an existing run directory from its last checkpoints
+  --resume            continue an unfinished run directory from its last checkpoints (a finished
+                      run, with or without --resume, prints its results and is left as it is)
   --force-resume      resume even if spec, git commit or deno.lock changed (recorded in the manifest)
   --no-cache          retrain every stage instead of reusing cached stage outputs
   --dry-run           print the resolved spec, its hash and run id as JSON, and exit
@@ -116,6 +118,31 @@ async function runExp(values: Record<string, unknown>, positionals: string[]): P
     return 0;
   }
 
+  // A finished run is a record: repeating its command (with or without --resume) prints its results and
+  // leaves every file as it is. --no-cache asks for retraining, which the usual checks below handle.
+  if (!v["no-cache"]) {
+    const finished = await finishedRun(join(v["runs-dir"] ?? "runs", runId));
+    if (finished) {
+      const { formatTable } = await import("../pipeline/table.ts");
+      const m = finished.manifest;
+      console.error(
+        `run ${displayPath(finished.dir)} is finished (done ${m.endedAt ?? "?"}, commit ${
+          (m.git?.commit ?? "unknown").slice(0, 12)
+        }); nothing to do. Its results (eval.json):`,
+      );
+      console.log(formatTable(finished.rows));
+      let report = join(finished.dir, "report.html");
+      if (!(await exists(report))) {
+        // The report is derived from the records: write it when it is missing, touching nothing else.
+        const { writeRunReport } = await import("../report/mod.ts");
+        report = await writeRunReport(finished.dir, { reportsDir: v["reports-dir"] ?? "reports" });
+      }
+      console.error(
+        `report ${displayPath(report)} (remove the run directory, or pass --no-cache, to re-run)`,
+      );
+      return 0;
+    }
+  }
   // Every output directory is checked (real path, links followed) before the backend starts or any stage
   // trains, so a refusal costs nothing and leaves nothing behind.
   const runsDir = v["runs-dir"] ?? "runs";
@@ -191,4 +218,28 @@ async function runExp(values: Record<string, unknown>, positionals: string[]): P
   }
   console.error(`done: ${where} | report ${displayPath(report)}`);
   return 0;
+}
+
+/** The manifest and eval rows of `dir` when it holds a finished run (status done, eval.json readable). */
+async function finishedRun(
+  dir: string,
+): Promise<{ dir: string; manifest: Manifest; rows: StageEval[] } | null> {
+  let manifest: Manifest;
+  let rows: StageEval[];
+  try {
+    manifest = JSON.parse(await Deno.readTextFile(join(dir, "manifest.json")));
+    rows = JSON.parse(await Deno.readTextFile(join(dir, "eval.json"))).rows;
+  } catch {
+    return null;
+  }
+  return manifest?.status === "done" && Array.isArray(rows) ? { dir, manifest, rows } : null;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

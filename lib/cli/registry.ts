@@ -13,6 +13,8 @@ export const COMMANDS: Record<string, () => Promise<Record<string, unknown>>> = 
   report: () => import("./report.ts"),
   data: () => import("./data.ts"),
   eval: () => import("./eval.ts"),
+  bench: () => import("./bench.ts"),
+  bundle: () => import("./bundle.ts"),
 };
 
 /** Load the command `name` from its module (null when no command of that name is registered). */

@@ -21,9 +21,12 @@ export const command: Command = {
 
 With one run directory: regenerate its report from the run records (spec.resolved.json, manifest.json,
 metrics.jsonl, rollouts.jsonl, eval.json, samples/) to RUN_DIR/report.html and copy it to
-<reports-dir>/<runId>.html. With several: write a comparison report (pairing accuracy and completion length
-per row label - Base, Geo-SFT, Geo-R1-Zero, Geo-R1 - with means and 95% bootstrap CIs over runs, the
-geolocation thresholds and geo-qa) to --out. Both rebuild <reports-dir>/index.html. Reports are single
+<reports-dir>/<runId>.html. With several: write a comparison report to --out. Its rows are models (Base,
+Geo-SFT, Geo-R1-Zero, Geo-R1) under one configuration: runs are grouped by their resolved spec minus the
+seed, so means and 95% bootstrap CIs are over seeds only, and a model two configurations change gets one row
+each, labelled by the spec fields that differ. It shows a spec-diff table, warns when runs differ in test set
+or preset, and adds the gain over the starting stage, training curves per row (seeds thin, mean bold), the
+geolocation thresholds, geo-qa and an example-by-example diff from predictions.jsonl. Both rebuild <reports-dir>/index.html. Reports are single
 self-contained HTML files (chart.js inlined, images as data: URIs, strict CSP): they open offline.
 
 With --paper (one run or several): the paper-tables report: our Table 1 (geolocation) and Table 2 (pairing
@@ -42,7 +45,8 @@ options:
 
 examples:
   deno task report runs/geo-r1-1a2b3c4d
-  deno task report runs/base-* runs/geo-sft-* runs/geo-r1-zero-* runs/geo-r1-* --out reports/table2.html
+  deno task report runs/geo-r1-* runs/geo-r1-zero-* --out reports/table2.html
+    (three seeds of each: four rows of n=3; runs of other configurations get rows of their own)
   deno task report --paper runs/geo-r1-* runs/geo-r1-zero-* runs/task-sft-*`,
   options: {
     paper: { type: "boolean" },

@@ -6,6 +6,7 @@
 import sharp from "sharp";
 import { UserError } from "../errors.ts";
 import { checkPath } from "../run/sandbox.ts";
+import { drawText, GLYPH_H, textWidth } from "./glyphs.ts";
 import type { RGBImage } from "../world/types.ts";
 import type { Example } from "./types.ts";
 
@@ -112,6 +113,8 @@ function frame(dst: RGBImage, x0: number, y0: number, w: number, h: number, t: n
   }
 }
 
+const LABEL_COLOUR = [230, 230, 230];
+
 /** Frame colours of the contact sheet: the true match, and negatives by tier. */
 export const SHEET_COLOURS: Record<string, number[]> = {
   match: [40, 200, 60],
@@ -122,24 +125,39 @@ export const SHEET_COLOURS: Record<string, number[]> = {
 
 /**
  * A contact sheet: one block per example, the ground strip (upscaled by `scale`) above its aerial tile(s) in
- * letter order. Pairing candidates are framed by tier (green = the true match, orange = near, blue = climate,
- * grey = far). Returns an RGB image (encode with {@link encodePng}).
+ * letter order, each tile lettered (A, B, ...) below. Pairing candidates are framed by tier (green = the
+ * true match, orange = near, blue = climate, grey = far), with that legend across the top. Returns an RGB
+ * image (encode with {@link encodePng}).
  */
 export function contactSheet(examples: Example[], scale = 3): RGBImage {
   const pad = 6 * scale;
+  const font = Math.max(1, Math.round(scale * 2 / 3));
+  const labelH = (GLYPH_H + 3) * font;
+  const framed = examples.some((e) => e.pairing);
   const blocks = examples.map((e) => {
     const g = e.ground ? upscale(e.ground, scale) : null;
     const as = e.aerial.map((a) => upscale(a, scale));
     const aw = as.reduce((s, a) => s + a.width, 0) + Math.max(0, as.length - 1) * pad;
-    const ah = as.reduce((m, a) => Math.max(m, a.height), 0);
+    const ah = as.reduce((m, a) => Math.max(m, a.height), 0) + (as.length ? labelH : 0);
     const w = Math.max(g?.width ?? 0, aw);
     const h = (g?.height ?? 0) + (g && as.length ? pad : 0) + ah;
     return { e, g, as, w, h };
   });
-  const W = Math.max(1, ...blocks.map((b) => b.w)) + 2 * pad;
-  const H = blocks.reduce((s, b) => s + b.h + pad, pad);
+  const legend = framed ? Object.keys(SHEET_COLOURS) : [];
+  const swatch = GLYPH_H * font;
+  const legendW = legend.reduce((s, k) => s + swatch + font * 3 + textWidth(k, font) + pad, 0);
+  const legendH = legend.length ? swatch + pad : 0;
+  const W = Math.max(1, legendW, ...blocks.map((b) => b.w)) + 2 * pad;
+  const H = blocks.reduce((s, b) => s + b.h + pad, pad + legendH);
   const img: RGBImage = { width: W, height: H, data: new Uint8Array(W * H * 3).fill(24) };
-  let y = pad;
+  let lx = pad;
+  for (const k of legend) {
+    frame(img, lx + font, pad + font, swatch - 2 * font, swatch - 2 * font, font, SHEET_COLOURS[k]);
+    lx += swatch + font * 3;
+    drawText(img, k, lx, pad, font, LABEL_COLOUR);
+    lx += textWidth(k, font) + pad;
+  }
+  let y = pad + legendH;
   for (const b of blocks) {
     if (b.g) blit(img, b.g, pad, y);
     let x = pad;
@@ -148,6 +166,11 @@ export function contactSheet(examples: Example[], scale = 3): RGBImage {
       blit(img, a, x, ya);
       const tier = b.e.pairing?.tiers[i];
       if (tier) frame(img, x, ya, a.width, a.height, Math.max(2, scale), SHEET_COLOURS[tier]);
+      const letter = b.as.length > 1 ? String.fromCharCode(65 + i) : "";
+      if (letter) {
+        const lx0 = x + Math.round((a.width - textWidth(letter, font)) / 2);
+        drawText(img, letter, lx0, ya + a.height + 2 * font + 1, font, LABEL_COLOUR);
+      }
       x += a.width + pad;
     });
     y += b.h + pad;

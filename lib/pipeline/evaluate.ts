@@ -9,7 +9,7 @@ import type { Example, TaskName, Tokenizer } from "../data/types.ts";
 import type { GenerateOptions, VLM } from "../model/types.ts";
 import { hostWeights, type ReplicaPool } from "../train/replicas.ts";
 import type { EvalSpec } from "../spec/types.ts";
-import type { GalleryItem, StageEval } from "../run/records.ts";
+import type { GalleryItem, PredictionRecord, StageEval } from "../run/records.ts";
 import { collatePrompts, disposeInput } from "../model/collate.ts";
 import { parseCompletion, type ParsedCompletion } from "../reward/parse.ts";
 import { accuracyReward, completionDistanceKm } from "../reward/rewards.ts";
@@ -40,6 +40,11 @@ export interface EvalContext {
    * (lib/eval/stats.ts clusterBootstrapCi). Absent: example bootstrap.
    */
   clusterOf?(ex: Example): string;
+  /**
+   * Receives one record per test example (predictions.jsonl). With it, the images of each task's
+   * `spec.gallery` worst cases are saved too (wrong answers; geolocation: the largest errors).
+   */
+  predictions?: PredictionRecord[];
 }
 
 interface Scored {
@@ -170,8 +175,50 @@ export async function evaluateModel(c: EvalContext): Promise<StageEval> {
     }
     const keep = task === "pairing" ? c.spec.gallery : Math.min(2, c.spec.gallery);
     for (const s of scored.slice(0, keep)) result.gallery.push(await galleryItem(c, s));
+    if (c.predictions) {
+      const recs = scored.map((s) => predictionRecord(c, s));
+      for (const i of worstIndices(recs, c.spec.gallery)) {
+        const imgs = await saveImages(c, scored[i]);
+        recs[i].groundPng = imgs.groundPng;
+        recs[i].aerialPngs = imgs.aerialPngs;
+      }
+      c.predictions.push(...recs);
+    }
   }
   return result;
+}
+
+/** One test example as the model answered it. */
+function predictionRecord(c: EvalContext, s: Scored): PredictionRecord {
+  const parsed = parseCompletion(s.text);
+  const rec: PredictionRecord = {
+    stage: c.stage,
+    stageHash: c.stageHash,
+    task: s.ex.task,
+    exampleId: s.ex.id,
+    prompt: s.ex.prompt,
+    completion: s.text,
+    parsed: parsed.answer,
+    answer: s.ex.answer,
+    correct: accuracyReward(s.text, s.ex) === 1,
+    formatOk: parsed.ok,
+    tokens: s.tokens,
+  };
+  if (s.ex.task === "pairing") rec.tier = tierOf(s.ex);
+  if (s.ex.task === "geolocate") {
+    const km = completionDistanceKm(s.text, s.ex);
+    rec.km = Number.isFinite(km) ? km : null;
+  }
+  if (s.ex.qaKind) rec.qaKind = s.ex.qaKind;
+  return rec;
+}
+
+/** Indices of the `n` worst predictions of one task: wrong ones first, then by distance (geolocation). */
+export function worstIndices(recs: PredictionRecord[], n: number): number[] {
+  const badness = (r: PredictionRecord) =>
+    (r.correct ? 0 : 1e9) + (r.km === undefined ? 0 : r.km === null ? 1e8 : Math.min(r.km, 1e8 - 1));
+  return recs.map((r, i) => ({ i, b: badness(r) })).filter((x) => x.b > 0)
+    .sort((a, b) => b.b - a.b || a.i - b.i).slice(0, n).map((x) => x.i);
 }
 
 /** Whether the answer is the match the think block names (null: it names none, or the format is broken). */
@@ -187,7 +234,11 @@ function tierOf(ex: Example): string {
   return "none";
 }
 
-async function galleryItem(c: EvalContext, s: Scored): Promise<GalleryItem> {
+/** Save the ground and aerial views of an example as PNGs (one file name per stage and example). */
+async function saveImages(
+  c: EvalContext,
+  s: Scored,
+): Promise<{ groundPng: string | null; aerialPngs: string[] }> {
   const base = `${c.stage}_${s.ex.id}`.replace(/[^A-Za-z0-9_.-]/g, "_");
   let groundPng: string | null = null;
   if (s.ex.ground) {
@@ -199,6 +250,11 @@ async function galleryItem(c: EvalContext, s: Scored): Promise<GalleryItem> {
     await atomicWrite(`${c.samplesDir}/${base}_aerial${k}.png`, await encodePng(s.ex.aerial[k]));
     aerialPngs.push(`${c.samplesRel}/${base}_aerial${k}.png`);
   }
+  return { groundPng, aerialPngs };
+}
+
+async function galleryItem(c: EvalContext, s: Scored): Promise<GalleryItem> {
+  const { groundPng, aerialPngs } = await saveImages(c, s);
   return {
     task: s.ex.task,
     exampleId: s.ex.id,

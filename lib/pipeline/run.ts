@@ -16,7 +16,14 @@ import { dirname, join } from "node:path";
 import type { Example, TaskName } from "../data/types.ts";
 import type { VLM } from "../model/types.ts";
 import type { ExperimentSpec, GrpoStageSpec, StageSpec, SupervisedStageSpec } from "../spec/types.ts";
-import type { EvalFile, Manifest, MetricRecord, RolloutRecord, StageEval } from "../run/records.ts";
+import type {
+  EvalFile,
+  Manifest,
+  MetricRecord,
+  PredictionRecord,
+  RolloutRecord,
+  StageEval,
+} from "../run/records.ts";
 import { canonicalJson, sha256Hex } from "../spec/hash.ts";
 import { atomicWrite, atomicWriteJson, removeStaleTemps } from "../run/atomic.ts";
 import { appendJsonl, filterJsonl, readJsonl, repairJsonl } from "../run/jsonl.ts";
@@ -39,6 +46,9 @@ import { codeVersion } from "./code_version.ts";
 import { ReplicaPool } from "../train/replicas.ts";
 import { BASELINE_LABELS } from "../baselines/mod.ts";
 import { type BaselineStagePlan, runBaselineStage } from "./baseline.ts";
+import { formatTable } from "./table.ts";
+
+export { formatTable };
 
 /** Row labels of the paper's table, by pipeline shape. */
 export const ROW_LABELS = ["Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1"] as const;
@@ -174,6 +184,8 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
   };
 
   const rows: StageEval[] = [];
+  /** The stage directory whose predictions file belongs to each row (same order as `rows`). */
+  const rowDirs = new Map<StageEval, string>();
   let model: VLM | null = null;
   const replicas = new Replicas(cfg, log);
   try {
@@ -214,16 +226,16 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
         }
         // Evaluate this stage's model (cached per stage + eval spec).
         const label = rowLabel(plans.slice(0, i + 1));
-        rows.push(
-          await evalStage(plan, model, label, evalHash, {
-            ...o,
-            log,
-            tokenizer,
-            testExamples,
-            replicas,
-            sampler,
-          }),
-        );
+        const row = await evalStage(plan, model, label, evalHash, {
+          ...o,
+          log,
+          tokenizer,
+          testExamples,
+          replicas,
+          sampler,
+        });
+        rows.push(row);
+        rowDirs.set(row, plan.dir);
       } finally {
         lock.close();
       }
@@ -257,7 +269,9 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
     const cached = await readJsonIf<StageEval>(join(last.dir, `eval-${evalHash}.json`));
     if (cached) {
       await copySamples(last.dir, o.runDir);
-      rows.push({ ...cached, label, stage: `${last.name} (cached sibling)` });
+      const row = { ...cached, label, stage: `${last.name} (cached sibling)` };
+      rows.push(row);
+      rowDirs.set(row, last.dir);
     }
   }
   // The paper's rows in its order, then any other rows (RL variants, baselines) in the order they came.
@@ -288,6 +302,16 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
   await atomicWrite(metricsPath, metricLines.join(""));
   if (rolloutLines.length) await atomicWrite(rolloutsPath, rolloutLines.join(""));
   else await Deno.remove(rolloutsPath).catch(() => {});
+  // Every row's per-example predictions, labelled as in eval.json (rows evaluated before predictions were
+  // kept have none in their stage cache).
+  const predictionLines: string[] = [];
+  for (const row of rows) {
+    const file = join(rowDirs.get(row)!, `predictions-${evalHash}.jsonl`);
+    for (const rec of await readJsonl<PredictionRecord>(file)) {
+      predictionLines.push(JSON.stringify({ label: row.label, ...rec, stage: row.stage }) + "\n");
+    }
+  }
+  await atomicWrite(join(o.runDir, "predictions.jsonl"), predictionLines.join(""));
   const evalFile: EvalFile = { experiment: spec.name, runId: o.manifest.runId, rows };
   await atomicWriteJson(join(o.runDir, "eval.json"), evalFile);
   if (o.verbose !== false) console.log(formatTable(rows));
@@ -529,7 +553,9 @@ async function evalStage(
   const bar = c.verbose === false
     ? null
     : progress(c.spec.eval.tasks.filter((t) => t !== "caption").length * c.spec.eval.n, `eval ${plan.name}`);
+  const predictions: PredictionRecord[] = [];
   const res = await evaluateModel({
+    predictions,
     model,
     tokenizer: c.tokenizer,
     testExamples: c.testExamples,
@@ -544,6 +570,11 @@ async function evalStage(
     clusterOf: (ex) => c.sampler.regionKey(ex.scene.lat, ex.scene.lon),
   });
   bar?.stop();
+  // Written before the eval file, whose presence marks the stage's evaluation complete.
+  await atomicWrite(
+    join(plan.dir, `predictions-${evalHash}.jsonl`),
+    predictions.map((p) => JSON.stringify(p) + "\n").join(""),
+  );
   await atomicWriteJson(path, res);
   await copySamples(plan.dir, c.runDir);
   await ensureRecord(join(plan.dir, "metrics.jsonl"), evalRecord(plan, res, evalHash));
@@ -706,33 +737,6 @@ function summary(e: StageEval): string {
   }
   if (e.geoqa) parts.push(`geo-qa ${(100 * e.geoqa.accuracy).toFixed(1)}%`);
   return parts.join(", ");
-}
-
-/** The four-row table as text (paper's table 2 shape, plus geolocation columns). */
-export function formatTable(rows: StageEval[]): string {
-  const head = [
-    "model",
-    "pairing acc % [95% CI]",
-    "completion len (tok)",
-    "geo@25km %",
-    "geo@2500km %",
-    "geo-qa %",
-  ];
-  const body = rows.map((r) => [
-    r.label,
-    r.pairing
-      ? `${(100 * r.pairing.accuracy).toFixed(1)} [${(100 * r.pairing.ci[0]).toFixed(1)}, ${
-        (100 * r.pairing.ci[1]).toFixed(1)
-      }]`
-      : "-",
-    r.pairing ? r.pairing.meanLength.toFixed(1) : "-",
-    r.geolocate ? (100 * (r.geolocate.thresholds["25"] ?? 0)).toFixed(1) : "-",
-    r.geolocate ? (100 * (r.geolocate.thresholds["2500"] ?? 0)).toFixed(1) : "-",
-    r.geoqa ? (100 * r.geoqa.accuracy).toFixed(1) : "-",
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ");
-  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
 }
 
 /**

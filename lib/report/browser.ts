@@ -76,6 +76,8 @@ export interface BrowserCheckResult {
   screenshot: string | null;
   /** Full page height in CSS pixels. */
   pageHeight: number;
+  /** The value of `opts.probe` (undefined without one). */
+  probe?: unknown;
   chromiumVersion: string;
 }
 
@@ -85,6 +87,11 @@ export interface BrowserCheckOptions {
   screenshotPath?: string;
   /** Viewport width in CSS pixels (default 1280). */
   width?: number;
+  /**
+   * A JavaScript expression evaluated in the page after the screenshot (it may click, type and measure);
+   * its value, JSON-serialisable, is returned as `probe`.
+   */
+  probe?: string;
   /** Cap of the screenshot height in CSS pixels (default 12000). */
   maxScreenshotHeight?: number;
   timeoutMs?: number;
@@ -399,6 +406,7 @@ async function checkInProcess(htmlPath: string, opts: BrowserCheckOptions): Prom
       await Deno.writeFile(opts.screenshotPath, bytes);
       screenshot = resolve(opts.screenshotPath);
     }
+    const probe = opts.probe === undefined ? undefined : await evaluate(opts.probe);
     // let late events (e.g. a lazily started request) arrive before reporting
     await new Promise((r) => setTimeout(r, 200));
     return {
@@ -411,6 +419,7 @@ async function checkInProcess(htmlPath: string, opts: BrowserCheckOptions): Prom
       screenshot,
       pageHeight,
       chromiumVersion: version.product,
+      ...(opts.probe === undefined ? {} : { probe }),
     };
   } finally {
     if (cdp) {

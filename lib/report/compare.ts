@@ -11,6 +11,10 @@ import { atomicWrite } from "../run/atomic.ts";
 import type { StageEval } from "../run/records.ts";
 import { hashString32 } from "../rng.ts";
 import { escapeHtml } from "./escape.ts";
+import { canonicalJson } from "../spec/hash.ts";
+import { configOf, differingPaths, rowConfig, showPath, variantLabels } from "./groups.ts";
+import { renderExampleDiff } from "./predictions.ts";
+import { configGroups, gainRows, renderRowCurves, renderSpecDiff } from "./compare_sections.ts";
 import {
   chartGrid,
   type CiRow,
@@ -23,7 +27,8 @@ import {
   renderScatter,
   renderTable,
 } from "./components.ts";
-import { renderPage, type ReportMeta } from "./page.ts";
+import { renderPage, type ReportMeta, setupLine } from "./page.ts";
+import { presetOf } from "./run_report.ts";
 import { readRunRecords, type RunRecords } from "./read.ts";
 import { bootstrapCi, mean } from "./stats.ts";
 import { DEFAULT_REPORTS_DIR, writeReportsIndex } from "./index_page.ts";
@@ -32,34 +37,64 @@ import { nearestTrainingFigures, pairedGeoDiffs } from "./paired.ts";
 /** Row labels in the paper's order; other labels follow in order of first appearance. */
 export const CANONICAL_LABELS = ["Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1", "Task-SFT", "Task-SFT+GRPO"];
 
-/** Eval rows of one label across runs, deduplicated by stage hash (a cached stage shared by runs counts once). */
+/**
+ * Eval rows of one model under one configuration across runs (seeds), deduplicated by stage hash (a cached
+ * stage shared by runs counts once). `label` is what tables show: the model ("Geo-R1"), followed by the
+ * spec fields that tell it from other rows of the same model when there are several (lib/report/groups.ts).
+ */
 export interface LabelGroup {
   label: string;
+  /** The model: "Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1", or another eval.json label. */
+  model: string;
+  /** `k=v, ...` over the spec fields that differ among this model's rows ("" when it has one row). */
+  variant: string;
+  /** Identity of the row: the model and the part of the config its model depends on. */
+  key: string;
   rows: { runId: string; row: StageEval }[];
 }
 
-/** Group the eval rows of several runs by label. */
+/** The group key of one eval row of a run. */
+export function rowKey(r: RunRecords, row: StageEval): string {
+  return `${row.label}\u0000${canonicalJson(rowConfig(configOf(r.spec), row.stage, row.label))}`;
+}
+
+/**
+ * Group the eval rows of several runs by model and configuration minus the seed: runs that differ in
+ * anything but their seeds give separate rows, so a mean and CI are only ever over seeds.
+ */
 export function aggregateRuns(runs: RunRecords[]): LabelGroup[] {
-  const groups = new Map<string, LabelGroup>();
+  const groups = new Map<string, LabelGroup & { config: Record<string, unknown> }>();
   const seen = new Set<string>();
   for (const r of runs) {
     for (const row of r.eval.rows) {
-      const key = `${row.label}\u0000${row.stageHash || `${r.manifest.runId}/${row.stage}`}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      let g = groups.get(row.label);
-      if (!g) groups.set(row.label, g = { label: row.label, rows: [] });
+      const key = rowKey(r, row);
+      const dedupe = `${key}\u0000${row.stageHash || `${r.manifest.runId}/${row.stage}`}`;
+      if (seen.has(dedupe)) continue;
+      seen.add(dedupe);
+      let g = groups.get(key);
+      if (!g) {
+        const config = rowConfig(configOf(r.spec), row.stage, row.label);
+        groups.set(key, g = { label: row.label, model: row.label, variant: "", key, rows: [], config });
+      }
       g.rows.push({ runId: r.manifest.runId, row });
     }
+  }
+  const all = [...groups.values()];
+  for (const model of new Set(all.map((g) => g.model))) {
+    const same = all.filter((g) => g.model === model);
+    if (same.length < 2) continue;
+    const { labels } = variantLabels(same.map((g) => g.config));
+    same.forEach((g, i) => {
+      g.variant = labels[i];
+      g.label = `${model} · ${labels[i]}`;
+    });
   }
   const rank = (l: string) => {
     const i = CANONICAL_LABELS.indexOf(l);
     return i < 0 ? CANONICAL_LABELS.length : i;
   };
-  return [...groups.values()].map((g, i) => ({ g, i })).sort((a, b) =>
-    rank(a.g.label) - rank(b.g.label) || a.i - b.i
-  )
-    .map((x) => x.g);
+  return all.map((g, i) => ({ g, i })).sort((a, b) => rank(a.g.model) - rank(b.g.model) || a.i - b.i)
+    .map(({ g }) => ({ label: g.label, model: g.model, variant: g.variant, key: g.key, rows: g.rows }));
 }
 
 export interface CiOptions {
@@ -86,7 +121,7 @@ export function ciRows(
       ? bootstrapCi(values, {
         resamples: opts.resamples ?? 2000,
         alpha: opts.alpha ?? 0.05,
-        seed: hashString32(`${opts.metric ?? ""}/${g.label}`),
+        seed: hashString32(`${opts.metric ?? ""}/${g.model}`),
       })
       : ownCi(rows[0].row) ?? null;
     out.push({ label: g.label, mean: mean(values), ci, n: values.length });
@@ -247,16 +282,21 @@ export async function renderComparisonReport(
   const unfinished = runs.filter((r) => r.manifest.status !== "done").map((r) => r.manifest.runId);
   if (unfinished.length) warnings.push(`not finished: ${unfinished.join(", ")}`);
 
-  // per-run accuracy matrix (label x run) so replicate spread is visible
+  const configs = configGroups(runs);
+  const diff = renderSpecDiff(configs);
+  warnings.push(...diff.warnings);
+  const gain = gainRows(groups, runs, (r) => r.pairing?.accuracy, { ...opts, metric: "acc" });
+
+  // per-run accuracy matrix (row x run) so replicate spread is visible
   const perRun = renderTable(
-    ["Model", ...runs.map((r) => `${r.manifest.name} (seed ${r.manifest.seed})`)],
+    ["Model", ...runs.map((r) => `${r.manifest.runId} (seed ${r.manifest.seed})`)],
     groups.map((g) => [
       g.label,
       // The row of the run's own table (eval.json), also when it came from a sibling run through the stage
       // cache: listing a shared row only under the first run that has it put a geo-r1-zero row in a geo-r1
       // run's column.
       ...runs.map((r) => {
-        const row = r.eval.rows.find((y) => y.label === g.label);
+        const row = r.eval.rows.find((y) => rowKey(r, y) === g.key);
         return row?.pairing ? fmtPct(row.pairing.accuracy) : null;
       }),
     ]),
@@ -353,6 +393,7 @@ export async function renderComparisonReport(
   const bars = renderCiChart(acc, {
     title: "Pairing accuracy (%)",
     scale: 100,
+    unit: "%",
     yLabel: "accuracy (%)",
     height: 300,
   });
@@ -366,21 +407,39 @@ export async function renderComparisonReport(
     title,
     date: dates.at(-1) ?? null,
     experiment: names.join(", "),
+    preset: [...new Set(runs.map((r) => presetOf(r.spec) ?? "?"))].join(", "),
+    seed: [...new Set(runs.map((r) => String(r.manifest.seed)))].join(", "),
+    overrides: differingPaths(configs.map((c) => c.config)).map(showPath),
     keyMetrics: Object.fromEntries(acc.map((a) => [a.label, fmtCi(a.mean, null, { scale: 100, unit: "%" })])),
   };
   const body = `
 <h1>${escapeHtml(title)}</h1>
-<p class="sub">Regenerated from the run records of ${runs.length} runs. Means over runs; the 95% CI is a percentile
-bootstrap over runs (${opts.resamples ?? 2000} resamples) when several runs share a row, else that run's own
-bootstrap CI over the test split (cluster bootstrap over region cells where the run recorded them).</p>
+<p class="setup">${escapeHtml(setupLine({ ...meta, overrides: [] }).replace("no overrides", ""))}${
+    configs.length > 1
+      ? `${configs.length} configurations differing in ${escapeHtml(meta.overrides!.join(", "))}`
+      : "one configuration"
+  }</p>
+<p class="sub">Regenerated from the run records of ${runs.length} runs in ${configs.length} configuration${
+    configs.length === 1 ? "" : "s"
+  }. A row is one model under one configuration (resolved spec minus seed): its mean is over the runs
+(seeds) of that configuration, and its 95% CI a percentile bootstrap over them (${
+    opts.resamples ?? 2000
+  } resamples) when there are several, else that run's own bootstrap CI over the test split (cluster bootstrap over region cells where the run
+recorded them). No mean or CI
+pools runs of different configurations.</p>
 ${warnings.length ? `<p class="warn">${warnings.map(escapeHtml).join("<br>")}</p>` : ""}
+<h2>Configurations</h2>
+${diff.html}
 <h2>Accuracy vs completion length</h2>
 ${
     renderCiMultiTable([
       { name: "Pairing accuracy [95% CI]", rows: acc, format: { scale: 100, unit: "%" } },
+      { name: "Gain over starting stage, pp [95% CI]", rows: gain, format: { scale: 100, unit: " pp" } },
       { name: "Completion length, tokens [95% CI]", rows: len, format: { digits: 1 } },
       { name: "Format rate", rows: fmt, format: { scale: 100, unit: "%" } },
-    ], { caption: "Cross-view pairing on the test split" })
+    ], {
+      caption: "Cross-view pairing on the test split; gain: minus the model it starts from in the same run",
+    })
   }
 ${
     acc.length
@@ -388,6 +447,10 @@ ${
       : `<p class="note">No pairing evaluation in these runs (baseline rows answer geolocation only).</p>`
   }
 ${perRun}
+<h2>Training curves</h2>
+${renderRowCurves(groups, runs)}
+<h2>Example by example</h2>
+${renderExampleDiff(groups, runs)}
 <h2 id="geolocate">Geolocation (out of task)</h2>
 ${geoTable}
 <h2>Geo-QA (out of task)</h2>

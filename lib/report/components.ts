@@ -27,6 +27,10 @@ export interface Column {
 export interface TableOptions {
   caption?: string;
   className?: string;
+  /** Extra attributes of the table element (trusted, e.g. ` data-sortable`). */
+  attrs?: string;
+  /** Attributes of each body row (trusted), e.g. `data-task` for filtering. */
+  rowAttrs?: (i: number) => string;
 }
 
 function cellHtml(c: Cell): string {
@@ -44,15 +48,20 @@ export function renderTable(columns: (string | Column)[], rows: Cell[][], opts: 
     `<th${cls(c)}${c.title ? ` title="${escapeHtml(c.title)}"` : ""}>${escapeHtml(c.label)}</th>`
   )
     .join("");
-  const body = rows.map((r) =>
-    `<tr>${r.map((c, i) => `<td${cls(cols[i])}>${cellHtml(c)}</td>`).join("")}</tr>`
+  const body = rows.map((r, j) =>
+    `<tr${opts.rowAttrs?.(j) ?? ""}>${
+      r.map((c, i) => `<td${cls(cols[i])}>${cellHtml(c)}</td>`).join("")
+    }</tr>`
   )
     .join("\n");
-  return `<table${opts.className ? ` class="${escapeHtml(opts.className)}"` : ""}>${
+  // Wide tables scroll inside their own box instead of widening the page.
+  return `<div class="tablewrap"><table${opts.className ? ` class="${escapeHtml(opts.className)}"` : ""}${
+    opts.attrs ?? ""
+  }>${
     opts.caption ? `<caption>${escapeHtml(opts.caption)}</caption>` : ""
   }<thead><tr>${head}</tr></thead><tbody>
 ${body}
-</tbody></table>`;
+</tbody></table></div>`;
 }
 
 /** A two-column key/value table. */
@@ -109,6 +118,19 @@ export interface Series {
   points: [number, number][];
 }
 
+/**
+ * y-axis bounds for a series that is flat: chart.js draws a constant v on v-1..v+1, which puts a rate of 0
+ * on a -1..1 axis. A flat series gets v +- 10% (non-negative values stay above 0; 0 gets 0..1).
+ */
+export function flatAxis(values: number[]): { min: number; max: number } | null {
+  const v = values.filter(Number.isFinite);
+  if (!v.length) return null;
+  const lo = Math.min(...v), hi = Math.max(...v);
+  if (hi - lo > 1e-9 * Math.max(1, Math.abs(hi))) return null;
+  const pad = lo === 0 ? 1 : Math.abs(lo) * 0.1;
+  return { min: lo >= 0 ? Math.max(0, lo - pad) : lo - pad, max: hi + pad };
+}
+
 /** Line chart of series over a numeric x axis (e.g. metric vs step). */
 export function renderLineChart(
   series: Series[],
@@ -137,6 +159,7 @@ export function renderLineChart(
         y: {
           type: opts.logY ? "logarithmic" : "linear",
           title: { display: !!opts.yLabel, text: opts.yLabel ?? "" },
+          ...(opts.logY ? {} : flatAxis(series.flatMap((x) => x.points.map((p) => p[1]))) ?? {}),
         },
       },
     },
@@ -273,6 +296,12 @@ export function renderCiMultiTable(
   return renderTable(cols, body, { caption: opts.caption });
 }
 
+/** The top of a percentage axis: the data's maximum rounded up to 10, at least 10, at most 100. */
+export function pctAxisMax(values: number[]): number {
+  const hi = Math.max(0, ...values.filter(Number.isFinite));
+  return Math.min(100, Math.max(10, Math.ceil(hi / 10) * 10));
+}
+
 /** Bar chart of CI rows with error bars (e.g. accuracy per model or per swept value). */
 export function renderCiChart(
   rows: CiRow[],
@@ -282,11 +311,13 @@ export function renderCiChart(
   const config: ChartConfig = {
     type: "bar",
     data: {
-      labels: rows.map((r) => r.label),
+      // A configuration label ("Geo-R1 · a=1, b=2") is drawn one part a line instead of rotated and clipped.
+      labels: rows.map((r) => r.label.split(/ · |, /)),
       datasets: [{
         label: opts.yLabel ?? opts.title ?? "mean",
-        data: rows.map((r) => ({
-          x: r.label,
+        // x is the category index: the labels are arrays of lines, not strings to match.
+        data: rows.map((r, i) => ({
+          x: i,
           y: r.mean * s,
           ...(r.ci && Number.isFinite(r.ci[0]) ? { yMin: r.ci[0] * s, yMax: r.ci[1] * s } : {}),
         })),
@@ -295,7 +326,16 @@ export function renderCiChart(
     },
     options: {
       plugins: { legend: { display: false } },
-      scales: { y: { beginAtZero: true, title: { display: !!opts.yLabel, text: opts.yLabel ?? "" } } },
+      scales: {
+        y: {
+          beginAtZero: true,
+          title: { display: !!opts.yLabel, text: opts.yLabel ?? "" },
+          // A percentage axis runs in percent even when every bar is 0 (chart.js would draw 0..1).
+          ...(opts.unit === "%"
+            ? { suggestedMax: pctAxisMax(rows.map((r) => (r.ci?.[1] ?? r.mean) * s)) }
+            : {}),
+        },
+      },
     },
   };
   return renderChart(config, opts);

@@ -58,11 +58,14 @@ async function writeIndex(reportsDir: string): Promise<string> {
   const date = (x: (typeof entries)[number]) => x.meta?.date ?? x.mtime?.toISOString() ?? "";
   entries.sort((a, b) => date(b).localeCompare(date(a)) || a.file.localeCompare(b.file));
   const table = renderTable(
-    ["Report", "Kind", "Experiment", "Date", "Key metrics"],
+    ["Report", "Kind", "Experiment", "Preset", "Seed", "Overrides", "Date", "Key metrics"],
     entries.map((x) => [
       raw(`<a href="${escapeHtml(encodeURIComponent(x.file))}">${escapeHtml(x.meta?.title ?? x.file)}</a>`),
       x.meta?.kind ?? "?",
       x.meta?.experiment ?? null,
+      x.meta?.preset ?? null,
+      x.meta?.seed ?? null,
+      x.meta ? (x.meta.overrides?.length ? x.meta.overrides.join(", ") : "none") : null,
       date(x) ? date(x).replace("T", " ").replace(/\.\d+Z$/, "Z") : null,
       raw(
         Object.entries(x.meta?.keyMetrics ?? {}).map(([k, v]) => `${escapeHtml(k)}: <b>${escapeHtml(v)}</b>`)

@@ -18,8 +18,34 @@ export interface ReportMeta {
   date: string | null;
   experiment: string | null;
   runId?: string | null;
+  /** The model preset(s) of the run(s) ("tiny", "small", ...). */
+  preset?: string | null;
+  /** The master seed(s), e.g. "0" or "0, 1". */
+  seed?: string | null;
+  /** The overrides that distinguish the run(s): `--set` values, or the fields that differ across runs. */
+  overrides?: string[];
   /** A few headline numbers, label -> already formatted text. */
   keyMetrics: Record<string, string>;
+}
+
+/** The `--set` overrides in a run's command line (manifest argv), as `key=value`. */
+export function overridesOf(argv: readonly string[] | undefined): string[] {
+  const out: string[] = [];
+  const a = argv ?? [];
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === "--set" && i + 1 < a.length) out.push(a[++i]);
+    else if (a[i].startsWith("--set=")) out.push(a[i].slice("--set=".length));
+  }
+  return out;
+}
+
+/** "preset tiny · seed 0 · overrides: a=1, b=2" for report headers and the index. */
+export function setupLine(meta: Pick<ReportMeta, "preset" | "seed" | "overrides">): string {
+  const parts: string[] = [];
+  if (meta.preset) parts.push(`preset ${meta.preset}`);
+  if (meta.seed) parts.push(`seed ${meta.seed}`);
+  parts.push(meta.overrides?.length ? `overrides: ${meta.overrides.join(", ")}` : "no overrides");
+  return parts.join(" · ");
 }
 
 export interface PageOptions {
@@ -36,10 +62,12 @@ export const CHART_BOOTSTRAP = `(function () {
   "use strict";
   var errors = [];
   function num(v) { return typeof v === "number" && isFinite(v); }
+  // Point labels are placed below earlier ones they would overlap (e.g. two models at one accuracy).
+  function overlaps(a, b) { return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h; }
   var ciBars = {
     id: "ciBars",
     afterDatasetsDraw: function (chart) {
-      var ctx = chart.ctx;
+      var ctx = chart.ctx, placed = [];
       chart.data.datasets.forEach(function (ds, i) {
         var meta = chart.getDatasetMeta(i);
         if (meta.hidden || chart.config.type === "line") return;
@@ -65,13 +93,30 @@ export const CHART_BOOTSTRAP = `(function () {
           }
           if (ds.pointLabels && typeof p.label === "string") {
             ctx.font = "12px sans-serif";
-            ctx.fillText(p.label, el.x + 8, el.y - 8);
+            // Stack away from the nearer horizontal edge of the plot, so labels stay off the axis ticks.
+            var area = chart.chartArea, up = el.y > (area.top + area.bottom) / 2;
+            var box = { x: el.x + 8, y: el.y - 20, w: ctx.measureText(p.label).width, h: 14 };
+            for (var k = 0; k < 40 && placed.some(function (q) { return overlaps(box, q); }); k++) {
+              box.y += up ? -14 : 14;
+            }
+            placed.push(box);
+            ctx.fillText(p.label, box.x, box.y + 12);
           }
           ctx.restore();
         });
       });
     }
   };
+  // Legend filters by name: chart configs are JSON, so they cannot carry functions.
+  var legendFilters = {
+    hideSeeds: function (item, data) { return !data.datasets[item.datasetIndex].seedLine; }
+  };
+  function resolveFilters(cfg) {
+    var labels = cfg.options && cfg.options.plugins && cfg.options.plugins.legend &&
+      cfg.options.plugins.legend.labels;
+    if (labels && typeof labels.filter === "string") labels.filter = legendFilters[labels.filter];
+    return cfg;
+  }
   var made = 0, figures = document.querySelectorAll("figure.chart");
   if (typeof Chart === "undefined") {
     errors.push("chart.js did not load");
@@ -82,7 +127,7 @@ export const CHART_BOOTSTRAP = `(function () {
     Chart.defaults.font.family = "system-ui, sans-serif";
     figures.forEach(function (fig) {
       try {
-        var cfg = JSON.parse(fig.querySelector("script[type='application/json']").textContent);
+        var cfg = resolveFilters(JSON.parse(fig.querySelector("script[type='application/json']").textContent));
         new Chart(fig.querySelector("canvas"), cfg);
         made++;
       } catch (e) {
@@ -95,6 +140,45 @@ export const CHART_BOOTSTRAP = `(function () {
 })();
 `;
 
+/** Sortable (click a header) and filterable (`input[data-filter=<table id>]`) tables; sets
+ * `window.__tablesReady` for tests. */
+export const TABLE_SCRIPT = `(function () {
+  "use strict";
+  function key(td) {
+    var v = td.textContent.trim(), n = parseFloat(v);
+    return isNaN(n) ? [1, v.toLowerCase()] : [0, n];
+  }
+  function cmp(a, b) { return a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0); }
+  var tables = document.querySelectorAll("table[data-sortable]");
+  tables.forEach(function (t) {
+    Array.prototype.forEach.call(t.tHead.rows[0].cells, function (th, i) {
+      th.style.cursor = "pointer";
+      th.title = "sort by this column";
+      th.addEventListener("click", function () {
+        var asc = th.getAttribute("aria-sort") !== "ascending";
+        Array.prototype.forEach.call(t.tHead.rows[0].cells, function (h) { h.removeAttribute("aria-sort"); });
+        th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+        var body = t.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+        rows.sort(function (a, b) { return cmp(key(a.cells[i]), key(b.cells[i])) * (asc ? 1 : -1); });
+        rows.forEach(function (r) { body.appendChild(r); });
+      });
+    });
+  });
+  var filters = document.querySelectorAll("input[data-filter]");
+  filters.forEach(function (input) {
+    var t = document.getElementById(input.getAttribute("data-filter"));
+    if (!t) return;
+    input.addEventListener("input", function () {
+      var q = input.value.toLowerCase();
+      Array.prototype.forEach.call(t.tBodies[0].rows, function (r) {
+        r.style.display = r.textContent.toLowerCase().indexOf(q) >= 0 ? "" : "none";
+      });
+    });
+  });
+  window.__tablesReady = { sortable: tables.length, filters: filters.length };
+})();
+`;
+
 const CSS = `
 :root { color-scheme: light; --fg: #1b1f24; --muted: #5c6670; --line: #d8dee4; --bg2: #f6f8fa; --ok: #1a7f37; --bad: #cf222e; }
 * { box-sizing: border-box; }
@@ -102,9 +186,11 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: 
 h1 { font-size: 22px; margin: 8px 0 4px; } h2 { font-size: 18px; margin: 28px 0 8px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
 h3 { font-size: 15px; margin: 18px 0 6px; }
 .sub { color: var(--muted); margin: 0 0 12px; }
+.setup { margin: 0 0 6px; font-weight: 600; }
 .note { color: var(--muted); font-size: 13px; }
 .warn { background: #fff8c5; border: 1px solid #d4a72c; padding: 6px 10px; border-radius: 6px; }
 table { border-collapse: collapse; margin: 6px 0 12px; font-variant-numeric: tabular-nums; }
+.tablewrap { max-width: 100%; overflow-x: auto; }
 th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: var(--bg2); font-weight: 600; }
 td.num, th.num { text-align: right; white-space: nowrap; }
@@ -122,6 +208,9 @@ figure.chart .box { position: relative; width: 100%; }
 .item img { image-rendering: pixelated; border: 1px solid var(--line); margin: 2px 4px 2px 0; vertical-align: top; }
 .item .ground { width: 100%; max-width: 368px; height: auto; }
 .item .aerial { width: 72px; height: 72px; }
+img.thumb-ground { height: 40px; image-rendering: pixelated; } img.thumb-aerial { width: 40px; height: 40px; image-rendering: pixelated; }
+.cands figcaption { text-align: center; }
+input[type=search] { font: inherit; padding: 3px 6px; width: 340px; max-width: 100%; }
 .cands { display: flex; flex-wrap: wrap; gap: 4px; }
 .cands figure { margin: 0; text-align: center; font-size: 12px; color: var(--muted); }
 .ok { color: var(--ok); font-weight: 600; } .bad { color: var(--bad); font-weight: 600; }
@@ -155,6 +244,7 @@ export async function renderPage(opts: PageOptions): Promise<string> {
     const chartjs = await loadChartJs();
     scripts.push(chartjs.code, CHART_BOOTSTRAP);
   }
+  if (opts.body.includes("data-sortable")) scripts.push(TABLE_SCRIPT);
   const csp = contentSecurityPolicy(scripts);
   return `<!DOCTYPE html>
 <html lang="en">

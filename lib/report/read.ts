@@ -13,6 +13,7 @@ import type {
   GalleryItem,
   Manifest,
   MetricRecord,
+  PredictionRecord,
   RolloutRecord,
   StageEval,
 } from "../run/records.ts";
@@ -37,6 +38,8 @@ export interface RunRecords {
   metrics: MetricRecord[];
   rollouts: RolloutStageSummary[] | null;
   eval: EvalFile;
+  /** predictions.jsonl (empty when the run has none). */
+  predictions: PredictionRecord[];
   /** Problems that do not stop a report (e.g. a torn last JSONL line); shown in the report. */
   warnings: string[];
 }
@@ -294,7 +297,18 @@ export async function readRunRecords(runDir: string): Promise<RunRecords> {
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  return { dir, spec, manifest, metrics, rollouts, eval: evalFile, warnings };
+  const predictions: PredictionRecord[] = [];
+  const predictionsPath = join(dir, "predictions.jsonl");
+  try {
+    await readJsonl(predictionsPath, warnings, (v) => {
+      if (typeof v.exampleId === "string" && typeof v.task === "string") {
+        predictions.push(v as unknown as PredictionRecord);
+      }
+    });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return { dir, spec, manifest, metrics, rollouts, eval: evalFile, predictions, warnings };
 }
 
 /** Rows of eval.json by label, in file order. */

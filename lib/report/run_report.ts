@@ -8,7 +8,7 @@ import { atomicWrite, removeTempsOf } from "../run/atomic.ts";
 import { checkPath } from "../run/sandbox.ts";
 import { escapeHtml } from "./escape.ts";
 import { fmtPct } from "./components.ts";
-import { renderPage, type ReportMeta } from "./page.ts";
+import { overridesOf, renderPage, type ReportMeta, setupLine } from "./page.ts";
 import { readRunRecords, type RunRecords } from "./read.ts";
 import {
   type GalleryOptions,
@@ -21,12 +21,19 @@ import {
   renderRolloutSummary,
 } from "./sections.ts";
 import { DEFAULT_REPORTS_DIR, writeReportsIndex } from "./index_page.ts";
+import { renderWorstCases } from "./predictions.ts";
 
 export interface RunReportOptions extends GalleryOptions {
   /** Where the copy and index go (default "reports", relative to the working directory). */
   reportsDir?: string;
   /** Copy to the reports directory and rebuild its index (default true). */
   publish?: boolean;
+}
+
+/** The model preset of a resolved spec (null when unknown). */
+export function presetOf(spec: Record<string, unknown> | null): string | null {
+  const model = spec?.model as Record<string, unknown> | undefined;
+  return typeof model?.preset === "string" ? model.preset : null;
 }
 
 /** Headline numbers for the index: pairing accuracy per row. */
@@ -42,6 +49,7 @@ export async function renderRunReport(r: RunRecords, opts: GalleryOptions = {}):
   const rows = r.eval.rows;
   const warnings = [...r.warnings];
   const gallery = await renderGallery(r.dir, rows, warnings, opts);
+  const worst = await renderWorstCases(r, warnings);
   const stageOrder = [...(m.stages ?? []).map((s) => s.name), ...rows.map((x) => x.stage)];
   const title = `${m.name} · ${m.runId}`;
   const description = r.spec && typeof r.spec.description === "string" ? r.spec.description : "";
@@ -51,10 +59,14 @@ export async function renderRunReport(r: RunRecords, opts: GalleryOptions = {}):
     date: m.endedAt ?? m.startedAt ?? null,
     experiment: m.name,
     runId: m.runId,
+    preset: presetOf(r.spec),
+    seed: String(m.seed),
+    overrides: overridesOf(m.argv),
     keyMetrics: keyMetrics(r),
   };
   const body = `
 <h1>${escapeHtml(title)}</h1>
+<p class="setup">${escapeHtml(setupLine(meta))}</p>
 <p class="sub">${escapeHtml(description)} <span class="badge">${escapeHtml(m.status)}</span> started ${
     escapeHtml(m.startedAt)
   }${m.endedAt ? `, ended ${escapeHtml(m.endedAt)}` : ""} · spec <code>${
@@ -62,7 +74,7 @@ export async function renderRunReport(r: RunRecords, opts: GalleryOptions = {}):
   }</code> · commit <code>${escapeHtml((m.git?.commit ?? "unknown").slice(0, 12))}</code>${
     m.git?.dirty ? " (dirty)" : ""
   }</p>
-<nav><a href="#accuracy">Accuracy vs length</a><a href="#geolocate">Geolocation</a><a href="#geoqa">Geo-QA</a><a href="#curves">Training curves</a><a href="#rollouts">Rollouts</a><a href="#gallery">Gallery</a><a href="#manifest">Manifest</a></nav>
+<nav><a href="#accuracy">Accuracy vs length</a><a href="#geolocate">Geolocation</a><a href="#geoqa">Geo-QA</a><a href="#curves">Training curves</a><a href="#rollouts">Rollouts</a><a href="#worst">Worst cases</a><a href="#gallery">Gallery</a><a href="#manifest">Manifest</a></nav>
 ${warnings.length ? `<p class="warn">${warnings.map(escapeHtml).join("<br>")}</p>` : ""}
 <h2 id="accuracy">Accuracy vs completion length</h2>
 ${renderAccuracyLength(rows)}
@@ -74,6 +86,8 @@ ${renderGeoQa(rows)}
 ${renderCurves(r.metrics, stageOrder)}
 <h2 id="rollouts">Training rollouts</h2>
 ${renderRolloutSummary(r.rollouts)}
+<h2 id="worst">Worst cases</h2>
+${worst}
 <h2 id="gallery">Evaluation gallery</h2>
 ${gallery}
 <h2 id="manifest">Manifest</h2>

@@ -176,22 +176,35 @@ interface CurveGroup {
 }
 
 const CURVE_GROUPS: CurveGroup[] = [
-  { title: "Loss", match: (k) => k === "loss" || k.startsWith("loss/") },
-  { title: "Reward", match: (k) => k === "reward" || /^rewards\/[^/]+\/mean$/.test(k) },
-  { title: "Reward std", match: (k) => k === "reward_std" || /^rewards\/[^/]+\/std$/.test(k) },
-  { title: "Accuracy", match: (k) => k === "accuracy" },
-  { title: "Completion length (tokens)", match: (k) => /^completions\/(mean|min|max)_length$/.test(k) },
-  { title: "KL to reference", match: (k) => k === "kl" },
-  { title: "Entropy", match: (k) => k === "entropy" },
+  {
+    title: "Loss",
+    yLabel: "cross-entropy (nats/token)",
+    match: (k) => k === "loss" || k.startsWith("loss/"),
+  },
+  { title: "Reward", yLabel: "reward", match: (k) => k === "reward" || /^rewards\/[^/]+\/mean$/.test(k) },
+  {
+    title: "Reward std",
+    yLabel: "reward",
+    match: (k) => k === "reward_std" || /^rewards\/[^/]+\/std$/.test(k),
+  },
+  { title: "Accuracy", yLabel: "share correct (0-1)", match: (k) => k === "accuracy" },
+  {
+    title: "Completion length (tokens)",
+    yLabel: "tokens",
+    match: (k) => /^completions\/(mean|min|max)_length$/.test(k),
+  },
+  { title: "KL to reference", yLabel: "nats", match: (k) => k === "kl" },
+  { title: "Entropy", yLabel: "nats/token", match: (k) => k === "entropy" },
   {
     title: "Truncated / zero-std groups",
+    yLabel: "share (0-1)",
     match: (k) => k === "completions/clipped_ratio" || k === "frac_reward_zero_std",
   },
-  { title: "Clip ratios", match: (k) => k.startsWith("clip_ratio/") },
-  { title: "Learning rate", match: (k) => k === "lr" },
-  { title: "Gradient norm", match: (k) => k === "grad_norm" },
-  { title: "Throughput (tokens/s)", match: (k) => k === "tokens_per_s" },
-  { title: "Step time (s)", match: (k) => k === "step_time" },
+  { title: "Clip ratios", yLabel: "share (0-1)", match: (k) => k.startsWith("clip_ratio/") },
+  { title: "Learning rate", yLabel: "learning rate", match: (k) => k === "lr" },
+  { title: "Gradient norm", yLabel: "L2 norm", match: (k) => k === "grad_norm" },
+  { title: "Throughput (tokens/s)", yLabel: "tokens/s", match: (k) => k === "tokens_per_s" },
+  { title: "Step time (s)", yLabel: "seconds", match: (k) => k === "step_time" },
 ];
 
 /** At most `max` points: bucket means of x and y over equal-size buckets. */
@@ -245,17 +258,21 @@ export function renderCurves(metrics: MetricRecord[], stageOrder: string[] = [])
     const keys = [...s.series.keys()];
     const used = new Set<string>();
     const charts: string[] = [];
-    const chartFor = (title: string, ks: string[], logY = false) => {
-      const series: Series[] = ks.map((k) => ({
-        label: k,
-        points: downsample(s.series.get(k)!.sort((a, b) => a[0] - b[0])),
-      }));
-      charts.push(renderLineChart(series, { title, xLabel: "step", logY }));
+    // A series of one point is a number, not a curve: it goes into the table under the charts.
+    const singles: [string, number, number][] = [];
+    const chartFor = (title: string, ks: string[], logY = false, yLabel?: string) => {
+      const series: Series[] = [];
+      for (const k of ks) {
+        const pts = s.series.get(k)!.sort((a, b) => a[0] - b[0]);
+        if (pts.length >= 2) series.push({ label: k, points: downsample(pts) });
+        else singles.push([k, pts[0][0], pts[0][1]]);
+      }
+      if (series.length) charts.push(renderLineChart(series, { title, xLabel: "step", yLabel, logY }));
       ks.forEach((k) => used.add(k));
     };
     for (const g of CURVE_GROUPS) {
       const ks = keys.filter((k) => !used.has(k) && g.match(k));
-      if (ks.length) chartFor(g.title, ks, g.logY);
+      if (ks.length) chartFor(g.title, ks, g.logY, g.yLabel);
     }
     // evaluation during training: eval/<task>/<metric>, one chart per task
     const evalTasks = [
@@ -266,8 +283,8 @@ export function renderCurves(metrics: MetricRecord[], stageOrder: string[] = [])
       const ks = keys.filter((k) => !used.has(k) && k.startsWith(`eval/${t}/`));
       const lengths = ks.filter((k) => k.endsWith("_length"));
       const rates = ks.filter((k) => !k.endsWith("_length"));
-      if (rates.length) chartFor(`Eval: ${t}`, rates);
-      if (lengths.length) chartFor(`Eval: ${t} (tokens)`, lengths);
+      if (rates.length) chartFor(`Eval: ${t}`, rates, false, "rate (0-1)");
+      if (lengths.length) chartFor(`Eval: ${t} (tokens)`, lengths, false, "tokens");
     }
     const rest = keys.filter((k) => !used.has(k));
     for (const k of rest.slice(0, 8)) chartFor(k, [k]);
@@ -277,7 +294,14 @@ export function renderCurves(metrics: MetricRecord[], stageOrder: string[] = [])
       `<h3>Stage ${escapeHtml(name)} <span class="badge">${escapeHtml(s.kind)}</span></h3>` +
         `<p class="note">${n} logged steps; ${keys.length} metrics${
           skipped.length ? `; not charted: ${escapeHtml(skipped.join(", "))}` : ""
-        }</p>` + chartGrid(charts),
+        }</p>` + chartGrid(charts) +
+        (singles.length
+          ? renderTable(
+            ["Metric", { label: "Step", num: true }, { label: "Value", num: true }],
+            singles.map(([k, step, v]) => [k, step, fmtNum(v, Math.abs(v) >= 100 ? 1 : 4)]),
+            { caption: "Logged once in this stage (no curve to draw)" },
+          )
+          : ""),
     );
   }
   return parts.join("\n");
@@ -460,8 +484,9 @@ export function renderManifest(manifest: Manifest, spec: Record<string, unknown>
     ["permissions", Object.entries(m.permissions ?? {}).map(([k, v]) => `${k}=${v}`).join(", ")],
     ["command", raw(`<code>${escapeHtml((m.argv ?? []).join(" "))}</code>`)],
     ["started", m.startedAt],
+    ...(m.attemptStartedAt ? [["latest attempt started", m.attemptStartedAt] as [string, Cell]] : []),
     ["ended", m.endedAt ?? "–"],
-    ["duration", duration(m.startedAt, m.endedAt)],
+    ["duration", duration(m.attemptStartedAt ?? m.startedAt, m.endedAt)],
   ];
   if (m.error) pairs.push(["error", raw(`<pre>${escapeHtml(m.error)}</pre>`)]);
   for (const f of m.forceResume ?? []) pairs.push(["forced resume", `${f.at}: ${f.mismatches.join("; ")}`]);
@@ -474,10 +499,30 @@ export function renderManifest(manifest: Manifest, spec: Record<string, unknown>
       { caption: "Pipeline stages (content-addressed)" },
     )
     : "";
+  const history = (m.history ?? []).length
+    ? renderTable(
+      ["Attempt", "Started", "Ended", "Status", "Commit", "Backend", "Stages from cache", "Command"],
+      m.history!.map((h, i) => [
+        i + 1,
+        h.startedAt,
+        h.endedAt ?? null,
+        h.error ? `${h.status}: ${h.error.split("\n")[0]}` : h.status,
+        raw(
+          `<code>${escapeHtml((h.git?.commit ?? "unknown").slice(0, 12))}</code>${
+            h.git?.dirty ? " dirty" : ""
+          }`,
+        ),
+        h.backend?.name ?? null,
+        (h.stages ?? []).filter((s) => s.cached).map((s) => s.name).join(", ") || "none",
+        raw(`<code>${escapeHtml((h.argv ?? []).join(" "))}</code>`),
+      ]),
+      { caption: "Earlier attempts of this run (it was resumed); the fields above describe the latest" },
+    )
+    : "";
   const specBlock = spec
     ? `<details><summary>Resolved spec (spec.resolved.json)</summary><pre>${
       escapeHtml(JSON.stringify(spec, null, 2))
     }</pre></details>`
     : "";
-  return renderKv(pairs) + stages + specBlock;
+  return renderKv(pairs) + stages + history + specBlock;
 }

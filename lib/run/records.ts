@@ -8,6 +8,7 @@
  *   metrics.jsonl        one MetricRecord a line (all stages, `stage` field)
  *   rollouts.jsonl       one RolloutRecord a line (GRPO stages)
  *   eval.json            EvalFile
+ *   predictions.jsonl    one PredictionRecord a line: every test example of every evaluated row
  *   samples/             PNGs referenced by GalleryItem (ground and aerial views)
  *   report.html          the run report
  * Stage outputs live in the content-addressed cache `cache/stages/<stageHash>/` (checkpoint, metrics.jsonl,
@@ -28,13 +29,35 @@ export interface Manifest {
   device: { os: string; arch: string; cpus: number; memGiB: number; hostname: string };
   permissions: Record<string, string>;
   argv: string[];
+  /** When the run was first started (kept across resumes). */
   startedAt: string;
+  /** When the latest attempt started (absent before a resume). */
+  attemptStartedAt?: string;
   endedAt: string | null;
   status: "running" | "done" | "failed";
   error?: string;
   forceResume?: { at: string; mismatches: string[] }[];
+  /**
+   * Earlier attempts of a resumed run, oldest first: each as the manifest recorded it when the next attempt
+   * began (the top-level fields describe the latest attempt).
+   */
+  history?: RunAttempt[];
   /** Per stage of the pipeline: its content hash, whether it came from the cache, and its cache path. */
   stages: { name: string; kind: string; hash: string; cached: boolean; dir: string }[];
+}
+
+/** One attempt of a run as recorded in `Manifest.history`. */
+export interface RunAttempt {
+  startedAt: string;
+  endedAt: string | null;
+  status: Manifest["status"];
+  error?: string;
+  argv: string[];
+  git: Manifest["git"];
+  lockHash: string | null;
+  backend: Manifest["backend"];
+  device: Manifest["device"];
+  stages: Manifest["stages"];
 }
 
 /** One line of metrics.jsonl. Names follow TRL where they exist. */
@@ -58,6 +81,9 @@ export interface RolloutRecord {
   stage: string;
   step: number;
   promptId: string;
+  /** The prompt's user text and its verifiable answer (absent in ledgers written before they were kept). */
+  prompt?: string;
+  answer?: string;
   group: number;
   sample: number;
   completion: string;
@@ -78,6 +104,38 @@ export interface GalleryItem {
   correct: boolean;
   groundPng: string | null;
   aerialPngs: string[];
+}
+
+/**
+ * One line of predictions.jsonl: one test example as one model answered it. The stage cache keeps the lines
+ * of a stage's evaluation (`predictions-<evalHash>.jsonl`, without `label`); the run's file adds the row
+ * label of eval.json, so two rows (or two runs) can be compared example by example.
+ */
+export interface PredictionRecord {
+  /** Row label in eval.json ("Geo-R1", ...); set in the run's file. */
+  label?: string;
+  stage: string;
+  stageHash: string;
+  task: string;
+  exampleId: string;
+  prompt: string;
+  completion: string;
+  /** The answer block as parsed (null when the completion breaks the format). */
+  parsed: string | null;
+  /** The correct answer (canonical form, lib/data/types.ts Example.answer). */
+  answer: string;
+  /** pairing / geoqa: the answer is right; geolocate: within 25 km (the accuracy reward's radius). */
+  correct: boolean;
+  formatOk: boolean;
+  /** geolocate: great-circle error in km (Infinity when unparsable is written as null). */
+  km?: number | null;
+  /** pairing: the hardest negative tier; geoqa: the question kind. */
+  tier?: string;
+  qaKind?: string;
+  tokens: number;
+  /** Images saved for the worst cases (paths relative to the run directory). */
+  groundPng?: string | null;
+  aerialPngs?: string[];
 }
 
 /** Evaluation of one model (one stage's checkpoint) on the test split. */

@@ -14,7 +14,7 @@ import { atomicWriteJson, removeStaleTemps, removeTempsOf, withDirLock } from ".
 import { appendJsonl } from "./jsonl.ts";
 import { checkPath } from "./sandbox.ts";
 import { type BackendRecord, buildManifest, manifestMismatches } from "./manifest.ts";
-import type { Manifest, MetricRecord, RolloutRecord } from "./records.ts";
+import type { Manifest, MetricRecord, RolloutRecord, RunAttempt } from "./records.ts";
 
 /** Options of {@link RunDir.prepare}. */
 export interface PrepareRunOptions {
@@ -206,8 +206,23 @@ export class RunDir {
           `\npass --force-resume to continue anyway (recorded in the manifest)`,
       );
     }
+    // The interrupted attempt goes into the history; the top level describes this one.
+    const previous: RunAttempt = {
+      startedAt: stored.attemptStartedAt ?? stored.startedAt,
+      endedAt: stored.endedAt,
+      status: stored.status,
+      ...(stored.error !== undefined ? { error: stored.error } : {}),
+      argv: stored.argv,
+      git: stored.git,
+      lockHash: stored.lockHash,
+      backend: stored.backend,
+      device: stored.device,
+      stages: stored.stages,
+    };
     const manifest: Manifest = {
       ...stored,
+      history: [...(stored.history ?? []), previous],
+      attemptStartedAt: fresh.startedAt,
       git: fresh.git,
       lockHash: fresh.lockHash,
       versions: fresh.versions,

@@ -145,8 +145,9 @@ export interface SupervisedStageSpec {
 }
 
 export interface GrpoSpec {
-  /** Prompts per step (P) and samples per prompt (G). */
+  /** Prompts per step (P). */
   promptsPerStep: number;
+  /** Samples per prompt (G), at least 2: advantages compare a prompt's samples, so G = 1 learns nothing. */
   groupSize: number;
   maxNewTokens: number;
   temperature: number;

@@ -20,6 +20,8 @@ let validator: ValidateFunction | null = null;
 function getValidator(): ValidateFunction {
   if (!validator) {
     const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
+    // `reason`: why a bound exists, shown in the error message when the bound is broken.
+    ajv.addKeyword({ keyword: "reason", schemaType: "string" });
     validator = ajv.compile(SPEC_SCHEMA);
   }
   return validator!;
@@ -97,7 +99,13 @@ function problemOf(e: ErrorObject, prov: Provenance, fallbackOrigin: string): Sp
     case "exclusiveMinimum":
     case "exclusiveMaximum": {
       const { comparison, limit } = e.params as { comparison: string; limit: number };
-      return { pointer: ptr, origin: originOf(ptr), message: `must be ${comparison} ${limit}, got ${got}` };
+      // A bound with a `reason` in the schema says it: "must be >= 2 (GRPO compares ...), got 1".
+      const why = (e.parentSchema as { reason?: string } | undefined)?.reason;
+      return {
+        pointer: ptr,
+        origin: originOf(ptr),
+        message: `must be ${comparison} ${limit}${why ? ` (${why})` : ""}, got ${got}`,
+      };
     }
     case "propertyNames": {
       const name = (e.params as { propertyName: string }).propertyName;

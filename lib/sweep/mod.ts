@@ -199,7 +199,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
     const lines = [
       `sweep '${sweep.name}' (${
         displayPath(loaded.path)
-      }): ${runs.length} runs, ${todo.length} to run, ${workers} workers`,
+      }): ${runs.length} runs, ${todo.length} to run, ${workers} worker${workers === 1 ? "" : "s"}`,
     ];
     for (const r of runs) {
       const s = dirStatus.get(r.runId)!;
@@ -270,7 +270,8 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
     const nDone = state.runs.filter((r) => r.status === "done").length;
     log(
       `sweep '${sweep.name}': ${state.runs.length} runs (${nDone} complete, ${todo.length} to run), executor ${executor}` +
-        (executor === "local" ? `, ${workers} workers` : "") + `; state ${displayPath(statePath)}`,
+        (executor === "local" ? `, ${workers} worker${workers === 1 ? "" : "s"}` : "") +
+        `; state ${displayPath(statePath)}`,
     );
 
     let result: SweepResult;

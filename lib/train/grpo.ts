@@ -565,6 +565,8 @@ function rolloutRecords(
       stage,
       step,
       promptId: examples[Math.floor(i / G)].id,
+      prompt: examples[Math.floor(i / G)].prompt,
+      answer: examples[Math.floor(i / G)].answer,
       group: Math.floor(i / G),
       sample: i % G,
       completion: st.texts[i],

@@ -76,8 +76,10 @@ export class AdamW {
     this.beta2 = opts.beta2;
     this.weightDecay = opts.weightDecay;
     this.eps = opts.eps ?? 1e-8;
-    this.#m = this.vars.map((v) => tf.variable(tf.zerosLike(v), false, `${v.name}/adam_m`));
-    this.#v = this.vars.map((v) => tf.variable(tf.zerosLike(v), false, `${v.name}/adam_v`));
+    // tf.variable shares its initial tensor's data and leaves that tensor alive: tidy disposes it, so a
+    // disposed optimizer leaves no tensor behind.
+    this.#m = this.vars.map((v) => tf.tidy(() => tf.variable(tf.zerosLike(v), false, `${v.name}/adam_m`)));
+    this.#v = this.vars.map((v) => tf.tidy(() => tf.variable(tf.zerosLike(v), false, `${v.name}/adam_v`)));
   }
 
   /**

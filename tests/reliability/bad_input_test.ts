@@ -94,6 +94,12 @@ Deno.test("reliability: corrupt checkpoint, full disk (CLI): one clear error, ea
     });
     await t.step("disk full (fault hook) while writing eval.json / report: old files intact", async () => {
       for (const target of ["eval.json", "report.html"]) {
+        // A finished run is left alone by exp: mark it interrupted so --resume writes its records again.
+        const mPath = join(run, "manifest.json");
+        await Deno.writeTextFile(
+          mPath,
+          JSON.stringify({ ...JSON.parse(await Deno.readTextFile(mPath)), status: "running" }),
+        );
         const r = await exp(s, "base", ["--resume"], { GEO_R1_FAULT: `enospc:${run}/${target}` });
         assertEquals(r.code, 1, r.stderr);
         const lines = errorLines(r.stderr);
