@@ -116,6 +116,7 @@ export async function runBaselineStage(
     kind: "test",
     step: st.steps,
     time: Date.now(),
+    evalHash,
     train_time_s: predictor.trainSeconds,
   };
   for (const [k, v] of Object.entries(metrics.thresholds)) rec[`eval/geolocate/acc@${k}km`] = v;

@@ -205,6 +205,7 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
           );
           o.manifest.stages[i].cached = res.cached;
           rows.push(res.row);
+          rowDirs.set(res.row, plan.dir);
           continue;
         }
         const done = !o.noCache && (await verifyDone(plan, log));
@@ -306,7 +307,9 @@ export async function runExperiment(o: RunOptions): Promise<EvalFile> {
   // kept have none in their stage cache).
   const predictionLines: string[] = [];
   for (const row of rows) {
-    const file = join(rowDirs.get(row)!, `predictions-${evalHash}.jsonl`);
+    const dir = rowDirs.get(row);
+    if (!dir) continue;
+    const file = join(dir, `predictions-${evalHash}.jsonl`);
     for (const rec of await readJsonl<PredictionRecord>(file)) {
       predictionLines.push(JSON.stringify({ label: row.label, ...rec, stage: row.stage }) + "\n");
     }
