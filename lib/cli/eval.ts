@@ -369,6 +369,7 @@ async function runEval(values: Record<string, unknown>, positionals: string[]): 
         stageHash: target.stageHash,
         progress: (d) => bar?.update(d),
         replicas,
+        clusterOf: (ex) => source.sampler.regionKey(ex.scene.lat, ex.scene.lon),
       });
     } finally {
       bar?.stop();
