@@ -1,7 +1,7 @@
 /**
  * The research workflow as a user meets it, on the tiny preset through the CLI (main.ts in a subprocess with
  * the permissions of `deno task exp`): change a knob, compare, find the failures, re-run.
- *   - default vs `groupSize=8, lr=1e-4`, two seeds each: the comparison report has two Geo-R1 rows of n=2
+ *   - default vs `groupSize=8, lr=3e-4`, two seeds each: the comparison report has two Geo-R1 rows of n=2
  *     and shows how their specs differ; a run on another test set is split off and warned about;
  *   - predictions.jsonl holds every test example of every row; rollouts carry their prompt and answer;
  *   - repeating a finished exp (with or without --resume) prints its results and touches nothing; a resumed
@@ -18,7 +18,7 @@ import type { Manifest, PredictionRecord, RolloutRecord } from "../lib/run/recor
 const ROOT = new URL("..", import.meta.url).pathname;
 const MAIN = join(ROOT, "main.ts");
 const PERMS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--allow-sys"];
-const ABLATION = ["--set", "stages.grpo.grpo.groupSize=8", "--set", "stages.grpo.optim.lr=1e-4"];
+const ABLATION = ["--set", "stages.grpo.grpo.groupSize=8", "--set", "stages.grpo.optim.lr=3e-4"];
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -181,7 +181,7 @@ Deno.test("research workflow on the tiny preset: compare configs, predictions, r
 
     let cmpPath = "";
     await t.step(
-      "default vs groupSize=8, lr=1e-4 over two seeds: two Geo-R1 rows of n=2 and their diff",
+      "default vs groupSize=8, lr=3e-4 over two seeds: two Geo-R1 rows of n=2 and their diff",
       async () => {
         cmpPath = join(reports, "ablation.html");
         const r = await cli(["report", ...runs, "--out", cmpPath, "--reports-dir", reports]);
@@ -192,8 +192,8 @@ Deno.test("research workflow on the tiny preset: compare configs, predictions, r
         assertEquals([...byLabel.keys()], [
           "Base",
           "Geo-SFT",
-          "Geo-R1 · grpo.grpo.groupSize=4, grpo.optim.lr=0.00001",
-          "Geo-R1 · grpo.grpo.groupSize=8, grpo.optim.lr=0.0001",
+          "Geo-R1 · grpo.grpo.groupSize=4, grpo.optim.lr=0.0001",
+          "Geo-R1 · grpo.grpo.groupSize=8, grpo.optim.lr=0.0003",
         ]);
         for (const row of byLabel.values()) assertEquals(row[1], "2", `${row[0]}: n`);
         assert(main[0].includes("Gain over starting stage, pp [95% CI]"));
@@ -201,7 +201,7 @@ Deno.test("research workflow on the tiny preset: compare configs, predictions, r
         assertEquals(diff.slice(0, 3).map((row) => row.slice(0, 3)), [
           ["Spec field", "config 1", "config 2"],
           ["grpo.grpo.groupSize", "4", "8"],
-          ["grpo.optim.lr", "0.00001", "0.0001"],
+          ["grpo.optim.lr", "0.0001", "0.0003"],
         ]);
         assert(!html.includes('class="warn"'), "runs of one test set and preset: no warning");
         // per-run columns name the run, not just the experiment

@@ -9,6 +9,7 @@ import { nearest } from "../spec/suggest.ts";
 import type { BackendName } from "../spec/types.ts";
 import { RunDir } from "../run/rundir.ts";
 import { checkPath } from "../run/sandbox.ts";
+import { removeStaleTemps } from "../run/atomic.ts";
 import { join } from "node:path";
 import type { Command } from "./command.ts";
 import type { Manifest, StageEval } from "../run/records.ts";
@@ -131,11 +132,17 @@ async function runExp(values: Record<string, unknown>, positionals: string[]): P
         }); nothing to do. Its results (eval.json):`,
       );
       console.log(formatTable(finished.rows));
+      // A crash while the report or the reports index was written leaves temps and a missing file: both
+      // are derived from the records, so they are cleaned and written; the records stay as they are.
+      const reportsDir = v["reports-dir"] ?? "reports";
+      await removeStaleTemps(finished.dir);
       let report = join(finished.dir, "report.html");
       if (!(await exists(report))) {
-        // The report is derived from the records: write it when it is missing, touching nothing else.
         const { writeRunReport } = await import("../report/mod.ts");
-        report = await writeRunReport(finished.dir, { reportsDir: v["reports-dir"] ?? "reports" });
+        report = await writeRunReport(finished.dir, { reportsDir });
+      } else if (await indexNeedsRepair(reportsDir)) {
+        const { writeReportsIndex } = await import("../report/index_page.ts");
+        await writeReportsIndex(reportsDir);
       }
       console.error(
         `report ${displayPath(report)} (remove the run directory, or pass --no-cache, to re-run)`,
@@ -233,6 +240,15 @@ async function finishedRun(
     return null;
   }
   return manifest?.status === "done" && Array.isArray(rows) ? { dir, manifest, rows } : null;
+}
+
+/** The reports index is missing, or a crashed write left a temp of it. */
+async function indexNeedsRepair(reportsDir: string): Promise<boolean> {
+  if (!(await exists(join(reportsDir, "index.html")))) return await exists(reportsDir);
+  for await (const e of Deno.readDir(reportsDir)) {
+    if (/^index\.html\.\d+(\.\d+)?\.tmp$/.test(e.name)) return true;
+  }
+  return false;
 }
 
 async function exists(path: string): Promise<boolean> {
