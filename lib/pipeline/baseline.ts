@@ -7,6 +7,7 @@
  * @module
  */
 import { join } from "node:path";
+import { exists, readJsonIf } from "../run/fs.ts";
 import type { Example, TaskName } from "../data/types.ts";
 import type { BaselineStageSpec, ExperimentSpec } from "../spec/types.ts";
 import type { MetricRecord, StageEval } from "../run/records.ts";
@@ -148,21 +149,4 @@ export function galleryOracle(
     return best;
   });
   return { n: gallery.length, thresholds: thresholdAccuracy(nearest, GEO_THRESHOLDS_KM) };
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function readJsonIf<T>(p: string): Promise<T | null> {
-  try {
-    return JSON.parse(await Deno.readTextFile(p)) as T;
-  } catch {
-    return null;
-  }
 }

@@ -13,6 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { dirname, join } from "node:path";
+import { exists, readJsonIf } from "../run/fs.ts";
 import type { Example, TaskName } from "../data/types.ts";
 import type { VLM } from "../model/types.ts";
 import type { ExperimentSpec, GrpoStageSpec, StageSpec, SupervisedStageSpec } from "../spec/types.ts";
@@ -776,21 +777,4 @@ async function lockStage(stageDir: string, log: (line: string) => void): Promise
   }
   if (performance.now() - t0 > 2000) log(`stage ${stageDir}: lock acquired`);
   return f;
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function readJsonIf<T>(p: string): Promise<T | null> {
-  try {
-    return JSON.parse(await Deno.readTextFile(p)) as T;
-  } catch {
-    return null;
-  }
 }
