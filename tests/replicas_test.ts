@@ -25,6 +25,7 @@ import {
   shardRanges,
 } from "../lib/train/replicas.ts";
 import { paramKey } from "../lib/train/optim.ts";
+import { blasThreads } from "../lib/model/blas.ts";
 import type { SupervisedStageSpec } from "../lib/spec/types.ts";
 import type { Example } from "../lib/data/types.ts";
 import { UserError } from "../lib/errors.ts";
@@ -291,4 +292,20 @@ Deno.test("replicas: a failing request names the replica; a closed pool refuses 
     m.dispose();
   }
   await assertRejects(() => ReplicaPool.start(2, plain, "webgpu"), Error, "CPU backends");
+});
+
+Deno.test("replicas share the cores of the native BLAS while the pool lives", async (t) => {
+  if (blasThreads() === null) {
+    t.step({ name: "no native BLAS loaded (apt-get install libopenblas0): skipped", ignore: true, fn() {} });
+    return;
+  }
+  const cores = Math.max(1, navigator.hardwareConcurrency || 1);
+  assertEquals(blasThreads(), cores, "one caller: every core");
+  const pool = await ReplicaPool.start(2, testConfig("tiny", 7), "wasm");
+  try {
+    assertEquals(blasThreads(), Math.max(1, Math.floor(cores / 2)), "two replicas: half the cores each");
+  } finally {
+    pool.close();
+  }
+  assertEquals(blasThreads(), cores, "closed pool: every core again");
 });

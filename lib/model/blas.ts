@@ -16,7 +16,8 @@
  * core type is named from the instruction sets the CPU supports (AVX-512 -> SkylakeX, AVX2 + FMA ->
  * Haswell; as libgcc detects them, else from /proc/cpuinfo) before the library loads.
  *
- * Threads: one per core (`navigator.hardwareConcurrency`). Reproducibility: OpenBLAS splits a product's
+ * Threads: one per core (`navigator.hardwareConcurrency`), shared between data-parallel replicas
+ * ({@link shareBlasThreads}). Reproducibility: OpenBLAS splits a product's
  * output rows and columns between threads and each output element is summed over k by one thread in one
  * order, so a product's result does not depend on the thread count or on thread timing
  * (tests/blas_test.ts checks 1 vs N threads and repeated calls bitwise). Results differ from tfjs-wasm's
@@ -201,7 +202,8 @@ function loadLibrary(): BlasLib | null {
       chooseCoreType();
       lib = Deno.dlopen(p, SYMBOLS);
       libPath = p;
-      lib.symbols.openblas_set_num_threads?.(Math.max(1, navigator.hardwareConcurrency || 1));
+      // The library (and its thread count) is one per process; workers leave the count to the main thread.
+      if (!inWorker()) lib.symbols.openblas_set_num_threads?.(cores());
       return lib;
     } catch (e) {
       tried.push(`${p} (${(e as Error).message.split("\n")[0]})`);
@@ -387,4 +389,30 @@ export function blasActive(): boolean {
 /** Set the library's thread count (no-op without a library or on a CBLAS lacking the call). */
 export function setBlasThreads(n: number): void {
   lib?.symbols.openblas_set_num_threads?.(n);
+}
+
+/**
+ * Share the cores between `callers` threads that call into the library at once (data-parallel replicas):
+ * each product then runs on cores / callers threads (at least one). One caller gets every core.
+ *
+ * Why: the library's thread pool is one per process, so two replicas each asking for every core contend
+ * for the same threads; on the 2-core machine a replicated base step took 0.59-0.64 s with two threads per
+ * product and 0.30-0.31 s with one (bench/RESULTS.md). Results do not depend on the thread count.
+ */
+export function shareBlasThreads(callers: number): void {
+  setBlasThreads(Math.max(1, Math.floor(cores() / Math.max(1, callers))));
+}
+
+/** The library's thread count, or null without a library (or on a CBLAS that does not say). */
+export function blasThreads(): number | null {
+  return lib?.symbols.openblas_get_num_threads?.() ?? null;
+}
+
+function cores(): number {
+  return Math.max(1, navigator.hardwareConcurrency || 1);
+}
+
+/** Whether this code runs in a Web Worker (a replica), not the process's main thread. */
+function inWorker(): boolean {
+  return typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== "undefined";
 }

@@ -30,6 +30,7 @@ import type {
 import type { CueBatchTargets } from "../data/cue_labels.ts";
 import type { LossType } from "./grpo_loss.ts";
 import { paramKey } from "./optim.ts";
+import { shareBlasThreads } from "../model/blas.ts";
 
 /** A tensor as host data (structured-cloneable). */
 export interface PackedTensor {
@@ -252,6 +253,7 @@ export class ReplicaPool {
     }
     const workers = Array.from({ length: size - 1 }, (_, i) => new Replica(i + 1));
     const pool = new ReplicaPool(workers);
+    shareBlasThreads(size);
     try {
       await Promise.all(workers.map((w) => w.call({ op: "init", config, backend })));
     } catch (e) {
@@ -280,5 +282,6 @@ export class ReplicaPool {
 
   close(): void {
     for (const w of this.#workers) w.terminate();
+    shareBlasThreads(1);
   }
 }
