@@ -17,11 +17,13 @@
  * Haswell; as libgcc detects them, else from /proc/cpuinfo) before the library loads.
  *
  * Threads: one per core (`navigator.hardwareConcurrency`), shared between data-parallel replicas
- * ({@link shareBlasThreads}). Reproducibility: OpenBLAS splits a product's
- * output rows and columns between threads and each output element is summed over k by one thread in one
- * order, so a product's result does not depend on the thread count or on thread timing
- * (tests/blas_test.ts checks 1 vs N threads and repeated calls bitwise). Results differ from tfjs-wasm's
- * by float summation order only.
+ * ({@link shareBlasThreads}). Reproducibility: at a given thread count a product's result is the same
+ * call after call, whatever the threads' timing (tests/blas_test.ts checks repeats bitwise). Across thread
+ * counts most of the model's products are also bitwise equal, but products with a long inner dimension and
+ * a small output (weight gradients of a few thousand rows, e.g. [2000, 128]^T x [2000, 60]) are summed in
+ * another order by one thread than by two, so the thread count (cores / replicas, recorded with the run's
+ * backend) belongs to what makes a run repeat exactly. Results differ from tfjs-wasm's by float summation
+ * order only.
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
@@ -397,7 +399,7 @@ export function setBlasThreads(n: number): void {
  *
  * Why: the library's thread pool is one per process, so two replicas each asking for every core contend
  * for the same threads; on the 2-core machine a replicated base step took 0.59-0.64 s with two threads per
- * product and 0.30-0.31 s with one (bench/RESULTS.md). Results do not depend on the thread count.
+ * product and 0.30-0.31 s with one (bench/RESULTS.md).
  */
 export function shareBlasThreads(callers: number): void {
   setBlasThreads(Math.max(1, Math.floor(cores() / Math.max(1, callers))));
