@@ -10,13 +10,16 @@
  * all threads of the process) and rollout tokens/s, then the speed-up of each over `wasm`.
  *
  *   deno run -A bench/grpo_ab.ts [--preset small] [--prompts 8] [--group 8] [--rounds 3] [--configs a,b]
+ *     [--replicas N]   (N > 1: data-parallel replicas as in a run; worker replicas take their matmul path
+ *                       from GEO_R1_BLAS, so one path per process: compare two processes' medians)
  * @module
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { grpoStepper, setupBench } from "./harness.ts";
 import { median } from "./roofline.ts";
-import { disableBlas, enableBlas } from "../lib/model/blas.ts";
+import { disableBlas, enableBlas, shareBlasThreads } from "../lib/model/blas.ts";
+import { ReplicaPool } from "../lib/train/replicas.ts";
 import type { Preset } from "../lib/model/types.ts";
 
 const ALL = ["wasm", "wasm+share", "blas", "blas+share"];
@@ -28,6 +31,7 @@ const { values: v } = parseArgs({
     group: { type: "string", default: "8" },
     rounds: { type: "string", default: "3" },
     configs: { type: "string", default: ALL.join(",") },
+    replicas: { type: "string", default: "1" },
   },
 });
 const configs = v.configs!.split(",");
@@ -37,7 +41,16 @@ const ctx = await setupBench({ backend: "wasm", preset: v.preset as Preset });
 if (configs.some((c) => c.startsWith("blas")) && !ctx.backend.blas) {
   throw new Error("no native BLAS loaded (apt-get install libopenblas0); run with --configs wasm,wasm+share");
 }
-const o = { prompts: Number(v.prompts), groupSize: Number(v.group) };
+const R = Number(v.replicas);
+if (!Number.isInteger(R) || R < 1) throw new Error(`--replicas: a whole number >= 1, got ${v.replicas}`);
+if (R > 1 && configs.some((c) => c.startsWith("blas")) && configs.some((c) => c.startsWith("wasm"))) {
+  // Worker replicas load the library (or not) once, from GEO_R1_BLAS: one path per process.
+  throw new Error(
+    "--replicas > 1 times one matmul path per process: --configs blas,blas+share, or wasm,wasm+share with GEO_R1_BLAS=off",
+  );
+}
+const pool = R > 1 ? await ReplicaPool.start(R, ctx.model.config, "wasm") : undefined;
+const o = { prompts: Number(v.prompts), groupSize: Number(v.group), replicas: pool };
 const steppers = new Map(
   configs.map((c) => [c, grpoStepper(ctx, { ...o, sharePrefix: c.endsWith("share") })]),
 );
@@ -47,6 +60,7 @@ const rows = new Map<string, Row[]>(configs.map((c) => [c, []]));
 async function step(c: string): Promise<Row> {
   if (c.startsWith("blas")) enableBlas();
   else disableBlas();
+  if (pool && c.startsWith("blas")) shareBlasThreads(R);
   const cpu0 = process.cpuUsage();
   const r = await steppers.get(c)!.step();
   const cpu = process.cpuUsage(cpu0);
@@ -70,7 +84,7 @@ enableBlas();
 const keys = ["rollout", "rewards", "prepare", "forwardBackward", "optimizer", "step", "cpu", "tokensPerSec"];
 const med = (c: string, k: string) => median(rows.get(c)!.map((r) => r[k]));
 const lines = [
-  `GRPO step A/B, preset ${ctx.preset}, P ${o.prompts} x G ${o.groupSize}, ${v.rounds} alternating rounds ` +
+  `GRPO step A/B, preset ${ctx.preset}, P ${o.prompts} x G ${o.groupSize}, ${R} replica(s), ${v.rounds} alternating rounds ` +
   `(medians; load averages at round starts: ${loads.join(" | ")}); native BLAS: ${
     ctx.backend.blas ?? "none"
   }`,
@@ -91,4 +105,5 @@ if (configs.includes("wasm")) {
 }
 console.log(lines.join("\n"));
 console.log(JSON.stringify(Object.fromEntries(rows)));
+pool?.close();
 ctx.dispose();

@@ -32,6 +32,7 @@ import type {
 import { maskedCrossEntropy } from "../lib/train/supervised.ts";
 import { type GrpoStepParts, trainGrpo } from "../lib/train/grpo.ts";
 import { AdamW } from "../lib/train/optim.ts";
+import type { ReplicaPool } from "../lib/train/replicas.ts";
 import { median } from "./roofline.ts";
 
 /** What a benchmark needs: backend, resolved spec, model config, tokenizer, examples and a model. */
@@ -296,8 +297,15 @@ export interface GrpoStepper {
  */
 export function grpoStepper(
   ctx: BenchContext,
-  o: { prompts?: number; groupSize?: number; maxNewTokens?: number; beta?: number; sharePrefix?: boolean } =
-    {},
+  o: {
+    prompts?: number;
+    groupSize?: number;
+    maxNewTokens?: number;
+    beta?: number;
+    sharePrefix?: boolean;
+    /** Data-parallel replicas for rollouts and micro-batches, as `stages.grpo.replicas` > 1 gives a run. */
+    replicas?: ReplicaPool;
+  } = {},
 ): GrpoStepper {
   const st = Object.values(ctx.spec.stages).find((s) => s.kind === "grpo") as GrpoStageSpec | undefined;
   if (!st) throw new Error("the bench spec has no grpo stage");
@@ -338,6 +346,7 @@ export function grpoStepper(
         onRollouts: () => {},
         onStepParts: (_s, p) => void (parts = p),
         sharePrefix: o.sharePrefix,
+        replicas: o.replicas,
       });
       res.optimizer.dispose();
       return { ...out, parts };
