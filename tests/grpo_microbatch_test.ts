@@ -6,7 +6,8 @@
 import { assert, assertEquals } from "./assert.ts";
 import { CharTokenizer, pairingExample, testConfig, useWasm } from "./helpers_model.ts";
 import { createModel, type TfVLM } from "../lib/model/vlm.ts";
-import { microBatches, trainGrpo } from "../lib/train/grpo.ts";
+import { trainGrpo } from "../lib/train/grpo.ts";
+import { microBatches } from "../lib/train/grpo_chunk.ts";
 import { trainSupervised } from "../lib/train/supervised.ts";
 import type { GrpoStageSpec, SupervisedStageSpec } from "../lib/spec/types.ts";
 

@@ -11,7 +11,7 @@ import { createModel, type TfVLM } from "../lib/model/vlm.ts";
 import { CUE_GROUPS, CUE_OUTPUTS } from "../lib/data/cue_labels.ts";
 import type { ViewCues } from "../lib/data/cues.ts";
 import { trainSupervised } from "../lib/train/supervised.ts";
-import { chunkLoss, type ChunkTensors } from "../lib/train/grpo.ts";
+import { chunkLoss, type ChunkTensors } from "../lib/train/grpo_chunk.ts";
 import { complete } from "../lib/pipeline/evaluate.ts";
 import { collateCompletions, collatePrompts, disposeInput } from "../lib/model/collate.ts";
 import {

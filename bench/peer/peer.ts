@@ -16,7 +16,7 @@ import * as tf from "@tensorflow/tfjs";
 import { measureRollout, setupBench } from "../harness.ts";
 import { median } from "../roofline.ts";
 import { collateCompletions } from "../../lib/model/collate.ts";
-import { chunkLoss } from "../../lib/train/grpo.ts";
+import { chunkLoss } from "../../lib/train/grpo_chunk.ts";
 import { setBlasThreads } from "../../lib/model/blas.ts";
 import { Rng } from "../../lib/rng.ts";
 import type { Preset } from "../../lib/model/types.ts";

@@ -164,7 +164,7 @@ export interface GrpoSpec {
   maskTruncated: boolean;
   /**
    * Most rows per forward/backward of the policy update (whole groups; gradients are summed, so the update
-   * is that of the full batch). Default 32 (lib/train/grpo.ts MICRO_BATCH_ROWS).
+   * is that of the full batch). Default 32 (lib/train/grpo_chunk.ts MICRO_BATCH_ROWS).
    */
   microBatchRows?: number;
   /**

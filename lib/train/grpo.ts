@@ -13,8 +13,7 @@ import type { Example, Tokenizer } from "../data/types.ts";
 import type {
   GenerateOptions,
   GenerateResult,
-  ModelConfig,
-  ModelInput,
+  GroupLayout,
   TrainBatch,
   VLM,
 } from "../model/types.ts";
@@ -22,7 +21,8 @@ import type { GrpoStageSpec } from "../spec/types.ts";
 import type { MetricRecord, RolloutRecord } from "../run/records.ts";
 import { collateCompletions, collatePrompts, disposeInput } from "../model/collate.ts";
 import { combineRewards } from "../reward/rewards.ts";
-import { computeAdvantages, grpoLoss, stopGradient } from "./grpo_loss.ts";
+import { computeAdvantages } from "./grpo_loss.ts";
+import { chunkLoss, type ChunkTensors, maskRows, MICRO_BATCH_ROWS, microBatches } from "./grpo_chunk.ts";
 import { AdamW, paramKey, unfrozen } from "./optim.ts";
 import {
   type GradResult,
@@ -115,11 +115,8 @@ interface RolloutStats {
 /** Run (or resume) a GRPO stage for `spec.steps` steps. */
 export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
   const { spec, model, tokenizer } = o;
-  const g = spec.grpo;
-  const G = g.groupSize;
-  const cfg: ModelConfig = model.config;
   // The frozen reference is the policy at the start of the stage (before any resume restores weights).
-  const ref = g.beta > 0 ? model.cloneFrozen() : null;
+  const ref = spec.grpo.beta > 0 ? model.cloneFrozen() : null;
   const vars = unfrozen(model.trainable(), spec.freeze, o.stageName);
   const optimizer = new AdamW(vars, spec.optim);
   const ckpts = o.checkpointDir ? new RotatingCheckpoints(o.checkpointDir) : null;
@@ -132,9 +129,7 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
   await o.onResume?.(start);
   const end = Math.min(spec.steps, o.stopAfter ?? spec.steps);
   const health = new HealthMonitor();
-  const stopIds = [tokenizer.special.answerClose];
-  const pool = o.replicas ?? null;
-  const share = o.sharePrefix ?? true;
+  const s: StepContext = { o, ref, vars, pool: o.replicas ?? null, share: o.sharePrefix ?? true };
   const evalAt = async (updatesDone: number) => {
     if (!o.evaluate || !(spec.evalEvery > 0)) return;
     const res = await o.evaluate(updatesDone, model);
@@ -145,200 +140,43 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
   try {
     for (let step = start; step < end; step++) {
       if (step % spec.evalEvery === 0) await evalAt(step);
-      const t0 = performance.now();
+      const clock = new StepClock();
       const examples = o.prompts(step);
-      // 1. Rollouts: image+prompt prefix encoded once per prompt, shared by its G samples.
-      //    With replicas, replica s samples the groups of the s-th contiguous share of the prompts.
-      const genOpts = (seedKey: string): GenerateOptions => ({
-        groupSize: G,
-        maxNewTokens: g.maxNewTokens,
-        temperature: g.temperature,
-        topP: g.topP,
-        seed: deriveSeed(spec.seed, seedKey),
-        stopIds,
-      });
-      let gen: GenerateResult;
-      if (pool) {
-        const weights = hostWeights(model);
-        const shards = shardRanges(examples.length, pool.size).filter(([a, b]) => b > a);
-        const inputs = shards.map(([a, b]) => collatePrompts(examples.slice(a, b), tokenizer, cfg));
-        try {
-          const remote = inputs.slice(1).map((inp, j) =>
-            pool.generate(j + 1, weights, inp, genOpts(`rollout/${step}/${j + 1}`))
-          );
-          remote.forEach((p) => p.catch(() => {}));
-          const local = await model.generate(inputs[0], genOpts(`rollout/${step}/0`));
-          const all = [local, ...(await Promise.all(remote))];
-          gen = {
-            completions: all.flatMap((r) => r.completions),
-            truncated: all.flatMap((r) => r.truncated),
-          };
-        } finally {
-          inputs.forEach(disposeInput);
-        }
-      } else {
-        const promptInput = collatePrompts(examples, tokenizer, cfg);
-        try {
-          gen = await model.generate(promptInput, genOpts(`rollout/${step}`));
-        } finally {
-          disposeInput(promptInput);
-        }
-      }
-      const tGen = performance.now() - t0;
-      const timing: GrpoStepParts = {
-        rollout: tGen,
-        rewards: 0,
-        prepare: 0,
-        forwardBackward: 0,
-        optimizer: 0,
-      };
-      let mark = performance.now();
-      const lap = (part: keyof GrpoStepParts) => {
-        const now = performance.now();
-        timing[part] += now - mark;
-        mark = now;
-      };
-      // 2. Verifiable rewards on the host (pure functions of text + metadata).
+      // 1. Rollouts: G samples per prompt, the image + prompt prefix encoded once per prompt.
+      const gen = await sampleRollouts(s, examples, step);
+      clock.lap("rollout");
+      // 2. Verifiable rewards on the host (pure functions of text + metadata), group-relative advantages.
       const st = scoreRollouts(examples, gen.completions, gen.truncated, tokenizer, spec);
-      const adv = computeAdvantages(st.rewards, G, g.scaleRewards);
-      lap("rewards");
-      // 3. Policy update(s) on the clipped surrogate, in micro-batches of whole groups whose gradients are
-      //    summed, each weighted by its share of the loss's normaliser, so the update equals the full batch's.
-      const chunks = microBatches(examples.length, G, g.microBatchRows ?? MICRO_BATCH_ROWS);
-      const parts = chunks.map(([p0, p1]) => {
-        const rows = gen.completions.slice(p0 * G, p1 * G);
-        const batch = collateCompletions(examples.slice(p0, p1), rows, tokenizer, cfg, G);
-        // Entropy is averaged over every sampled completion token (truncated rows included).
-        const fullMask = batch.lossMask.clone();
-        if (g.maskTruncated) maskRows(batch, gen.truncated.slice(p0 * G, p1 * G));
-        const advT = tf.tensor1d(Array.from(adv.advantages.slice(p0 * G, p1 * G)));
-        // Log-probs of the distribution the rollouts were sampled from (logits / temperature), as TRL does.
-        const T = g.temperature;
-        const groups = share ? { size: G, promptLen: batch.promptLen } : null;
-        const refLogp = ref
-          ? tf.tidy(() => ref.tokenLogProbs(batch.input, false, T, groups ?? undefined))
-          : null;
-        // With a single iteration the "old" policy is the current one: detached log-probs computed in the
-        // same forward. With several, freeze them once before the first update.
-        const oldLogp = g.numIterations > 1
-          ? tf.tidy(() => model.tokenLogProbs(batch.input, false, T, groups ?? undefined))
-          : null;
-        const counts = tf.tidy(() => tf.stack([batch.lossMask.sum(), fullMask.sum()]).dataSync());
-        return {
-          batch,
-          groups,
-          fullMask,
-          advT,
-          refLogp,
-          oldLogp,
-          rows: rows.length,
-          tokens: counts[0],
-          all: counts[1],
-        };
-      });
-      const N = gen.completions.length;
-      lap("prepare");
-      const tokensAll = parts.reduce((a, q) => a + q.tokens, 0);
-      const sampledAll = parts.reduce((a, q) => a + q.all, 0);
-      let lossStats: Record<string, number> = {};
-      let gradNorm = 0;
-      let entropy = 0;
+      const adv = computeAdvantages(st.rewards, spec.grpo.groupSize, spec.grpo.scaleRewards);
+      clock.lap("rewards");
+      // 3. The update's chunks (micro-batches of whole groups) with reference / old log-probs.
+      const chunks = prepareChunks(s, examples, gen, adv.advantages);
+      clock.lap("prepare");
+      let update: PolicyUpdate;
       try {
-        const R = pool?.size ?? 1;
-        const train = vars.map(paramKey);
-        for (let it = 0; it < g.numIterations; it++) {
-          const lr = lrAt(spec.optim, step, spec.steps);
-          let sum: tf.NamedTensorMap | null = null;
-          let lossValue = 0;
-          const statSums: Record<string, number> = {};
-          const params = (q: (typeof parts)[number]): GrpoChunkParams => ({
-            temperature: g.temperature,
-            beta: g.beta,
-            epsilonLow: g.epsilonLow,
-            epsilonHigh: g.epsilonHigh,
-            lossType: g.lossType,
-            maxCompletionLength: g.maxNewTokens,
-            // grpo and dr_grpo average over rows, dapo over unmasked tokens: the chunk's share of that.
-            weight: g.lossType === "dapo" ? (tokensAll > 0 ? q.tokens / tokensAll : 0) : q.rows / N,
-            entropyWeight: it === 0 ? (sampledAll > 0 ? q.all / sampledAll : 0) : null,
-            groups: q.groups,
-          });
-          const weights = pool ? hostWeights(model) : null;
-          // Micro-batches in waves of R: the first of a wave here, the others on replicas 1..R-1; results
-          // are accumulated in chunk order, exactly as in one thread.
-          for (let w0 = 0; w0 < parts.length; w0 += R) {
-            const wave = parts.slice(w0, w0 + R);
-            const remote = wave.slice(1).map((q, j) =>
-              pool!.call<GradResult>(j + 1, {
-                op: "grpo",
-                weights: weights!,
-                train,
-                chunk: packChunk(q),
-                params: params(q),
-              })
-            );
-            remote.forEach((p) => p.catch(() => {}));
-            const q0 = wave[0];
-            let stats0: Record<string, number> = {};
-            let ent0: number | null = null;
-            const local = tf.variableGrads(() => {
-              const r = chunkLoss(model, chunkTensors(q0), params(q0));
-              stats0 = r.stats;
-              ent0 = r.entropy;
-              return r.loss;
-            }, vars);
-            const value0 = (await local.value.data())[0];
-            local.value.dispose();
-            const results: { value: number; stats: Record<string, number>; grads: tf.NamedTensorMap }[] = [
-              {
-                value: value0,
-                stats: ent0 === null ? stats0 : { ...stats0, entropy: ent0 },
-                grads: local.grads,
-              },
-            ];
-            for (const r of await Promise.all(remote)) {
-              results.push({ value: r.value, stats: r.scalars, grads: gradTensors(r.grads, vars) });
-            }
-            for (let j = 0; j < results.length; j++) {
-              const r = results[j], q = wave[j];
-              lossValue += r.value;
-              const { entropy: e, ...stats } = r.stats;
-              if (e !== undefined) entropy += e;
-              // Stats are masked means over completion tokens: weight each chunk by its tokens.
-              const sw = tokensAll > 0 ? q.tokens / tokensAll : 0;
-              for (const [k, v] of Object.entries(stats)) statSums[k] = (statSums[k] ?? 0) + v * sw;
-              if (sum === null) sum = r.grads;
-              else {
-                const acc: tf.NamedTensorMap = sum;
-                for (const k in r.grads) {
-                  const t = acc[k];
-                  acc[k] = t.add(r.grads[k]);
-                  t.dispose();
-                  r.grads[k].dispose();
-                }
-              }
-            }
-          }
-          lap("forwardBackward");
-          gradNorm = optimizer.applyGradients(sum!, lr, spec.optim.gradClip, step);
-          lap("optimizer");
-          lossStats = { loss: lossValue, ...statSums };
-          for (const k in sum!) sum![k].dispose();
-        }
+        // 4. Policy update(s) on the clipped surrogate: chunk gradients summed, then one AdamW step.
+        update = await updatePolicy(s, optimizer, chunks, step, clock);
       } finally {
-        for (const q of parts) {
-          q.batch.dispose();
-          q.fullMask.dispose();
-          q.advT.dispose();
-          q.refLogp?.dispose();
-          q.oldLogp?.dispose();
-        }
+        disposeChunks(chunks);
       }
-      const stepTime = (performance.now() - t0) / 1000;
-      o.onStepParts?.(step, timing);
-      const metrics = stepMetrics(o.stageName, step, st, adv, lossStats, gradNorm, entropy, stepTime, tGen);
+      // 5. Records, health, checkpoint.
+      const stepTime = clock.seconds();
+      o.onStepParts?.(step, clock.parts);
+      const metrics = stepMetrics(
+        o.stageName,
+        step,
+        st,
+        adv,
+        update.lossStats,
+        update.gradNorm,
+        update.entropy,
+        stepTime,
+        clock.parts.rollout,
+      );
       await o.onMetrics(metrics);
-      await o.onRollouts(rolloutRecords(o.stageName, step, examples, st, adv.advantages, G));
+      await o.onRollouts(
+        rolloutRecords(o.stageName, step, examples, st, adv.advantages, spec.grpo.groupSize),
+      );
       health.check(metrics);
       const done = step + 1;
       if ((spec.checkpointEvery > 0 && done % spec.checkpointEvery === 0) || done === spec.steps) {
@@ -354,6 +192,257 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
     ref?.dispose();
   }
   return { optimizer, steps: end, resumedFrom, warnings: health.warnings };
+}
+
+/** What every part of a step reads: the options, the frozen reference, the trained variables, replicas. */
+interface StepContext {
+  o: GrpoOptions;
+  ref: VLM | null;
+  vars: tf.Variable[];
+  pool: ReplicaPool | null;
+  /** Encode each prompt's prefix once for its G rows in the update (GrpoOptions.sharePrefix). */
+  share: boolean;
+}
+
+/** Wall milliseconds of a step's parts: each `lap` charges the time since the previous one to a part. */
+class StepClock {
+  readonly parts: GrpoStepParts = { rollout: 0, rewards: 0, prepare: 0, forwardBackward: 0, optimizer: 0 };
+  readonly #t0 = performance.now();
+  #mark = this.#t0;
+
+  lap(part: keyof GrpoStepParts): void {
+    const now = performance.now();
+    this.parts[part] += now - this.#mark;
+    this.#mark = now;
+  }
+
+  /** Seconds since the step started. */
+  seconds(): number {
+    return (performance.now() - this.#t0) / 1000;
+  }
+}
+
+/**
+ * Sample G completions per prompt. With replicas, replica r samples the groups of the r-th contiguous share
+ * of the prompts (its own seed key), and the results are concatenated in prompt order.
+ */
+async function sampleRollouts(s: StepContext, examples: Example[], step: number): Promise<GenerateResult> {
+  const { model, tokenizer, spec } = s.o;
+  const g = spec.grpo;
+  const opts = (seedKey: string): GenerateOptions => ({
+    groupSize: g.groupSize,
+    maxNewTokens: g.maxNewTokens,
+    temperature: g.temperature,
+    topP: g.topP,
+    seed: deriveSeed(spec.seed, seedKey),
+    stopIds: [tokenizer.special.answerClose],
+  });
+  if (!s.pool) {
+    const input = collatePrompts(examples, tokenizer, model.config);
+    try {
+      return await model.generate(input, opts(`rollout/${step}`));
+    } finally {
+      disposeInput(input);
+    }
+  }
+  const pool = s.pool;
+  const weights = hostWeights(model);
+  const shards = shardRanges(examples.length, pool.size).filter(([a, b]) => b > a);
+  const inputs = shards.map(([a, b]) => collatePrompts(examples.slice(a, b), tokenizer, model.config));
+  try {
+    const remote = inputs.slice(1).map((inp, j) =>
+      pool.generate(j + 1, weights, inp, opts(`rollout/${step}/${j + 1}`))
+    );
+    remote.forEach((p) => p.catch(() => {}));
+    const local = await model.generate(inputs[0], opts(`rollout/${step}/0`));
+    const all = [local, ...(await Promise.all(remote))];
+    return { completions: all.flatMap((r) => r.completions), truncated: all.flatMap((r) => r.truncated) };
+  } finally {
+    inputs.forEach(disposeInput);
+  }
+}
+
+/** One chunk of the update: its collated rows, masks, advantages, fixed log-probs and token counts. */
+interface Chunk {
+  batch: TrainBatch;
+  /** Every sampled completion token (truncated rows included): what the entropy is averaged over. */
+  fullMask: tf.Tensor2D;
+  advT: tf.Tensor1D;
+  refLogp: tf.Tensor2D | null;
+  oldLogp: tf.Tensor2D | null;
+  groups: GroupLayout | null;
+  rows: number;
+  /** Loss tokens (lossMask sum) and sampled tokens (fullMask sum). */
+  tokens: number;
+  all: number;
+}
+
+/**
+ * Cut the step's rows into chunks of whole groups (at most `microBatchRows` rows) and compute what the update
+ * holds fixed: the reference's log-probs (beta > 0) and, with several iterations, the old policy's.
+ * Log-probs are of the distribution the rollouts were sampled from (logits / temperature), as TRL does.
+ */
+function prepareChunks(
+  s: StepContext,
+  examples: Example[],
+  gen: GenerateResult,
+  advantages: Float32Array,
+): Chunk[] {
+  const { model, tokenizer } = s.o;
+  const g = s.o.spec.grpo;
+  const G = g.groupSize;
+  const T = g.temperature;
+  return microBatches(examples.length, G, g.microBatchRows ?? MICRO_BATCH_ROWS).map(([p0, p1]) => {
+    const rows = gen.completions.slice(p0 * G, p1 * G);
+    const batch = collateCompletions(examples.slice(p0, p1), rows, tokenizer, model.config, G);
+    const fullMask = batch.lossMask.clone();
+    if (g.maskTruncated) maskRows(batch, gen.truncated.slice(p0 * G, p1 * G));
+    const advT = tf.tensor1d(Array.from(advantages.slice(p0 * G, p1 * G)));
+    const groups = s.share ? { size: G, promptLen: batch.promptLen } : null;
+    const refLogp = s.ref
+      ? tf.tidy(() => s.ref!.tokenLogProbs(batch.input, false, T, groups ?? undefined))
+      : null;
+    // With a single iteration the "old" policy is the current one: detached log-probs computed in the
+    // same forward. With several, freeze them once before the first update.
+    const oldLogp = g.numIterations > 1
+      ? tf.tidy(() => model.tokenLogProbs(batch.input, false, T, groups ?? undefined))
+      : null;
+    const counts = tf.tidy(() => tf.stack([batch.lossMask.sum(), fullMask.sum()]).dataSync());
+    return {
+      batch,
+      fullMask,
+      advT,
+      refLogp,
+      oldLogp,
+      groups,
+      rows: rows.length,
+      tokens: counts[0],
+      all: counts[1],
+    };
+  });
+}
+
+function disposeChunks(chunks: Chunk[]): void {
+  for (const q of chunks) {
+    q.batch.dispose();
+    q.fullMask.dispose();
+    q.advT.dispose();
+    q.refLogp?.dispose();
+    q.oldLogp?.dispose();
+  }
+}
+
+interface PolicyUpdate {
+  lossStats: Record<string, number>;
+  gradNorm: number;
+  entropy: number;
+}
+
+/**
+ * `numIterations` optimiser steps. Each sums the chunks' gradients, every chunk's loss weighted by its share
+ * of the loss's normaliser, so the update equals the full batch's. Chunks run in waves of R (replicas): the
+ * first of a wave on this thread, the others on replicas 1..R-1, results added in chunk order exactly as on
+ * one thread.
+ */
+async function updatePolicy(
+  s: StepContext,
+  optimizer: AdamW,
+  chunks: Chunk[],
+  step: number,
+  clock: StepClock,
+): Promise<PolicyUpdate> {
+  const { spec, model } = s.o;
+  const g = spec.grpo;
+  const N = chunks.reduce((a, q) => a + q.rows, 0);
+  const tokensAll = chunks.reduce((a, q) => a + q.tokens, 0);
+  const sampledAll = chunks.reduce((a, q) => a + q.all, 0);
+  const R = s.pool?.size ?? 1;
+  const train = s.vars.map(paramKey);
+  let out: PolicyUpdate = { lossStats: {}, gradNorm: 0, entropy: 0 };
+  let entropy = 0;
+  for (let it = 0; it < g.numIterations; it++) {
+    const lr = lrAt(spec.optim, step, spec.steps);
+    let sum: tf.NamedTensorMap | null = null;
+    let lossValue = 0;
+    const statSums: Record<string, number> = {};
+    const params = (q: Chunk): GrpoChunkParams => ({
+      temperature: g.temperature,
+      beta: g.beta,
+      epsilonLow: g.epsilonLow,
+      epsilonHigh: g.epsilonHigh,
+      lossType: g.lossType,
+      maxCompletionLength: g.maxNewTokens,
+      // grpo and dr_grpo average over rows, dapo over unmasked tokens: the chunk's share of that.
+      weight: g.lossType === "dapo" ? (tokensAll > 0 ? q.tokens / tokensAll : 0) : q.rows / N,
+      entropyWeight: it === 0 ? (sampledAll > 0 ? q.all / sampledAll : 0) : null,
+      groups: q.groups,
+    });
+    const weights = s.pool ? hostWeights(model) : null;
+    for (let w0 = 0; w0 < chunks.length; w0 += R) {
+      const wave = chunks.slice(w0, w0 + R);
+      const remote = wave.slice(1).map((q, j) =>
+        s.pool!.call<GradResult>(j + 1, {
+          op: "grpo",
+          weights: weights!,
+          train,
+          chunk: packChunk(q),
+          params: params(q),
+        })
+      );
+      remote.forEach((p) => p.catch(() => {}));
+      const results = [await localGradients(model, s.vars, wave[0], params(wave[0]))];
+      for (const r of await Promise.all(remote)) {
+        results.push({ value: r.value, stats: r.scalars, grads: gradTensors(r.grads, s.vars) });
+      }
+      for (let j = 0; j < results.length; j++) {
+        const r = results[j], q = wave[j];
+        lossValue += r.value;
+        const { entropy: e, ...stats } = r.stats;
+        if (e !== undefined) entropy += e;
+        // Stats are masked means over completion tokens: weight each chunk by its tokens.
+        const sw = tokensAll > 0 ? q.tokens / tokensAll : 0;
+        for (const [k, v] of Object.entries(stats)) statSums[k] = (statSums[k] ?? 0) + v * sw;
+        sum = sum === null ? r.grads : addInto(sum, r.grads);
+      }
+    }
+    clock.lap("forwardBackward");
+    const gradNorm = optimizer.applyGradients(sum!, lr, spec.optim.gradClip, step);
+    clock.lap("optimizer");
+    for (const k in sum!) sum![k].dispose();
+    out = { lossStats: { loss: lossValue, ...statSums }, gradNorm, entropy };
+  }
+  return out;
+}
+
+/** One chunk's weighted loss value, stats (with its entropy share) and gradients, on this thread. */
+async function localGradients(
+  model: VLM,
+  vars: tf.Variable[],
+  q: Chunk,
+  p: GrpoChunkParams,
+): Promise<{ value: number; stats: Record<string, number>; grads: tf.NamedTensorMap }> {
+  let stats: Record<string, number> = {};
+  let entropy: number | null = null;
+  const res = tf.variableGrads(() => {
+    const r = chunkLoss(model, chunkTensors(q), p);
+    stats = r.stats;
+    entropy = r.entropy;
+    return r.loss;
+  }, vars);
+  const value = (await res.value.data())[0];
+  res.value.dispose();
+  return { value, stats: entropy === null ? stats : { ...stats, entropy }, grads: res.grads };
+}
+
+/** `acc[k] += add[k]` for every gradient, disposing the replaced and the added tensors. */
+function addInto(acc: tf.NamedTensorMap, add: tf.NamedTensorMap): tf.NamedTensorMap {
+  for (const k in add) {
+    const t = acc[k];
+    acc[k] = t.add(add[k]);
+    t.dispose();
+    add[k].dispose();
+  }
+  return acc;
 }
 
 function scoreRollouts(
@@ -386,57 +475,7 @@ function scoreRollouts(
   return { texts, rewards, parts, lengths, truncated };
 }
 
-/** The tensors of one policy-update micro-batch. */
-export interface ChunkTensors {
-  input: ModelInput;
-  lossMask: tf.Tensor2D;
-  fullMask: tf.Tensor2D;
-  advantages: tf.Tensor1D;
-  refLogp: tf.Tensor2D | null;
-  oldLogp: tf.Tensor2D | null;
-}
-
-/**
- * The weighted clipped-surrogate loss of one micro-batch (to be called inside tf.variableGrads), its loss
- * stats, and (when `p.entropyWeight` is set) its weighted share of the mean entropy of sampled tokens.
- * Called here and by GRPO replicas (lib/train/replica_worker.ts), so both compute the same function.
- */
-export function chunkLoss(
-  model: VLM,
-  t: ChunkTensors,
-  p: GrpoChunkParams,
-): { loss: tf.Scalar; stats: Record<string, number>; entropy: number | null } {
-  const { logp, entropy: ent } = model.tokenLogProbsAndEntropy(
-    t.input,
-    true,
-    p.temperature,
-    p.groups ?? undefined,
-  );
-  const entropy = p.entropyWeight === null ? null : maskedMean(ent, t.fullMask) * p.entropyWeight;
-  const res = grpoLoss({
-    logp,
-    oldLogp: t.oldLogp ?? stopGradient(logp),
-    refLogp: t.refLogp,
-    mask: t.lossMask,
-    advantages: t.advantages,
-    beta: p.beta,
-    epsilonLow: p.epsilonLow,
-    epsilonHigh: p.epsilonHigh,
-    lossType: p.lossType,
-    maxCompletionLength: p.maxCompletionLength,
-  });
-  return { loss: res.loss.mul(p.weight) as tf.Scalar, stats: res.stats, entropy };
-}
-
-interface Part {
-  batch: TrainBatch;
-  fullMask: tf.Tensor2D;
-  advT: tf.Tensor1D;
-  refLogp: tf.Tensor2D | null;
-  oldLogp: tf.Tensor2D | null;
-}
-
-function chunkTensors(q: Part): ChunkTensors {
+function chunkTensors(q: Chunk): ChunkTensors {
   return {
     input: q.batch.input,
     lossMask: q.batch.lossMask,
@@ -447,7 +486,7 @@ function chunkTensors(q: Part): ChunkTensors {
   };
 }
 
-function packChunk(q: Part): GrpoChunk {
+function packChunk(q: Chunk): GrpoChunk {
   return {
     input: packInput(q.batch.input),
     lossMask: packTensor(q.batch.lossMask),
@@ -467,38 +506,6 @@ function gradTensors(grads: HostWeights, vars: tf.Variable[]): tf.NamedTensorMap
     if (!v) throw new Error(`GRPO replica: gradient of unknown parameter ${k}`);
     out[v.name] = tf.tensor(a, v.shape, "float32");
   }
-  return out;
-}
-
-/**
- * Rows per policy-update forward when the spec sets none: the small model's full batch of 64 rows x ~220
- * tokens (80 image tokens + prompt + 112 new) outgrew the wasm heap (tfjs-backend-wasm aborts), so updates
- * run in micro-batches of whole groups.
- */
-export const MICRO_BATCH_ROWS = 32;
-
-/** Prompt ranges [p0, p1) of micro-batches of whole groups with at most `rows` rows each (at least 1 group). */
-export function microBatches(prompts: number, G: number, rows: number): [number, number][] {
-  const per = Math.max(1, Math.floor(rows / G));
-  const out: [number, number][] = [];
-  for (let p = 0; p < prompts; p += per) out.push([p, Math.min(prompts, p + per)]);
-  return out;
-}
-
-/** Zero the loss mask of truncated rows (`mask_truncated`). */
-function maskRows(batch: TrainBatch, truncated: boolean[]): void {
-  const keep = tf.tensor2d(truncated.map((t) => [t ? 0 : 1]));
-  const masked = batch.lossMask.mul(keep) as tf.Tensor2D;
-  keep.dispose();
-  batch.lossMask.dispose();
-  (batch as { lossMask: tf.Tensor2D }).lossMask = masked;
-}
-
-/** Mean of `x` over the positions where `mask` is 1 (a host number). */
-function maskedMean(x: tf.Tensor2D, mask: tf.Tensor2D): number {
-  const v = tf.tidy(() => x.mul(mask).sum().div(mask.sum().maximum(1)));
-  const out = v.dataSync()[0];
-  v.dispose();
   return out;
 }
 

@@ -9,7 +9,7 @@ import type { BackendName } from "../spec/types.ts";
 import { TfVLM } from "../model/vlm.ts";
 import { disposeInput } from "../model/collate.ts";
 import { shardLoss } from "./supervised.ts";
-import { chunkLoss } from "./grpo.ts";
+import { chunkLoss } from "./grpo_chunk.ts";
 import { hostGrads, type ReplicaRequest, unpackInput, unpackTensor } from "./replicas.ts";
 import type { GradResult, HostWeights } from "./replicas.ts";
 
