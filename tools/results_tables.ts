@@ -1,7 +1,7 @@
 /**
  * Markdown tables for docs/RESULTS.md from finished runs: the Table 2 analogue (pairing accuracy, completion
  * length, format rate) and the Table 1 analogue (geolocation within 1 / 25 / 200 / 750 / 2,500 km, median
- * error, geo-qa), one row per table label, seeds as columns, mean and a 95% t-interval over seeds, and each
+ * error, answer parse rate, share of answers with a repeated n-gram, geo-qa), one row per table label, seeds as columns, mean and a 95% t-interval over seeds, and each
  * row's difference from Base paired by seed (t-interval over the per-seed differences).
  *
  * Usage: deno run --allow-read tools/results_tables.ts runs/geo-r1-* runs/geo-r1-zero-* runs/task-sft-*
@@ -93,8 +93,13 @@ table("Table 1 analogue: geolocation on the test split (400 ground views, held-o
   ["750 km", geo(750)],
   ["2,500 km", geo(2500)],
   ["median km", (r) => r.geolocate?.medianKm],
+  ["parse %", (r) => r.geolocate?.parseRate === undefined ? undefined : 100 * r.geolocate.parseRate],
+  [
+    "repeated 6-gram %",
+    (r) => r.geolocate?.repetitionRate === undefined ? undefined : 100 * r.geolocate.repetitionRate,
+  ],
   ["geo-qa %", (r) => r.geoqa && 100 * r.geoqa.accuracy],
-], [3, 4, 6]);
+], [3, 4, 8]);
 const ctl = [...cells.values()].flatMap((m) => [...m.values()]).filter((c) => c.row.control);
 if (ctl.length) {
   console.log("\nControl task (test split):\n");
