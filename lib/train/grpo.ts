@@ -10,13 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Example, Tokenizer } from "../data/types.ts";
-import type {
-  GenerateOptions,
-  GenerateResult,
-  GroupLayout,
-  TrainBatch,
-  VLM,
-} from "../model/types.ts";
+import type { GenerateOptions, GenerateResult, GroupLayout, TrainBatch, VLM } from "../model/types.ts";
 import type { GrpoStageSpec } from "../spec/types.ts";
 import type { MetricRecord, RolloutRecord } from "../run/records.ts";
 import { collateCompletions, collatePrompts, disposeInput } from "../model/collate.ts";
