@@ -36,12 +36,11 @@ import {
   type TaskName,
 } from "./types.ts";
 import {
-  buildingsPhrase,
   caption,
   type CueKey,
-  cuePhrase,
   cueSignature,
   observation,
+  observedPhrase,
   sceneCues,
   type ViewCues,
 } from "./cues.ts";
@@ -131,10 +130,12 @@ const FIND_KEYS: readonly Exclude<CueKey, "roof">[] = [
   "vegetation",
 ];
 
-/** The phrase a find prompt uses for one cue of a tile ("water to the west", "sparse buildings with red roofs"). */
+/**
+ * The phrase a find prompt uses for one cue of a tile ("water to the west", "sparse buildings with red
+ * roofs"); road axes in the short form ("roads north-south"), which reads as a noun phrase.
+ */
 function findPhrase(c: ViewCues, key: Exclude<CueKey, "roof">): string {
-  if (key === "buildings") return buildingsPhrase(c, 1);
-  return cuePhrase(c, key, key === "roadAxes" ? 0 : 1);
+  return observedPhrase(c, key, key === "roadAxes" ? 0 : 1);
 }
 
 /** Near negatives required in val/test example `index` so that every prefix 0..index meets the minimum. */
@@ -347,8 +348,8 @@ export function createTaskSampler(
         // letter. Describe grounds the candidate slots (A..) — reading out one image of several; find teaches
         // the multiple-choice answer form ("Answer with the letter." -> <answer>B</answer>) that an
         // off-the-shelf VLM brings to the pairing prompt. Neither ever matches a ground view to a tile (no
-        // pairing data): without find, the base answered pairing prompts with no <answer> block at all, so
-        // GRPO from the base (Geo-R1-Zero) got zero reward on every rollout.
+        // pairing data). Without find, a base answers a pairing prompt with no <answer> block, and GRPO from
+        // it (Geo-R1-Zero) gets no reward on any rollout (RESULTS.md, first and ninth builds).
         const u = rng.next();
         if (u >= 2 / 3) return findExample(id, split, rng);
         const view = u < 1 / 3 ? "ground" : "aerial";

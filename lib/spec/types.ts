@@ -35,37 +35,59 @@ export interface FolderSourceSpec {
 
 export interface DataSpec {
   /**
-   * Where examples come from. Default "geoworld": the procedural world, unlimited examples. A folder source
-   * holds a fixed set of rows; the same tasks, tiers and splits are built from their coordinates.
+   * Where examples come from. Default "geoworld" (filled by the resolver): the procedural world, unlimited
+   * examples with scene cues. A folder source holds a fixed set of rows; the same tasks, tiers and splits
+   * are built from their coordinates, but captions, scaffold and control examples need scene cues it lacks.
    */
   source: "geoworld" | FolderSourceSpec;
-  /** Seed of sampling examples (locations, negatives, templates). Split s uses a generator derived from it. */
+  /**
+   * Seed of sampling examples (locations, negatives, templates); split s uses a generator derived from it.
+   * Default: `deriveSeed(seed, "data.seed")`, so `--seed N` draws new training examples.
+   */
   seed: number;
-  /** Pairing candidates K (letters A..). */
+  /** Pairing candidates K (letters A..). Required; the recipe uses 4 (chance 25%), as the paper. */
   candidates: number;
-  /** Mix of negative tiers for training pairing examples; must sum to 1. */
+  /**
+   * Mix of negative tiers for training pairing examples; must sum to 1. Required; the recipe uses about a
+   * third each. More `near` (5-50 km, same region style) makes training harder and closer to the test split.
+   */
   negatives: { far: number; climate: number; near: number };
-  /** Minimum fraction of near negatives among test pairing negatives (>= 1/3 by design). */
+  /**
+   * Minimum fraction of near negatives among test pairing negatives. Required; the recipe uses 0.34 (at least
+   * one third by design), so test accuracy cannot come from region style alone.
+   */
   testNearMin: number;
-  /** Size in degrees of the split grid cells; a cell belongs to exactly one split. */
+  /**
+   * Size in degrees of the split grid cells; a cell belongs to exactly one split. Required; the recipe uses
+   * 5. Larger cells hold out whole regions (harder, fewer distinct cells); smaller ones leak region style.
+   */
   regionCellDeg: number;
-  /** Fractions of region cells held out for val and test. */
+  /** Fractions of region cells held out for val and test (their sum must be < 1). Required. */
   valFraction: number;
   testFraction: number;
   cot: {
-    /** 0 terse .. 2 verbose. */
-    verbosity: number;
-    /** Probability that one intermediate cue in an exemplar is wrong (documented noise). */
-    noise: number;
-    /** Verbosity-0 order: ground line first (default) or every candidate described first. */
-    order?: "ground-first" | "candidates-first";
     /**
-     * Candidates-first verdict line: "A fits, B no, ..." (default), "A 6, B 3, ..." (cues that agree) or
-     * "A no, B fits." (first-fit: verdicts up to the match).
+     * Exemplar verbosity (lib/data/cot.ts): 0 short cue phrases (the recipe's; a pairing exemplar lists
+     * every tile's cues, about 120 tokens), 1 prose with one prior sentence, 2 prose with every prior (about
+     * 150-250 tokens). Required. Prose teaches more priors but costs decode time and the length reward.
      */
-    verdict?: "fits" | "count" | "first-fit";
-    /** Candidates-first: each cue of a candidate line followed by "+" (agrees with the ground) or "-". */
-    marks?: boolean;
+    verbosity: number;
+    /**
+     * Probability that one intermediate cue in an exemplar is stated wrongly (the conclusion always follows
+     * the metadata). Required; the recipe uses 0.05, the design's "documented rate of noisy intermediate
+     * cues". Higher rates weaken the link between the stated cues and the verdicts.
+     */
+    noise: number;
+    /**
+     * Pairing exemplar order. Optional; "candidates-first" (every candidate from its own tile, then the
+     * ground) is the only form. Any other value is refused by the resolver (lib/spec/retired.ts).
+     */
+    order?: "candidates-first";
+    /**
+     * Pairing verdict line. Optional; "first-fit" (verdicts in letter order up to the match, "A no, B fits.")
+     * is the only form. Any other value is refused by the resolver (lib/spec/retired.ts).
+     */
+    verdict?: "first-fit";
   };
 }
 
