@@ -9,9 +9,9 @@
  * depends on the data that happened to be sampled.
  *
  * Why: captions teach the vision tower only through the language-model loss, four tiles at a time, and in
- * the small budget the decoder's aerial descriptions stayed near the cue prior (docs/RESULTS.md, fourth build). The same
- * labels as a direct loss on the vision states are the dense perception signal a pretrained VLM brings
- * from its own pretraining. The pairing task, its splits and its test set are untouched: no pairing data
+ * the small budget the decoder's aerial descriptions stay near the cue prior (docs/RESULTS.md, fourth
+ * build). The same labels as a direct loss on the vision states are the dense perception signal a pretrained
+ * VLM brings from its own pretraining. The pairing task, its splits and its test set are untouched: no pairing data
  * and no answer letters are involved.
  * @module
  */
