@@ -304,7 +304,7 @@ function verifyCandidates(
  * Write a pairing exemplar. Deterministic in `rng`'s state. The answer is always `letter(input.correct)`.
  */
 export function pairingCotDetailed(input: PairingCotInput, opts: CotOptions, rng: Rng): PairingCotResult {
-  const { candidates, correct, groundMeta } = input;
+  const { candidates, correct } = input;
   const v = Math.max(0, Math.min(2, Math.round(opts.verbosity)));
   const L = letter(correct);
   const g0 = input.ground;
@@ -336,75 +336,117 @@ export function pairingCotDetailed(input: PairingCotInput, opts: CotOptions, rng
     }
   }
   const matchKeys = [...citedSet].filter((k) => k !== "roof" || !citedSet.has("buildings"));
-  const pick = <T>(xs: readonly T[]) => xs[rng.int(xs.length)];
-  const parts: string[] = [];
-
+  const d: PairingDraft = { input, rng, cited, matchKeys, g, L };
+  let parts: string[];
   if (v === 0) {
-    // Describe each candidate from its own tile (every cue), then the ground, then the verdicts. Nothing
-    // earlier in the text says what a candidate should show, so a candidate line can only come from reading
-    // its tile. The verdicts run in letter order and stop at the match ("A no, B fits."), so the answer
-    // token follows "B fits" directly and continues B's slot segment instead of copying a letter from
-    // further back. Why this form: RESULTS.md, third, fifth and eighth builds.
-    const keys = (c: ViewCues) => VERIFY_KEYS.filter((k) => k !== "roadLine" || c.roadLine !== null);
-    const r = verifyCandidates(g0, candidates, correct, opts.noise, cited, rng);
+    const r = verdictLines(d, opts.noise);
+    parts = r.parts;
     noisyCue = r.noisyCue;
-    r.rows.forEach(({ shown }, i) => parts.push(`${letter(i)}: ${obsList(shown, keys(shown), 0)}.`));
-    parts.push(fill(pick(COT_TEMPLATES.v0Open), { X: obsList(g0, keys(g0), 0) }));
-    const verdicts = r.rows.slice(0, correct + 1);
-    parts.push(verdicts.map(({ verdict }, i) => `${letter(i)} ${verdict}`).join(", ") + ".");
-  } else if (v === 1) {
-    const keys = observedKeys(g);
-    if (rng.next() < 0.5) rng.shuffle(keys);
-    parts.push(fill(pick(COT_TEMPLATES.v1Open), { X: obsList(g, keys, 1) }));
-    const ev = regionEvidence(g);
-    if (ev) parts.push(fill(pick(COT_TEMPLATES.v1Prior), { X: ev, C: groundMeta.continent }));
-    else parts.push(fill(pick(COT_TEMPLATES.v1Climate), { X: g.vegetation, Z: groundMeta.climate }));
-    candidates.forEach((c, i) => {
-      if (i === correct) return;
-      const k = cited[i];
-      const t = k ? fill(pick(COT_TEMPLATES.v1Elim), { L: letter(i), X: observedPhrase(c, k[0], 1) }) : fill(
-        COT_TEMPLATES.v1Alike[0],
-        { L: letter(i) },
-      );
-      parts.push(t);
-    });
-    if (matchKeys.length) parts.push(fill(pick(COT_TEMPLATES.v1Match), { L, K: nounList(matchKeys) }));
-    parts.push(fill(pick(COT_TEMPLATES.v1Final), { L }));
-  } else {
-    const keys = observedKeys(g);
-    parts.push(fill(pick(COT_TEMPLATES.v2Open), { X: obsList(g, keys, 1) }));
-    if (g.sunSide) parts.push(`${observedPhrase(g, "sunSide", 1)}.`);
-    const ev = regionEvidence(g);
-    if (ev) {
-      parts.push(
-        fill(pick(COT_TEMPLATES.v2Region), { X: ev, C: groundMeta.continent, N: groundMeta.countryName }),
-      );
-    }
-    parts.push(fill(pick(COT_TEMPLATES.v2Driving), { S: groundMeta.drivingSide }));
-    parts.push(fill(pick(COT_TEMPLATES.v2Climate), { X: g.vegetation, Z: groundMeta.climate }));
-    const hemi = hemisphere(g, groundMeta);
-    if (hemi) parts.push(fill(COT_TEMPLATES.v2Hemisphere[0], { X: g.sunSide!, S: hemi }));
-    candidates.forEach((c, i) => {
-      // Describe the candidate by the cues that matter (the cited ones), to keep exemplars compact.
-      const shown = i === correct ? matchKeys : (cited[i] ?? []);
-      if (shown.length) {
-        parts.push(fill(pick(COT_TEMPLATES.v2Cand), { L: letter(i), X: obsList(c, shown, 0) }));
-      }
-      if (i === correct) {
-        if (matchKeys.length) parts.push(fill(pick(COT_TEMPLATES.v2Match), { K: nounList(matchKeys) }));
-      } else {
-        const k = cited[i];
-        parts.push(
-          k
-            ? fill(pick(COT_TEMPLATES.v2Differs), { L: letter(i), K: nounList(k) })
-            : fill(COT_TEMPLATES.v2Alike[0], { L: letter(i) }),
-        );
-      }
-    });
-    parts.push(fill(pick(COT_TEMPLATES.v2Final), { L }));
-  }
+  } else parts = v === 1 ? proseMedium(d) : proseVerbose(d);
   const think = parts.join(" ");
   return { target: `<think>${think}</think><answer>${L}</answer>`, think, answer: L, noisyCue, cited };
+}
+
+/** What the three pairing writers share. */
+interface PairingDraft {
+  input: PairingCotInput;
+  rng: Rng;
+  /** Cues cited to eliminate each negative (null for the match and a negative no cue tells apart). */
+  cited: (CueKey[] | null)[];
+  /** The cited cues, which the match shares with the ground. */
+  matchKeys: CueKey[];
+  /** The ground's cues as the prose states them (one may be flipped by noise). */
+  g: ViewCues;
+  /** The answer letter. */
+  L: string;
+}
+
+function pickFrom<T>(rng: Rng, xs: readonly T[]): T {
+  return xs[rng.int(xs.length)];
+}
+
+/**
+ * Verbosity 0: each candidate described from its own tile (every cue), then the ground, then the verdicts.
+ * Nothing earlier in the text says what a candidate should show, so a candidate line can only come from
+ * reading its tile. The verdicts run in letter order and stop at the match ("A no, B fits."), so the answer
+ * token follows "B fits" directly and continues B's slot segment instead of copying a letter from further
+ * back. Why this form: RESULTS.md, third, fifth and eighth builds.
+ */
+function verdictLines(d: PairingDraft, noise: number): { parts: string[]; noisyCue: CueKey | null } {
+  const { candidates, correct, ground: g0 } = d.input;
+  const keys = (c: ViewCues) => VERIFY_KEYS.filter((k) => k !== "roadLine" || c.roadLine !== null);
+  const r = verifyCandidates(g0, candidates, correct, noise, d.cited, d.rng);
+  const parts = r.rows.map(({ shown }, i) => `${letter(i)}: ${obsList(shown, keys(shown), 0)}.`);
+  parts.push(fill(pickFrom(d.rng, COT_TEMPLATES.v0Open), { X: obsList(g0, keys(g0), 0) }));
+  const verdicts = r.rows.slice(0, correct + 1);
+  parts.push(verdicts.map(({ verdict }, i) => `${letter(i)} ${verdict}`).join(", ") + ".");
+  return { parts, noisyCue: r.noisyCue };
+}
+
+/** Verbosity 1: the ground's cues, one prior sentence, one elimination per negative, the match. */
+function proseMedium(d: PairingDraft): string[] {
+  const { rng, g, L, cited, matchKeys } = d;
+  const { candidates, correct, groundMeta } = d.input;
+  const pick = <T>(xs: readonly T[]) => pickFrom(rng, xs);
+  const parts: string[] = [];
+  const keys = observedKeys(g);
+  if (rng.next() < 0.5) rng.shuffle(keys);
+  parts.push(fill(pick(COT_TEMPLATES.v1Open), { X: obsList(g, keys, 1) }));
+  const ev = regionEvidence(g);
+  if (ev) parts.push(fill(pick(COT_TEMPLATES.v1Prior), { X: ev, C: groundMeta.continent }));
+  else parts.push(fill(pick(COT_TEMPLATES.v1Climate), { X: g.vegetation, Z: groundMeta.climate }));
+  candidates.forEach((c, i) => {
+    if (i === correct) return;
+    const k = cited[i];
+    const t = k ? fill(pick(COT_TEMPLATES.v1Elim), { L: letter(i), X: observedPhrase(c, k[0], 1) }) : fill(
+      COT_TEMPLATES.v1Alike[0],
+      { L: letter(i) },
+    );
+    parts.push(t);
+  });
+  if (matchKeys.length) parts.push(fill(pick(COT_TEMPLATES.v1Match), { L, K: nounList(matchKeys) }));
+  parts.push(fill(pick(COT_TEMPLATES.v1Final), { L }));
+  return parts;
+}
+
+/** Verbosity 2: every ground cue, every prior (region, driving side, climate, hemisphere), every candidate. */
+function proseVerbose(d: PairingDraft): string[] {
+  const { rng, g, L, cited, matchKeys } = d;
+  const { candidates, correct, groundMeta } = d.input;
+  const pick = <T>(xs: readonly T[]) => pickFrom(rng, xs);
+  const parts: string[] = [];
+  const keys = observedKeys(g);
+  parts.push(fill(pick(COT_TEMPLATES.v2Open), { X: obsList(g, keys, 1) }));
+  if (g.sunSide) parts.push(`${observedPhrase(g, "sunSide", 1)}.`);
+  const ev = regionEvidence(g);
+  if (ev) {
+    parts.push(
+      fill(pick(COT_TEMPLATES.v2Region), { X: ev, C: groundMeta.continent, N: groundMeta.countryName }),
+    );
+  }
+  parts.push(fill(pick(COT_TEMPLATES.v2Driving), { S: groundMeta.drivingSide }));
+  parts.push(fill(pick(COT_TEMPLATES.v2Climate), { X: g.vegetation, Z: groundMeta.climate }));
+  const hemi = hemisphere(g, groundMeta);
+  if (hemi) parts.push(fill(COT_TEMPLATES.v2Hemisphere[0], { X: g.sunSide!, S: hemi }));
+  candidates.forEach((c, i) => {
+    // Describe the candidate by the cues that matter (the cited ones), to keep exemplars compact.
+    const shown = i === correct ? matchKeys : (cited[i] ?? []);
+    if (shown.length) {
+      parts.push(fill(pick(COT_TEMPLATES.v2Cand), { L: letter(i), X: obsList(c, shown, 0) }));
+    }
+    if (i === correct) {
+      if (matchKeys.length) parts.push(fill(pick(COT_TEMPLATES.v2Match), { K: nounList(matchKeys) }));
+    } else {
+      const k = cited[i];
+      parts.push(
+        k
+          ? fill(pick(COT_TEMPLATES.v2Differs), { L: letter(i), K: nounList(k) })
+          : fill(COT_TEMPLATES.v2Alike[0], { L: letter(i) }),
+      );
+    }
+  });
+  parts.push(fill(pick(COT_TEMPLATES.v2Final), { L }));
+  return parts;
 }
 
 /** Write a pairing exemplar; returns the full target `<think>...</think><answer>L</answer>`. */
