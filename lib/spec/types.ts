@@ -10,12 +10,22 @@ import type { Preset } from "../model/types.ts";
 export type BackendName = "auto" | "wasm" | "webgpu" | "cpu" | "tensorflow";
 
 export interface WorldSpec {
-  /** Seed of the procedural world (layouts, timestamps). */
+  /**
+   * Seed of the procedural world (layouts, timestamps) and of the region-cell splits. Required and constant
+   * across replicates (the recipe uses 7), so every `--seed` shares one world and one held-out region set.
+   */
   seed: number;
-  /** Ground panorama [height, width] and aerial tile size in pixels. */
+  /**
+   * Ground panorama [height, width] in pixels. Required; the recipe uses [32, 128], which the small preset
+   * cuts into 16 strips of 22.5° azimuth. Larger views show more but cost vision tokens or coarser patches.
+   */
   groundShape: [number, number];
+  /** Aerial tile size in pixels. Required; the recipe uses 32. */
   aerialSize: number;
-  /** Half extent in metres of the area a tile covers. */
+  /**
+   * Half extent in metres of the area a tile covers. Required; the recipe uses 60 (a ~120 m tile): larger
+   * tiles show more context around the camera but smaller roads and buildings.
+   */
   tileHalfExtent: number;
 }
 
@@ -286,15 +296,24 @@ export interface BaselineStageSpec {
 export type StageSpec = SupervisedStageSpec | GrpoStageSpec | BaselineStageSpec;
 
 export interface EvalSpec {
-  /** Test examples per task. */
+  /**
+   * Test examples per task. Required; the recipe uses 400: CIs narrow with n, and greedy decoding of n
+   * examples per task and model is most of an experiment's evaluation time.
+   */
   n: number;
+  /** Tasks of the final test-split table. Required; the recipe uses pairing, geolocate and geo-qa. */
   tasks: TaskName[];
-  /** Bootstrap resamples for confidence intervals. */
+  /** Bootstrap resamples for confidence intervals. Required; the recipe uses 1000 (tiny preset: 50). */
   bootstrap: number;
-  /** Decoding for evaluation: greedy when temperature is 0. */
+  /** Decoding for evaluation: greedy when temperature is 0 (the recipe's, so a model has one answer). */
   temperature: number;
+  /**
+   * Completion budget of evaluation in tokens. Required; the recipe uses 160, above GRPO's rollout budget
+   * (96), so a completion a little longer than training's still ends inside it; only completions that never
+   * stop pay for a larger budget.
+   */
   maxNewTokens: number;
-  /** Rollouts kept (with images) for the report gallery. */
+  /** Rollouts kept (with images) for the report gallery. Required; the recipe uses 12. */
   gallery: number;
   /**
    * Model replicas sharing the decoding batches (lib/train/replicas.ts); the metrics equal one replica's.
