@@ -58,7 +58,7 @@ export async function main(args: string[]): Promise<number> {
       // A path outside what the task grants (e.g. --runs-dir elsewhere): say which flag is missing.
       console.error(
         `error: ${err.message}\n` +
-          `the deno tasks grant the narrowest permissions (see deno.json "tasks" and README "Reliability"); ` +
+          `the deno tasks grant the narrowest permissions (see deno.json "tasks" and docs/RELIABILITY.md); ` +
           `to use a directory outside the project, run main.ts with deno run and add it, e.g. ` +
           `--allow-read=.,DIR --allow-write=runs,cache,reports,DIR`,
       );

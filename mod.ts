@@ -1,7 +1,7 @@
 /**
  * geo-r1's public API: the pieces a script or notebook needs to load specs, manage runs and pick a backend.
- * Training, data and model modules are exported by their own `mod.ts` files as they land; see
- * docs/ARCHITECTURE.md for the module map.
+ * Training, data and model code is imported from its own modules under lib/ (e.g. lib/data/mod.ts,
+ * lib/train/grpo.ts); docs/ARCHITECTURE.md maps them.
  *
  * ```ts
  * import { loadSpec, RunDir } from "./mod.ts";

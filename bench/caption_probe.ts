@@ -6,7 +6,7 @@
  *   deno run -A bench/caption_probe.ts cache/stages/<hash>/final
  *
  * Prints {exact, clauseHit} counts and the per-cue accuracy, then a few examples. Used to find that perception
- * (road axes above all) limits pairing accuracy (README "Results").
+ * (road axes above all) limits pairing accuracy (docs/RESULTS.md, first build).
  */
 import { initBackend } from "../lib/backend.ts";
 import { loadSpec } from "../lib/spec/mod.ts";

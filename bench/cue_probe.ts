@@ -1,5 +1,5 @@
 /**
- * Cue-head probe: what a checkpoint's cue heads (model.cueHead, README "Model") read from the views, and
+ * Cue-head probe: what a checkpoint's cue heads (model.cueHead, docs/MODEL.md) read from the views, and
  * how well an ideal matcher on their probabilities would pair. On test pairing examples (ground + K tiles):
  * - per-cue accuracy of the heads for ground and aerial views (road axes: the exact set; groups: argmax);
  * - pairing accuracy of picking the tile whose cue distribution agrees most with the ground's: the sum over
@@ -9,7 +9,7 @@
  *
  *   deno run -A bench/cue_probe.ts cache/stages/<hash>/final [--n 400]
  *
- * Prints one JSON object. README "Results" (fourth build) quotes it.
+ * Prints one JSON object. docs/RESULTS.md (fourth build) quotes it.
  * @module
  */
 import { parseArgs } from "node:util";

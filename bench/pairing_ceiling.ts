@@ -10,7 +10,7 @@
  * Prints one JSON object: the ceiling at several uniform p and at the per-cue accuracies given with
  * `--acc roadAxes=0.4,vegetation=0.6,...` (cues not named use p = 1). This is how we know that the
  * chain-of-thought's cues are enough for the 70% target once perception reads about 3 cues in 4 correctly
- * (README "Results").
+ * (docs/RESULTS.md, third and fourth builds).
  * @module
  */
 import { parseArgs } from "node:util";

@@ -7,7 +7,7 @@
  *
  * Modes: `k4` four tiles in the candidate slots, describe the named one (the base task); `k1` only the
  * named tile (letter A); `blind` like k1 with the tile replaced by grey, the NLL a model reaches without
- * looking. README "Results" (third build) quotes k4 0.48, k1 0.39, blind 0.48 at step 300.
+ * looking. docs/RESULTS.md (third build) quotes k4 0.48, k1 0.39, blind 0.48 at step 300.
  * @module
  */
 import * as tf from "@tensorflow/tfjs";

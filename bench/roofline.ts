@@ -4,7 +4,7 @@
  * (lib/model/config.ts `flopsPerToken`, multiply-add = 2 FLOPs).
  *
  * The roofline is the best matmul rate the backend reaches on one large square product (default 512^3,
- * the "wasm matmul roofline" of DESIGN.md "Numbers"); `decodeMatmuls` also measures the matmul shapes a
+ * the roofline of docs/DESIGN.md "Benchmark targets"); `decodeMatmuls` also measures the matmul shapes a
  * decoding step actually runs, which is the honest ceiling for small batches.
  * @module
  */

@@ -1,7 +1,7 @@
 /**
  * The benchmark summary as JSON: backend + adapter, preset, matmul roofline, FLOPs per token, rollout
  * tokens/s by batch size and completion length (each also as % of the roofline), KV cache vs recompute,
- * shared prefix vs not, SFT and GRPO step seconds, and the two throughput targets of DESIGN.md "Numbers".
+ * shared prefix vs not, SFT and GRPO step seconds, and the two throughput targets of docs/DESIGN.md "Benchmark targets".
  *
  *   deno run --allow-read --allow-write --allow-env --allow-ffi --allow-sys bench/run.ts \
  *     [--backend auto|wasm|webgpu|cpu] [--preset tiny|small|large] [--json out.json] [--quick] [--profile]

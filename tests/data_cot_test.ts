@@ -71,7 +71,7 @@ Deno.test("cot: deterministic in its seed; wording varies across seeds", async (
   assert(variants.size > 3, `only ${variants.size} variants`);
 });
 
-Deno.test("cot: completion lengths in tokens grow with verbosity", async () => {
+Deno.test("cot: pairing exemplar lengths in tokens: verbosity 0 lists every tile's cues, 2 is the longest prose", async () => {
   const inputs = await pairingInputs(40);
   const tok = createTokenizer();
   const mean = (v: number) =>
@@ -82,32 +82,11 @@ Deno.test("cot: completion lengths in tokens grow with verbosity", async () => {
     ) /
     inputs.length;
   const [m0, m1, m2] = [mean(0), mean(1), mean(2)];
-  // Verbosity 0 verifies every candidate (its cues up to the first mismatch), so it is not much shorter than 1.
-  assert(m0 >= 50 && m0 <= 100, `verbosity 0: ${m0}`);
+  // Verbosity 0 states every compared cue of every candidate and of the ground (five lines of about 20
+  // tokens), so it is longer than the one-sentence-per-candidate prose of verbosity 1.
+  assert(m0 >= 90 && m0 <= 150, `verbosity 0: ${m0}`);
   assert(m1 >= 55 && m1 <= 110, `verbosity 1: ${m1}`);
-  assert(m2 >= 130 && m2 <= 300, `verbosity 2: ${m2}`);
-});
-
-Deno.test("cot: verbosity 0 checks every candidate in letter order; only the match fits", async () => {
-  const inputs = await pairingInputs(60);
-  for (const [k, input] of inputs.entries()) {
-    for (const noise of [0, 1]) {
-      const r = pairingCotDetailed(input, { verbosity: 0, noise }, cotRng(k, `v0/${noise}`));
-      const lines = input.candidates.map((_, i) => {
-        const m = new RegExp(`(?:^|\\. )${letter(i)}: ([^.]*)\\.`).exec(r.think);
-        assert(m, `no line for ${letter(i)} in: ${r.think}`);
-        return m[1];
-      });
-      lines.forEach((line, i) => {
-        const verdict = line.split(", ").at(-1);
-        if (i === input.correct) assertEquals(verdict, "fits", r.think);
-        else assert(verdict === "no" || verdict === "alike", r.think);
-      });
-      // Candidates come in letter order.
-      const at = input.candidates.map((_, i) => r.think.indexOf(`${letter(i)}: `));
-      assertEquals([...at].sort((a, b) => a - b), at);
-    }
-  }
+  assert(m2 >= 130 && m2 <= 300 && m2 > m1, `verbosity 2: ${m2}`);
 });
 
 Deno.test("cot: a negative that no cue tells apart still yields the metadata answer", async () => {
@@ -131,13 +110,12 @@ Deno.test("cot: geolocation exemplar answers the coordinates", async () => {
   assertEquals(formatLatLon(-0.001, 2.349), "0.00, 2.35");
 });
 
-Deno.test("cot: candidates-first describes each candidate from its own cues before the ground line", async () => {
+Deno.test("cot: verbosity 0 describes each candidate from its own cues before the ground line", async () => {
   const inputs = await pairingInputs(60);
   let noisyLines = 0;
   for (const [k, input] of inputs.entries()) {
     for (const noise of [0, 1]) {
-      const opts = { verbosity: 0, noise, order: "candidates-first" as const };
-      const r = pairingCotDetailed(input, opts, cotRng(k, `cf/${noise}`));
+      const r = pairingCotDetailed(input, { verbosity: 0, noise }, cotRng(k, `cf/${noise}`));
       assertEquals(extractAnswer(r.target), letter(input.correct));
       const groundAt = r.think.search(/(?:ground|ground view|panorama): /);
       assert(groundAt > 0, r.think);
@@ -154,11 +132,14 @@ Deno.test("cot: candidates-first describes each candidate from its own cues befo
           assert(m[1].includes(roads), `${m[1]} lacks "${roads}"`);
         }
       });
-      // One verdict per candidate, in letter order; only the match fits.
+      // Verdicts in letter order up to the match; only the match fits.
       const verdicts = /((?:[A-H] (?:fits|no|alike)(?:, )?)+)\.$/.exec(r.think);
       assert(verdicts, r.think);
       const vs = verdicts[1].split(", ");
-      assertEquals(vs.map((v) => v[0]), input.candidates.map((_, i) => letter(i)));
+      assertEquals(
+        vs.map((v) => v[0]),
+        input.candidates.slice(0, input.correct + 1).map((_, i) => letter(i)),
+      );
       vs.forEach((v, i) => assertEquals(v.endsWith("fits"), i === input.correct, r.think));
       if (r.noisyCue) noisyLines++;
     }
@@ -166,7 +147,7 @@ Deno.test("cot: candidates-first describes each candidate from its own cues befo
   assert(noisyLines > 20, `noise 1 should alter a negative's line in most exemplars (${noisyLines})`);
 });
 
-Deno.test("cot: candidates-first ground line resets the candidate slot segment", () => {
+Deno.test("cot: the ground line resets the candidate slot segment", () => {
   const tok = createTokenizer();
   const slots = slotSegmentsFor(tok, 4);
   const ids = tok.encode("<think>A: forest. D: desert. ground: forest. A fits");
@@ -178,87 +159,12 @@ Deno.test("cot: candidates-first ground line resets the candidate slot segment",
   assertEquals(seg[at("fits")], 1, "the verdict after A is in slot A");
 });
 
-Deno.test("cot: count verdicts give each candidate's number of agreeing cues; the match has the most", async () => {
-  const inputs = await pairingInputs(80);
-  const keys = ["vegetation", "waterSide", "roadAxes", "buildings", "trees", "roadLine"] as const;
-  let below = 0;
-  for (const [k, input] of inputs.entries()) {
-    for (const noise of [0, 1]) {
-      const opts = { verbosity: 0, noise, order: "candidates-first" as const, verdict: "count" as const };
-      const r = pairingCotDetailed(input, opts, cotRng(k, `count/${noise}`));
-      assertEquals(extractAnswer(r.target), letter(input.correct));
-      const line = /((?:[A-H] \d(?:, )?)+)\.$/.exec(r.think);
-      assert(line, `no count line: ${r.think}`);
-      const counts = line[1].split(", ").map((v) => [v[0], Number(v.slice(2))] as const);
-      assertEquals(counts.map(([L]) => L), input.candidates.map((_, i) => letter(i)));
-      counts.forEach(([, n], i) => {
-        // Counted here independently: "buildings" is stated with its roof colour, so a roof that differs
-        // makes the buildings cue differ.
-        const c = input.candidates[i];
-        const agree = keys.filter((key) =>
-          !cueDiffers(input.ground, c, key) && !(key === "buildings" && cueDiffers(input.ground, c, "roof"))
-        ).length;
-        assertEquals(n, agree, r.think);
-        if (i !== input.correct && n < keys.length) {
-          below++;
-        }
-      });
-      assertEquals(counts[input.correct][1], keys.length, "the match agrees on every cue");
-      assert(!/fits|, [A-H] no/.test(r.think), r.think);
-    }
-  }
-  assert(below > 100, `negatives should mostly disagree somewhere (${below})`);
-});
-
-Deno.test("cot: agreement marks follow each candidate cue; the match's are all '+'", async () => {
-  const inputs = await pairingInputs(60);
-  let minus = 0, marked = 0;
-  for (const [k, input] of inputs.entries()) {
-    for (const noise of [0, 1]) {
-      const opts = { verbosity: 0, noise, order: "candidates-first" as const, marks: true };
-      const r = pairingCotDetailed(input, opts, cotRng(k, `marks/${noise}`));
-      assertEquals(extractAnswer(r.target), letter(input.correct));
-      input.candidates.forEach((c, i) => {
-        const m = new RegExp(`(?:^|\\. )${letter(i)}: ([^.]*)\\.`).exec(r.think);
-        assert(m, r.think);
-        // "vegetation+, no water+, roads a, b-, ..." : a mark ends every cue (road axes may hold commas).
-        const marks = [...m[1].matchAll(/([+-])(?:,|$)/g)].map((x) => x[1]);
-        const expected: string[] = [c.vegetation === input.ground.vegetation ? "+" : "-"];
-        expected.push(cueDiffers(input.ground, c, "waterSide") ? "-" : "+");
-        assertEquals(marks.slice(0, 2), expected, m[1]);
-        assertEquals(m[1].split(/[+-](?:, |$)/).filter(Boolean).length, marks.length, m[1]);
-        if (i === input.correct) {
-          assert(marks.every((x) => x === "+"), `the match agrees on every cue: ${m[1]}`);
-        } else if (firstDiffers(input.ground, c)) assert(marks.includes("-"), `a negative differs: ${m[1]}`);
-        minus += marks.filter((x) => x === "-").length;
-        marked += marks.length;
-      });
-      const groundLine = /(?:ground|ground view|panorama): ([^.]*)\./.exec(r.think)!;
-      assert(!/[+-](,|$)/.test(groundLine[1]), "the ground line has no marks");
-    }
-  }
-  assert(minus > marked / 5 && minus < marked * 0.8, `${minus} of ${marked} marks are '-'`);
-});
-
-/** Whether a candidate differs from the ground on any cue a candidates-first line states. */
-function firstDiffers(g: Parameters<typeof cueDiffers>[0], c: Parameters<typeof cueDiffers>[0]): boolean {
-  return (["vegetation", "waterSide", "roadAxes", "buildings", "trees", "roof"] as const).some((k) =>
-    cueDiffers(g, c, k)
-  ) || (c.roadLine !== null && cueDiffers(g, c, "roadLine"));
-}
-
-Deno.test("cot: first-fit verdicts stop at the match, so the answer continues the match's slot segment", async () => {
+Deno.test("cot: verbosity-0 verdicts stop at the match, so the answer continues the match's slot segment", async () => {
   const inputs = await pairingInputs(60);
   const tok = createTokenizer();
   const slots = slotSegmentsFor(tok, 4);
   for (const [k, input] of inputs.entries()) {
-    const opts = {
-      verbosity: 0,
-      noise: 0.5,
-      order: "candidates-first" as const,
-      verdict: "first-fit" as const,
-    };
-    const r = pairingCotDetailed(input, opts, cotRng(k, "first-fit"));
+    const r = pairingCotDetailed(input, { verbosity: 0, noise: 0.5 }, cotRng(k, "first-fit"));
     const L = letter(input.correct);
     assertEquals(extractAnswer(r.target), L);
     const line = /((?:[A-H] (?:fits|no|alike)(?:, )?)+)\.$/.exec(r.think);
@@ -274,22 +180,16 @@ Deno.test("cot: first-fit verdicts stop at the match, so the answer continues th
   }
 });
 
-Deno.test("cot: statedMatch reads the match from every verbosity-0 form, null where none is named", async () => {
+Deno.test("cot: statedMatch reads the match from the verbosity-0 verdicts, null where none is named", async () => {
   const inputs = await pairingInputs(40);
-  const forms = [
-    { order: "ground-first" as const },
-    { order: "candidates-first" as const },
-    { order: "candidates-first" as const, verdict: "first-fit" as const },
-    { order: "candidates-first" as const, marks: true },
-  ];
   for (const [k, input] of inputs.entries()) {
-    for (const [j, f] of forms.entries()) {
-      const r = pairingCotDetailed(input, { verbosity: 0, noise: 0.5, ...f }, cotRng(k, `named/${j}`));
-      assertEquals(statedMatch(r.think), letter(input.correct), r.think);
+    const r = pairingCotDetailed(input, { verbosity: 0, noise: 0.5 }, cotRng(k, "named"));
+    assertEquals(statedMatch(r.think), letter(input.correct), r.think);
+    // The prose of verbosity 1 and 2 writes no verdict word.
+    for (const verbosity of [1, 2]) {
+      const prose = pairingCotDetailed(input, { verbosity, noise: 0 }, cotRng(k, `named/${verbosity}`));
+      assertEquals(statedMatch(prose.think), null, prose.think);
     }
-    // The count form and the prose of verbosity 1 and 2 write no verdict word.
-    const count = { verbosity: 0, noise: 0, order: "candidates-first" as const, verdict: "count" as const };
-    assertEquals(statedMatch(pairingCotDetailed(input, count, cotRng(k, "named/count")).think), null);
   }
   // Two matches, or none: null. "fits a dry climate" (vegetation prose) is not a verdict.
   assertEquals(statedMatch("A: water left. A fits, B fits."), null);

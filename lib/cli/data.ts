@@ -15,6 +15,7 @@ import { contactSheet, encodePng } from "../data/images.ts";
 import { createTokenizer } from "../data/tokenizer.ts";
 import { type Example, type Split, type TaskName, TASKS } from "../data/types.ts";
 import type { Command } from "./command.ts";
+import { mean } from "../eval/stats.ts";
 
 const SPLITS: readonly Split[] = ["train", "val", "test"];
 
@@ -170,7 +171,6 @@ async function runData(values: Record<string, unknown>, positionals: string[]): 
 export function stats(examples: Example[], task: TaskName, split: Split): Record<string, unknown> {
   const tok = createTokenizer();
   const lens = examples.map((e) => tok.count(e.target));
-  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
   const out: Record<string, unknown> = {
     task,
     split,

@@ -13,6 +13,7 @@ import type { ExperimentSpec } from "../spec/types.ts";
 import type { EvalFile, Manifest, StageEval } from "../run/records.ts";
 import { atomicWriteJson } from "../run/atomic.ts";
 import type { Command } from "./command.ts";
+import { lexists, renameIntoPlace } from "../run/fs.ts";
 
 const TASK_NAMES = ["pairing", "geolocate", "geoqa", "control"];
 const BACKEND_NAMES = ["auto", "wasm", "webgpu", "cpu", "tensorflow"];
@@ -290,7 +291,7 @@ async function runEval(values: Record<string, unknown>, positionals: string[]): 
       `eval: --out ${v.out}: the folder name may hold only letters, digits, '.', '_' and '-'`,
     );
   }
-  if ((await exists(out)) && !v.force) {
+  if ((await lexists(out)) && !v.force) {
     throw new UserError(`eval: ${displayPath(out)} already exists (use --force to replace it)`);
   }
 
@@ -385,14 +386,7 @@ async function runEval(values: Record<string, unknown>, positionals: string[]): 
     // An evaluation trains nothing: an empty metrics file keeps the report free of a missing-file warning.
     await Deno.writeTextFile(join(tmp, "metrics.jsonl"), "");
     await writeRunReport(tmp, { publish: false });
-    if (await exists(out)) {
-      const old = `${tmp}.old`;
-      await Deno.rename(out, old);
-      await Deno.rename(tmp, out);
-      await Deno.remove(old, { recursive: true });
-    } else {
-      await Deno.rename(tmp, out);
-    }
+    await renameIntoPlace(tmp, out);
     console.log(formatTable([row]));
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
@@ -426,14 +420,5 @@ function checkShapes(
   }
   if (spec.data.candidates > cfg.maxCandidates) {
     bad("data.candidates", `at most ${cfg.maxCandidates}`, spec.data.candidates);
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.lstat(p);
-    return true;
-  } catch {
-    return false;
   }
 }

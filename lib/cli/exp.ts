@@ -13,6 +13,8 @@ import { removeStaleTemps } from "../run/atomic.ts";
 import { join } from "node:path";
 import type { Command } from "./command.ts";
 import type { Manifest, StageEval } from "../run/records.ts";
+import { exists } from "../run/fs.ts";
+import { DEFAULT_RUNS_DIR, DEFAULT_STAGE_CACHE_DIR } from "../run/paths.ts";
 
 const BACKEND_NAMES: readonly BackendName[] = ["auto", "wasm", "webgpu", "cpu", "tensorflow"];
 
@@ -24,7 +26,7 @@ export const command: Command = {
 
 Resolve the experiment NAME (a file experiments/NAME.json, or a path to a JSON spec), create its run
 directory runs/<name>-<hash8>/ (spec.resolved.json, manifest.json), then run its pipeline: every stage,
-evaluation and the report. Stages are cached by content hash under cache/stages/.
+evaluation and the report. Stages are cached by content hash under ${DEFAULT_STAGE_CACHE_DIR}/.
 
 options:
   --preset NAME       tiny | small | large (deep-merged from the spec's "presets" after "extends")
@@ -37,8 +39,8 @@ options:
   --force-resume      resume even if spec, git commit or deno.lock changed (recorded in the manifest)
   --no-cache          retrain every stage instead of reusing cached stage outputs
   --dry-run           print the resolved spec, its hash and run id as JSON, and exit
-  --runs-dir DIR      parent of run directories (default: runs)
-  --cache-dir DIR     root of the content-addressed stage cache (default: cache/stages)
+  --runs-dir DIR      parent of run directories (default: ${DEFAULT_RUNS_DIR})
+  --cache-dir DIR     root of the content-addressed stage cache (default: ${DEFAULT_STAGE_CACHE_DIR})
   --reports-dir DIR   where the report is published with index.html (default: reports)
   --verbose           print stack traces of internal errors
   -h, --help          show this help
@@ -122,7 +124,7 @@ async function runExp(values: Record<string, unknown>, positionals: string[]): P
   // A finished run is a record: repeating its command (with or without --resume) prints its results and
   // leaves every file as it is. --no-cache asks for retraining, which the usual checks below handle.
   if (!v["no-cache"]) {
-    const finished = await finishedRun(join(v["runs-dir"] ?? "runs", runId));
+    const finished = await finishedRun(join(v["runs-dir"] ?? DEFAULT_RUNS_DIR, runId));
     if (finished) {
       const { formatTable } = await import("../pipeline/table.ts");
       const m = finished.manifest;
@@ -152,8 +154,8 @@ async function runExp(values: Record<string, unknown>, positionals: string[]): P
   }
   // Every output directory is checked (real path, links followed) before the backend starts or any stage
   // trains, so a refusal costs nothing and leaves nothing behind.
-  const runsDir = v["runs-dir"] ?? "runs";
-  const cacheDir = v["cache-dir"] ?? "cache/stages";
+  const runsDir = v["runs-dir"] ?? DEFAULT_RUNS_DIR;
+  const cacheDir = v["cache-dir"] ?? DEFAULT_STAGE_CACHE_DIR;
   const reportsDir = v["reports-dir"] ?? "reports";
   for (
     const [opt, dir] of [["--runs-dir", runsDir], ["--cache-dir", cacheDir], ["--reports-dir", reportsDir]]
@@ -163,16 +165,8 @@ async function runExp(values: Record<string, unknown>, positionals: string[]): P
   }
   checkPath(join(runsDir, runId), "write", "run directory");
 
-  let pipeline: typeof import("../pipeline/run.ts");
-  try {
-    pipeline = await import("../pipeline/run.ts");
-  } catch (e) {
-    const msg = (e as Error).message ?? String(e);
-    if (/Module not found|Cannot find module/i.test(msg)) {
-      throw new UserError(`exp: the training pipeline (lib/pipeline/run.ts) is not available yet: ${msg}`, 1);
-    }
-    throw e;
-  }
+  // Loaded here, after the cheap checks, so that --help, --dry-run and a bad spec never load tfjs.
+  const pipeline = await import("../pipeline/run.ts");
   // A bad folder source stops here, before the run directory exists.
   const { openDataSource } = await import("../data/source.ts");
   const source = await openDataSource(spec, { stages: spec.pipeline, evalTasks: spec.eval.tasks });
@@ -249,13 +243,4 @@ async function indexNeedsRepair(reportsDir: string): Promise<boolean> {
     if (/^index\.html\.\d+(\.\d+)?\.tmp$/.test(e.name)) return true;
   }
   return false;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

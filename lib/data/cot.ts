@@ -2,33 +2,38 @@
  * The chain-of-thought data engine: writes `<think>...</think><answer>...</answer>` exemplars from scene
  * metadata and cues (never from the answer letter alone).
  *
- * Pairing exemplar, in order: observe the ground view's cues; connect them to geographic priors (roof colour
- * + road-line colour -> continent/region, vegetation + sun -> climate, and at verbosity 2 driving side and
- * hemisphere); compare each candidate's cues with the ground's and eliminate every mismatch, citing a cue on
- * which it differs; state the remaining letter. Wording and order come from the template tables below.
+ * Pairing exemplar (labelled pairing CoT, for `task-sft` only). Verbosity 0, the form the recipe uses: each
+ * candidate's cues read from its own tile, then the ground view's cues, then the verdicts in letter order up
+ * to the match ("A: ... B: ... ground: ... A no, B fits."). Verbosity 1 and 2 are prose: observe the ground
+ * view's cues; connect them to geographic priors (roof colour + road-line colour -> continent/region,
+ * vegetation + sun -> climate, and at verbosity 2 driving side and hemisphere); eliminate each candidate
+ * that differs, citing a cue on which it differs; state the remaining letter. Wording and order come from
+ * the template tables below.
  *
- * Verbosity: 0 terse (about 30-45 tokens: only the cited cues, one short clause per candidate), 1 (about
- * 70-100 tokens: full observation, one prior sentence, one sentence per candidate), 2 verbose (about 150-250
- * tokens: every cue, all priors incl. driving side and hemisphere, every differing cue of every candidate).
+ * Verbosity (pairing): 0 (about 120 tokens: one line of short cue phrases per candidate and for the ground,
+ * then the verdicts), 1 (about 70-100 tokens: full observation, one prior sentence, one sentence per
+ * candidate), 2 (about 150-250 tokens: every cue, all priors incl. driving side and hemisphere, every
+ * differing cue of every candidate).
  *
  * Noise (documented choice): with probability `noise`, ONE ground-view cue that no elimination cites is
  * replaced by a wrong value (and added to the observation if the terse form would not list it). Because the
  * flipped cue is never used to rule a candidate out, and the match sentence names only the cited cues, the
  * reasoning stays consistent and the final answer always equals the metadata answer. If every observed cue
- * is cited, no cue is flipped. `PairingCotResult.noisyCue` reports which cue was flipped.
+ * is cited, no cue is flipped. At verbosity 0 the noise is on one negative's line instead: its differing cue
+ * is shown with another wrong value, so it still differs (`verifyCandidates`). `PairingCotResult.noisyCue`
+ * reports which cue was flipped.
  * @module
  */
 import { deriveSeed, Rng } from "../rng.ts";
 import type { SceneMeta } from "../world/types.ts";
 import { ROAD_LINES, ROOF_PALETTES, VEGETATION_COLOURS } from "../world/mod.ts";
 import {
-  buildingsPhrase,
   COMPASS,
   cueDiffers,
   type CueKey,
-  cuePhrase,
   DENSITIES,
   LEVELS3,
+  observedPhrase,
   ROAD_AXES,
   type ViewCues,
 } from "./cues.ts";
@@ -39,21 +44,6 @@ export interface CotOptions {
   verbosity: number;
   /** Probability that one intermediate cue is wrong (see module doc). */
   noise: number;
-  /**
-   * Verbosity 0 only: `ground-first` (absent) states the ground cues, then verifies each candidate against
-   * them; `candidates-first` describes every candidate from its own tile, then the ground, then gives one
-   * verdict per candidate (see `pairingCotDetailed`).
-   */
-  order?: "ground-first" | "candidates-first";
-  /**
-   * Candidates-first verdict line: `fits` (absent) writes "A no, B fits, ..."; `count` writes how many of
-   * the VERIFY_KEYS cues of each candidate agree with the ground ("A 3, B 6, ..."), and the answer is the
-   * candidate with the most; `first-fit` writes the yes/no verdicts in letter order up to the match only
-   * ("A no, B fits."), so the answer follows the match's verdict (see `pairingCotDetailed`).
-   */
-  verdict?: "fits" | "count" | "first-fit";
-  /** Candidates-first: follow each cue of a candidate line with "+" (agrees with the ground) or "-". */
-  marks?: boolean;
 }
 
 /** Input of the pairing engine. */
@@ -102,7 +92,6 @@ const KEY_NOUN: Record<CueKey | "sunSide", string> = {
  */
 export const COT_TEMPLATES = {
   v0Open: ["ground: {X}.", "ground view: {X}.", "panorama: {X}."],
-  v0Match: ["{L} matches.", "so {L}.", "{L} fits."],
   v1Open: ["the ground view shows: {X}.", "in the panorama: {X}.", "from the ground we see: {X}."],
   v1Prior: [
     "{X} suggest {C}.",
@@ -166,12 +155,6 @@ function listAnd(xs: string[]): string {
   return xs.slice(0, -1).join(", ") + " and " + xs[xs.length - 1];
 }
 
-/** Phrase of one cue for observations/eliminations (buildings include the roof colour). */
-function phrase(c: ViewCues, k: CueKey | "sunSide", style: 0 | 1): string {
-  if (k === "buildings") return buildingsPhrase(c, style);
-  return cuePhrase(c, k, style);
-}
-
 /** Colour names used to flip roof / road-line cues (noise); any value differing from the true one works. */
 const NOISE_ROOFS = Object.keys(ROOF_PALETTES);
 const NOISE_LINES = Object.keys(ROAD_LINES);
@@ -231,7 +214,7 @@ function observedKeys(c: ViewCues): CueKey[] {
 /** Observation list: keys -> phrases; "buildings" covers the roof colour. */
 function obsList(c: ViewCues, keys: CueKey[], style: 0 | 1): string {
   const ks = keys.filter((k) => k !== "roof" || !keys.includes("buildings"));
-  return ks.map((k) => phrase(c, k === "roof" ? "buildings" : k, style)).join(", ");
+  return ks.map((k) => observedPhrase(c, k === "roof" ? "buildings" : k, style)).join(", ");
 }
 
 /** Region evidence phrase: "red roofs and white road lines" (from the cues that are present). */
@@ -321,7 +304,7 @@ function verifyCandidates(
  * Write a pairing exemplar. Deterministic in `rng`'s state. The answer is always `letter(input.correct)`.
  */
 export function pairingCotDetailed(input: PairingCotInput, opts: CotOptions, rng: Rng): PairingCotResult {
-  const { candidates, correct, groundMeta } = input;
+  const { candidates, correct } = input;
   const v = Math.max(0, Math.min(2, Math.round(opts.verbosity)));
   const L = letter(correct);
   const g0 = input.ground;
@@ -338,7 +321,8 @@ export function pairingCotDetailed(input: PairingCotInput, opts: CotOptions, rng
   for (const c of cited) for (const k of c ?? []) citedSet.add(k === "roof" ? "buildings" : k);
   for (const c of cited) for (const k of c ?? []) if (k === "roof") citedSet.add("roof");
 
-  // Noise: flip one observed, uncited cue of the ground view.
+  // Noise: flip one observed, uncited cue of the ground view. Verbosity 0 makes the same draws but shows the
+  // ground as it is (its noise is on a negative's line), so every verbosity consumes the generator alike.
   let g = g0;
   let noisyCue: CueKey | null = null;
   if (opts.noise > 0 && rng.next() < opts.noise) {
@@ -352,106 +336,117 @@ export function pairingCotDetailed(input: PairingCotInput, opts: CotOptions, rng
     }
   }
   const matchKeys = [...citedSet].filter((k) => k !== "roof" || !citedSet.has("buildings"));
-  const pick = <T>(xs: readonly T[]) => xs[rng.int(xs.length)];
-  const parts: string[] = [];
-
-  if (v === 0 && opts.order === "candidates-first") {
-    // Describe each candidate from its own tile (every cue), then the ground, then one verdict per
-    // candidate. Nothing earlier in the text says what a candidate should show, so a candidate line can
-    // only come from reading its tile: with the ground line first, the model learned to copy the ground's
-    // cues into every candidate line (most of them agree with it) and its verdicts were at chance.
-    const keys = (c: ViewCues) => VERIFY_KEYS.filter((k) => k !== "roadLine" || c.roadLine !== null);
-    const r = verifyCandidates(g0, candidates, correct, opts.noise, cited, rng);
+  const d: PairingDraft = { input, rng, cited, matchKeys, g, L };
+  let parts: string[];
+  if (v === 0) {
+    const r = verdictLines(d, opts.noise);
+    parts = r.parts;
     noisyCue = r.noisyCue;
-    // Agreement marks: each cue of a candidate line followed by "+" where it agrees with the ground's and "-"
-    // where it differs, so the verdict rests on one local decision per cue written next to it.
-    const line = (shown: ViewCues, i: number) =>
-      opts.marks
-        ? keys(shown).map((k) => phrase(shown, k, 0) + (differsOn(g0, candidates[i], k) ? "-" : "+")).join(
-          ", ",
-        )
-        : obsList(shown, keys(shown), 0);
-    r.rows.forEach(({ shown }, i) => parts.push(`${letter(i)}: ${line(shown, i)}.`));
-    parts.push(fill(pick(COT_TEMPLATES.v0Open), { X: obsList(g0, keys(g0), 0) }));
-    // Count verdicts: a yes/no verdict is a threshold on how well a candidate agrees, learnt from one "fits"
-    // in four, while the number of agreeing cues is graded, a sum over the cues compared, and the answer is
-    // then the largest of four numbers on one line.
-    const verdict = (v: string, i: number) =>
-      opts.verdict === "count"
-        ? String(VERIFY_KEYS.filter((k) => !differsOn(g0, candidates[i], k)).length)
-        : v;
-    // First-fit verdicts stop at the match, so the answer follows "B fits" directly: the answer token then
-    // continues B's slot segment. With every verdict listed, the answer had to be copied from the "fits"
-    // earlier on the line, and 300-step SFT never learnt that copy (teacher-forced answer accuracy 31-34%,
-    // near the 25% chance).
-    const rows = opts.verdict === "first-fit" ? r.rows.slice(0, correct + 1) : r.rows;
-    parts.push(rows.map(({ verdict: v }, i) => `${letter(i)} ${verdict(v, i)}`).join(", ") + ".");
-  } else if (v === 0) {
-    // Verify each candidate in turn: its cues in the ground's order, up to the first that differs ("no")
-    // or all of them ("fits"). Every step is one view's perception plus one comparison with the ground line.
-    const keys = VERIFY_KEYS.filter((k) => k !== "roadLine" || g0.roadLine !== null);
-    parts.push(fill(pick(COT_TEMPLATES.v0Open), { X: obsList(g0, keys, 0) }));
-    const r = verifyCandidates(g0, candidates, correct, opts.noise, cited, rng);
-    noisyCue = r.noisyCue; // the terse form has its own noise (the ground line lists every cue)
-    r.rows.forEach(({ k, shown, verdict }, i) => {
-      const upTo = k ? VERIFY_KEYS.indexOf(k) : VERIFY_KEYS.length - 1;
-      const ks = keys.filter((x) => VERIFY_KEYS.indexOf(x) <= upTo);
-      parts.push(`${letter(i)}: ${obsList(shown, ks, 0)}, ${verdict}.`);
-    });
-    parts.push(fill(pick(COT_TEMPLATES.v0Match), { L }));
-  } else if (v === 1) {
-    const keys = observedKeys(g);
-    if (rng.next() < 0.5) rng.shuffle(keys);
-    parts.push(fill(pick(COT_TEMPLATES.v1Open), { X: obsList(g, keys, 1) }));
-    const ev = regionEvidence(g);
-    if (ev) parts.push(fill(pick(COT_TEMPLATES.v1Prior), { X: ev, C: groundMeta.continent }));
-    else parts.push(fill(pick(COT_TEMPLATES.v1Climate), { X: g.vegetation, Z: groundMeta.climate }));
-    candidates.forEach((c, i) => {
-      if (i === correct) return;
-      const k = cited[i];
-      const t = k ? fill(pick(COT_TEMPLATES.v1Elim), { L: letter(i), X: phrase(c, k[0], 1) }) : fill(
-        COT_TEMPLATES.v1Alike[0],
-        { L: letter(i) },
-      );
-      parts.push(t);
-    });
-    if (matchKeys.length) parts.push(fill(pick(COT_TEMPLATES.v1Match), { L, K: nounList(matchKeys) }));
-    parts.push(fill(pick(COT_TEMPLATES.v1Final), { L }));
-  } else {
-    const keys = observedKeys(g);
-    parts.push(fill(pick(COT_TEMPLATES.v2Open), { X: obsList(g, keys, 1) }));
-    if (g.sunSide) parts.push(`${phrase(g, "sunSide", 1)}.`);
-    const ev = regionEvidence(g);
-    if (ev) {
-      parts.push(
-        fill(pick(COT_TEMPLATES.v2Region), { X: ev, C: groundMeta.continent, N: groundMeta.countryName }),
-      );
-    }
-    parts.push(fill(pick(COT_TEMPLATES.v2Driving), { S: groundMeta.drivingSide }));
-    parts.push(fill(pick(COT_TEMPLATES.v2Climate), { X: g.vegetation, Z: groundMeta.climate }));
-    const hemi = hemisphere(g, groundMeta);
-    if (hemi) parts.push(fill(COT_TEMPLATES.v2Hemisphere[0], { X: g.sunSide!, S: hemi }));
-    candidates.forEach((c, i) => {
-      // Describe the candidate by the cues that matter (the cited ones), to keep exemplars compact.
-      const shown = i === correct ? matchKeys : (cited[i] ?? []);
-      if (shown.length) {
-        parts.push(fill(pick(COT_TEMPLATES.v2Cand), { L: letter(i), X: obsList(c, shown, 0) }));
-      }
-      if (i === correct) {
-        if (matchKeys.length) parts.push(fill(pick(COT_TEMPLATES.v2Match), { K: nounList(matchKeys) }));
-      } else {
-        const k = cited[i];
-        parts.push(
-          k
-            ? fill(pick(COT_TEMPLATES.v2Differs), { L: letter(i), K: nounList(k) })
-            : fill(COT_TEMPLATES.v2Alike[0], { L: letter(i) }),
-        );
-      }
-    });
-    parts.push(fill(pick(COT_TEMPLATES.v2Final), { L }));
-  }
+  } else parts = v === 1 ? proseMedium(d) : proseVerbose(d);
   const think = parts.join(" ");
   return { target: `<think>${think}</think><answer>${L}</answer>`, think, answer: L, noisyCue, cited };
+}
+
+/** What the three pairing writers share. */
+interface PairingDraft {
+  input: PairingCotInput;
+  rng: Rng;
+  /** Cues cited to eliminate each negative (null for the match and a negative no cue tells apart). */
+  cited: (CueKey[] | null)[];
+  /** The cited cues, which the match shares with the ground. */
+  matchKeys: CueKey[];
+  /** The ground's cues as the prose states them (one may be flipped by noise). */
+  g: ViewCues;
+  /** The answer letter. */
+  L: string;
+}
+
+function pickFrom<T>(rng: Rng, xs: readonly T[]): T {
+  return xs[rng.int(xs.length)];
+}
+
+/**
+ * Verbosity 0: each candidate described from its own tile (every cue), then the ground, then the verdicts.
+ * Nothing earlier in the text says what a candidate should show, so a candidate line can only come from
+ * reading its tile. The verdicts run in letter order and stop at the match ("A no, B fits."), so the answer
+ * token follows "B fits" directly and continues B's slot segment instead of copying a letter from further
+ * back. Why this form: RESULTS.md, third, fifth and eighth builds.
+ */
+function verdictLines(d: PairingDraft, noise: number): { parts: string[]; noisyCue: CueKey | null } {
+  const { candidates, correct, ground: g0 } = d.input;
+  const keys = (c: ViewCues) => VERIFY_KEYS.filter((k) => k !== "roadLine" || c.roadLine !== null);
+  const r = verifyCandidates(g0, candidates, correct, noise, d.cited, d.rng);
+  const parts = r.rows.map(({ shown }, i) => `${letter(i)}: ${obsList(shown, keys(shown), 0)}.`);
+  parts.push(fill(pickFrom(d.rng, COT_TEMPLATES.v0Open), { X: obsList(g0, keys(g0), 0) }));
+  const verdicts = r.rows.slice(0, correct + 1);
+  parts.push(verdicts.map(({ verdict }, i) => `${letter(i)} ${verdict}`).join(", ") + ".");
+  return { parts, noisyCue: r.noisyCue };
+}
+
+/** Verbosity 1: the ground's cues, one prior sentence, one elimination per negative, the match. */
+function proseMedium(d: PairingDraft): string[] {
+  const { rng, g, L, cited, matchKeys } = d;
+  const { candidates, correct, groundMeta } = d.input;
+  const pick = <T>(xs: readonly T[]) => pickFrom(rng, xs);
+  const parts: string[] = [];
+  const keys = observedKeys(g);
+  if (rng.next() < 0.5) rng.shuffle(keys);
+  parts.push(fill(pick(COT_TEMPLATES.v1Open), { X: obsList(g, keys, 1) }));
+  const ev = regionEvidence(g);
+  if (ev) parts.push(fill(pick(COT_TEMPLATES.v1Prior), { X: ev, C: groundMeta.continent }));
+  else parts.push(fill(pick(COT_TEMPLATES.v1Climate), { X: g.vegetation, Z: groundMeta.climate }));
+  candidates.forEach((c, i) => {
+    if (i === correct) return;
+    const k = cited[i];
+    const t = k ? fill(pick(COT_TEMPLATES.v1Elim), { L: letter(i), X: observedPhrase(c, k[0], 1) }) : fill(
+      COT_TEMPLATES.v1Alike[0],
+      { L: letter(i) },
+    );
+    parts.push(t);
+  });
+  if (matchKeys.length) parts.push(fill(pick(COT_TEMPLATES.v1Match), { L, K: nounList(matchKeys) }));
+  parts.push(fill(pick(COT_TEMPLATES.v1Final), { L }));
+  return parts;
+}
+
+/** Verbosity 2: every ground cue, every prior (region, driving side, climate, hemisphere), every candidate. */
+function proseVerbose(d: PairingDraft): string[] {
+  const { rng, g, L, cited, matchKeys } = d;
+  const { candidates, correct, groundMeta } = d.input;
+  const pick = <T>(xs: readonly T[]) => pickFrom(rng, xs);
+  const parts: string[] = [];
+  const keys = observedKeys(g);
+  parts.push(fill(pick(COT_TEMPLATES.v2Open), { X: obsList(g, keys, 1) }));
+  if (g.sunSide) parts.push(`${observedPhrase(g, "sunSide", 1)}.`);
+  const ev = regionEvidence(g);
+  if (ev) {
+    parts.push(
+      fill(pick(COT_TEMPLATES.v2Region), { X: ev, C: groundMeta.continent, N: groundMeta.countryName }),
+    );
+  }
+  parts.push(fill(pick(COT_TEMPLATES.v2Driving), { S: groundMeta.drivingSide }));
+  parts.push(fill(pick(COT_TEMPLATES.v2Climate), { X: g.vegetation, Z: groundMeta.climate }));
+  const hemi = hemisphere(g, groundMeta);
+  if (hemi) parts.push(fill(COT_TEMPLATES.v2Hemisphere[0], { X: g.sunSide!, S: hemi }));
+  candidates.forEach((c, i) => {
+    // Describe the candidate by the cues that matter (the cited ones), to keep exemplars compact.
+    const shown = i === correct ? matchKeys : (cited[i] ?? []);
+    if (shown.length) {
+      parts.push(fill(pick(COT_TEMPLATES.v2Cand), { L: letter(i), X: obsList(c, shown, 0) }));
+    }
+    if (i === correct) {
+      if (matchKeys.length) parts.push(fill(pick(COT_TEMPLATES.v2Match), { K: nounList(matchKeys) }));
+    } else {
+      const k = cited[i];
+      parts.push(
+        k
+          ? fill(pick(COT_TEMPLATES.v2Differs), { L: letter(i), K: nounList(k) })
+          : fill(COT_TEMPLATES.v2Alike[0], { L: letter(i) }),
+      );
+    }
+  });
+  parts.push(fill(pick(COT_TEMPLATES.v2Final), { L }));
+  return parts;
 }
 
 /** Write a pairing exemplar; returns the full target `<think>...</think><answer>L</answer>`. */
@@ -494,7 +489,7 @@ export function geolocateCot(
     parts.push(fill(pick(COT_TEMPLATES.geoV0), { ...vars, X: `${ev}, ${c.vegetation}` }));
   } else {
     parts.push(fill(pick(COT_TEMPLATES.v1Open), { X: obsList(c, observedKeys(c), 1) }));
-    if (v === 2 && c.sunSide) parts.push(`${phrase(c, "sunSide", 1)}.`);
+    if (v === 2 && c.sunSide) parts.push(`${observedPhrase(c, "sunSide", 1)}.`);
     if (regionEvidence(c)) parts.push(fill(pick(COT_TEMPLATES.v1Prior), vars));
     parts.push(fill(pick(COT_TEMPLATES.v1Climate), { X: c.vegetation, Z: meta.climate }));
     if (v === 2) {
@@ -537,9 +532,9 @@ export function scaffoldCot(
     g = flipCue(cues, pick(["trees", "waterSide"] as CueKey[]), rng);
   }
   const present = (c: ViewCues, k: CueKey) => k !== "roadLine" || c.roadLine !== null;
-  const ground = GROUND_KEYS.filter((k) => present(g, k)).map((k) => phrase(g, k, 0));
-  if (g.sunSide) ground.push(phrase(g, "sunSide", 0));
-  const aerial = AERIAL_KEYS.map((k) => phrase(cues, k, 0));
+  const ground = GROUND_KEYS.filter((k) => present(g, k)).map((k) => observedPhrase(g, k, 0));
+  if (g.sunSide) ground.push(observedPhrase(g, "sunSide", 0));
+  const aerial = AERIAL_KEYS.map((k) => observedPhrase(cues, k, 0));
   const parts = [
     fill(pick(COT_TEMPLATES.scafGround), { X: ground.join(", ") }),
     fill(pick(COT_TEMPLATES.scafAerial), { X: aerial.join(", ") }),
@@ -560,10 +555,10 @@ export function extractAnswer(completion: string): string | null {
 
 /**
  * The candidate a pairing think block names as the match, or null when it names none or several. Read from
- * the verbosity-0 verdicts: "B fits" (candidates-first verdict line, "fits" and "first-fit" forms, and the
- * ground-first closing "B fits.") and "B: ..., fits." (a ground-first verification row). The count form
- * ("A 6, B 3") and the verbosity-1/2 prose name no verdict word and give null. The evaluation compares this
- * letter with the answer (`answerFollowsMatch`): whether the answer is the one the reasoning arrived at.
+ * the verdict words: "B fits" (the verbosity-0 verdict line) or "B: ..., fits." (a candidate line that ends
+ * in its verdict, which a policy may write); the verbosity-1/2 prose names no verdict word and gives null.
+ * The evaluation compares this letter with the answer (`answerFollowsMatch`): whether the answer is the one
+ * the reasoning arrived at.
  */
 export function statedMatch(think: string): string | null {
   const named = new Set<string>();

@@ -1,5 +1,5 @@
 /**
- * Cue labels for the vision tower's auxiliary perception loss (`stages.<name>.cueLoss`, README "Model").
+ * Cue labels for the vision tower's auxiliary perception loss (`stages.<name>.cueLoss`, docs/MODEL.md).
  *
  * Every view of a synthetic example carries its discrete cues (`Example.cues`), the same facts its caption
  * states in words. This module turns them into classification targets over a FIXED label space: road axes
@@ -9,9 +9,9 @@
  * depends on the data that happened to be sampled.
  *
  * Why: captions teach the vision tower only through the language-model loss, four tiles at a time, and in
- * the small budget the decoder's aerial descriptions stayed near the cue prior (README "Results"). The same
- * labels as a direct loss on the vision states are the dense perception signal a pretrained VLM brings
- * from its own pretraining. The pairing task, its splits and its test set are untouched: no pairing data
+ * the small budget the decoder's aerial descriptions stay near the cue prior (docs/RESULTS.md, fourth
+ * build). The same labels as a direct loss on the vision states are the dense perception signal a pretrained
+ * VLM brings from its own pretraining. The pairing task, its splits and its test set are untouched: no pairing data
  * and no answer letters are involved.
  * @module
  */

@@ -148,6 +148,14 @@ export function buildingsPhrase(c: ViewCues, style: 0 | 1): string {
 }
 
 /**
+ * One cue as the CoT engine and the find prompts state it: "buildings" with its roof colour
+ * (`buildingsPhrase`), every other cue as `cuePhrase`.
+ */
+export function observedPhrase(c: ViewCues, key: CueKey | "sunSide", style: 0 | 1): string {
+  return key === "buildings" ? buildingsPhrase(c, style) : cuePhrase(c, key, style);
+}
+
+/**
  * A caption of one view: the cues in a fixed order, sentence form. Ground views add the sun; the wording is
  * the CoT engine's (same phrase functions).
  */
@@ -173,5 +181,5 @@ export function caption(c: ViewCues, view: "ground" | "aerial", rng?: Rng): stri
 /** Short observation line used as the think block of pretraining tasks. */
 export function observation(c: ViewCues, meta: SceneMeta | null, keys: (CueKey | "sunSide")[]): string {
   void meta;
-  return keys.map((k) => (k === "buildings" ? buildingsPhrase(c, 0) : cuePhrase(c, k, 0))).join(", ") + ".";
+  return keys.map((k) => observedPhrase(c, k, 0)).join(", ") + ".";
 }

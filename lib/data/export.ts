@@ -9,9 +9,9 @@
  * - `export.json`: what was exported (task, split, n, start, spec name and hash when known, tokenizer size).
  * @module
  */
-import { basename, dirname, join } from "node:path";
-import { UserError } from "../errors.ts";
+import { join } from "node:path";
 import { atomicWrite } from "../run/atomic.ts";
+import { writeDirAtomic } from "../run/fs.ts";
 import { encodePng } from "./images.ts";
 import type { Example } from "./types.ts";
 
@@ -22,16 +22,6 @@ export interface ExportOptions {
   info?: Record<string, unknown>;
   /** Called before each example is written (tests inject failures here). */
   onExample?: (i: number) => void;
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.lstat(p);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /** The metadata line of one example (image paths relative to the export folder). */
@@ -62,16 +52,10 @@ export async function exportExamples(
   outDir: string,
   opts: ExportOptions = {},
 ): Promise<number> {
-  if (await exists(outDir)) {
-    if (!opts.force) throw new UserError(`${outDir} already exists (use --force to replace it)`);
-  }
-  const parent = dirname(outDir);
-  await Deno.mkdir(parent, { recursive: true });
-  const tmp = join(parent, `.${basename(outDir)}.partial-${Deno.pid}-${Date.now().toString(36)}`);
-  await Deno.mkdir(join(tmp, "images"), { recursive: true });
-  let n = 0;
-  try {
+  return await writeDirAtomic(outDir, opts, async (tmp) => {
+    await Deno.mkdir(join(tmp, "images"));
     const lines: string[] = [];
+    let n = 0;
     for (const e of examples) {
       opts.onExample?.(n);
       const stem = String(n).padStart(6, "0");
@@ -94,18 +78,6 @@ export async function exportExamples(
       join(tmp, "export.json"),
       JSON.stringify({ n, created: new Date().toISOString(), ...opts.info }, null, 2) + "\n",
     );
-    if (await exists(outDir)) {
-      // force: move the old folder aside, put the new one in place, then delete the old one.
-      const old = `${tmp}.old`;
-      await Deno.rename(outDir, old);
-      await Deno.rename(tmp, outDir);
-      await Deno.remove(old, { recursive: true });
-    } else {
-      await Deno.rename(tmp, outDir);
-    }
-  } catch (e) {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    throw e;
-  }
-  return n;
+    return n;
+  });
 }

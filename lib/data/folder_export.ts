@@ -12,13 +12,13 @@
  * Written into a temporary sibling folder and renamed into place: a failed export leaves nothing behind.
  * @module
  */
-import { basename, dirname, join } from "node:path";
-import { UserError } from "../errors.ts";
+import { join } from "node:path";
 import { deriveSeed, Rng } from "../rng.ts";
 import type { WorldSpec } from "../spec/types.ts";
 import type { World } from "../world/types.ts";
 import { renderAerial, renderGround } from "../render/mod.ts";
 import { atomicWrite } from "../run/atomic.ts";
+import { writeDirAtomic } from "../run/fs.ts";
 import { encodePng } from "./images.ts";
 import { destination, NEAR_MAX_KM, NEAR_MIN_KM, type TaskSampler } from "./tasks.ts";
 import type { Row } from "./folder_source.ts";
@@ -68,31 +68,15 @@ export function geoworldRows(
   return rows;
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.lstat(p);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 /** Write `rows` as a folder source into `outDir` (layout in the module doc). Returns the number of rows. */
 export async function exportFolder(
   rows: Row[],
   outDir: string,
   opts: { force?: boolean; info?: Record<string, unknown> } = {},
 ): Promise<number> {
-  if ((await exists(outDir)) && !opts.force) {
-    throw new UserError(`${outDir} already exists (use --force to replace it)`);
-  }
-  const parent = dirname(outDir);
-  await Deno.mkdir(parent, { recursive: true });
-  const tmp = join(parent, `.${basename(outDir)}.partial-${Deno.pid}-${Date.now().toString(36)}`);
-  try {
-    await Deno.mkdir(join(tmp, "ground"), { recursive: true });
-    await Deno.mkdir(join(tmp, "aerial"), { recursive: true });
+  return await writeDirAtomic(outDir, opts, async (tmp) => {
+    await Deno.mkdir(join(tmp, "ground"));
+    await Deno.mkdir(join(tmp, "aerial"));
     const pairs = ["ground_path,aerial_path,lat,lon"];
     const geo = ["path,lat,lon"];
     for (let i = 0; i < rows.length; i++) {
@@ -112,17 +96,6 @@ export async function exportFolder(
       join(tmp, "export.json"),
       JSON.stringify({ rows: rows.length, created: new Date().toISOString(), ...opts.info }, null, 2) + "\n",
     );
-    if (await exists(outDir)) {
-      const old = `${tmp}.old`;
-      await Deno.rename(outDir, old);
-      await Deno.rename(tmp, outDir);
-      await Deno.remove(old, { recursive: true });
-    } else {
-      await Deno.rename(tmp, outDir);
-    }
-  } catch (e) {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    throw e;
-  }
-  return rows.length;
+    return rows.length;
+  });
 }

@@ -14,6 +14,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { dirname, join } from "node:path";
 import { exists, readJsonIf } from "../run/fs.ts";
+import { DEFAULT_STAGE_CACHE_DIR } from "../run/paths.ts";
 import type { Example, TaskName } from "../data/types.ts";
 import type { VLM } from "../model/types.ts";
 import type { ExperimentSpec, GrpoStageSpec, StageSpec, SupervisedStageSpec } from "../spec/types.ts";
@@ -136,7 +137,7 @@ export function rowLabel(plan: StagePlan[]): string {
 export async function runExperiment(o: RunOptions): Promise<EvalFile> {
   const { spec } = o;
   const log = o.log ?? ((s: string) => console.error(s));
-  const cacheRoot = o.cacheRoot ?? "cache/stages";
+  const cacheRoot = o.cacheRoot ?? DEFAULT_STAGE_CACHE_DIR;
   const code = await codeVersion();
   const source = o.source ??
     await openDataSource(spec, { stages: spec.pipeline, evalTasks: spec.eval.tasks });

@@ -33,6 +33,7 @@ import { readRunRecords, type RunRecords } from "./read.ts";
 import { bootstrapCi, mean } from "./stats.ts";
 import { DEFAULT_REPORTS_DIR, writeReportsIndex } from "./index_page.ts";
 import { nearestTrainingFigures, pairedGeoDiffs } from "./paired.ts";
+import { exists } from "../run/fs.ts";
 
 /** Row labels in the paper's order; other labels follow in order of first appearance. */
 export const CANONICAL_LABELS = ["Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1", "Task-SFT", "Task-SFT+GRPO"];
@@ -224,15 +225,6 @@ export interface ComparisonOptions extends CiOptions {
 
 function relHref(fromDir: string, target: string): string {
   return relative(fromDir, target).split(/[\\/]/).map(encodeURIComponent).join("/");
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Render the comparison report HTML for already-read runs; `outDir` is where links are relative to. */

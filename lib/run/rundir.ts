@@ -15,6 +15,7 @@ import { appendJsonl } from "./jsonl.ts";
 import { checkPath } from "./sandbox.ts";
 import { type BackendRecord, buildManifest, manifestMismatches } from "./manifest.ts";
 import type { Manifest, MetricRecord, RolloutRecord, RunAttempt } from "./records.ts";
+import { exists } from "./fs.ts";
 
 /** Options of {@link RunDir.prepare}. */
 export interface PrepareRunOptions {
@@ -241,14 +242,5 @@ export class RunDir {
     await removeStaleTemps(run.path);
     await run.writeManifest(manifest);
     return { run, manifest, resumed: true, mismatches };
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.stat(p);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -10,12 +10,22 @@ import type { Preset } from "../model/types.ts";
 export type BackendName = "auto" | "wasm" | "webgpu" | "cpu" | "tensorflow";
 
 export interface WorldSpec {
-  /** Seed of the procedural world (layouts, timestamps). */
+  /**
+   * Seed of the procedural world (layouts, timestamps) and of the region-cell splits. Required and constant
+   * across replicates (the recipe uses 7), so every `--seed` shares one world and one held-out region set.
+   */
   seed: number;
-  /** Ground panorama [height, width] and aerial tile size in pixels. */
+  /**
+   * Ground panorama [height, width] in pixels. Required; the recipe uses [32, 128], which the small preset
+   * cuts into 16 strips of 22.5° azimuth. Larger views show more but cost vision tokens or coarser patches.
+   */
   groundShape: [number, number];
+  /** Aerial tile size in pixels. Required; the recipe uses 32. */
   aerialSize: number;
-  /** Half extent in metres of the area a tile covers. */
+  /**
+   * Half extent in metres of the area a tile covers. Required; the recipe uses 60 (a ~120 m tile): larger
+   * tiles show more context around the camera but smaller roads and buildings.
+   */
   tileHalfExtent: number;
 }
 
@@ -35,37 +45,59 @@ export interface FolderSourceSpec {
 
 export interface DataSpec {
   /**
-   * Where examples come from. Default "geoworld": the procedural world, unlimited examples. A folder source
-   * holds a fixed set of rows; the same tasks, tiers and splits are built from their coordinates.
+   * Where examples come from. Default "geoworld" (filled by the resolver): the procedural world, unlimited
+   * examples with scene cues. A folder source holds a fixed set of rows; the same tasks, tiers and splits
+   * are built from their coordinates, but captions, scaffold and control examples need scene cues it lacks.
    */
   source: "geoworld" | FolderSourceSpec;
-  /** Seed of sampling examples (locations, negatives, templates). Split s uses a generator derived from it. */
+  /**
+   * Seed of sampling examples (locations, negatives, templates); split s uses a generator derived from it.
+   * Default: `deriveSeed(seed, "data.seed")`, so `--seed N` draws new training examples.
+   */
   seed: number;
-  /** Pairing candidates K (letters A..). */
+  /** Pairing candidates K (letters A..). Required; the recipe uses 4 (chance 25%), as the paper. */
   candidates: number;
-  /** Mix of negative tiers for training pairing examples; must sum to 1. */
+  /**
+   * Mix of negative tiers for training pairing examples; must sum to 1. Required; the recipe uses about a
+   * third each. More `near` (5-50 km, same region style) makes training harder and closer to the test split.
+   */
   negatives: { far: number; climate: number; near: number };
-  /** Minimum fraction of near negatives among test pairing negatives (>= 1/3 by design). */
+  /**
+   * Minimum fraction of near negatives among test pairing negatives. Required; the recipe uses 0.34 (at least
+   * one third by design), so test accuracy cannot come from region style alone.
+   */
   testNearMin: number;
-  /** Size in degrees of the split grid cells; a cell belongs to exactly one split. */
+  /**
+   * Size in degrees of the split grid cells; a cell belongs to exactly one split. Required; the recipe uses
+   * 5. Larger cells hold out whole regions (harder, fewer distinct cells); smaller ones leak region style.
+   */
   regionCellDeg: number;
-  /** Fractions of region cells held out for val and test. */
+  /** Fractions of region cells held out for val and test (their sum must be < 1). Required. */
   valFraction: number;
   testFraction: number;
   cot: {
-    /** 0 terse .. 2 verbose. */
-    verbosity: number;
-    /** Probability that one intermediate cue in an exemplar is wrong (documented noise). */
-    noise: number;
-    /** Verbosity-0 order: ground line first (default) or every candidate described first. */
-    order?: "ground-first" | "candidates-first";
     /**
-     * Candidates-first verdict line: "A fits, B no, ..." (default), "A 6, B 3, ..." (cues that agree) or
-     * "A no, B fits." (first-fit: verdicts up to the match).
+     * Exemplar verbosity (lib/data/cot.ts): 0 short cue phrases (the recipe's; a pairing exemplar lists
+     * every tile's cues, about 120 tokens), 1 prose with one prior sentence, 2 prose with every prior (about
+     * 150-250 tokens). Required. Prose teaches more priors but costs decode time and the length reward.
      */
-    verdict?: "fits" | "count" | "first-fit";
-    /** Candidates-first: each cue of a candidate line followed by "+" (agrees with the ground) or "-". */
-    marks?: boolean;
+    verbosity: number;
+    /**
+     * Probability that one intermediate cue in an exemplar is stated wrongly (the conclusion always follows
+     * the metadata). Required; the recipe uses 0.05, the design's "documented rate of noisy intermediate
+     * cues". Higher rates weaken the link between the stated cues and the verdicts.
+     */
+    noise: number;
+    /**
+     * Pairing exemplar order. Optional; "candidates-first" (every candidate from its own tile, then the
+     * ground) is the only form. Any other value is refused by the resolver (lib/spec/retired.ts).
+     */
+    order?: "candidates-first";
+    /**
+     * Pairing verdict line. Optional; "first-fit" (verdicts in letter order up to the match, "A no, B fits.")
+     * is the only form. Any other value is refused by the resolver (lib/spec/retired.ts).
+     */
+    verdict?: "first-fit";
   };
 }
 
@@ -264,15 +296,24 @@ export interface BaselineStageSpec {
 export type StageSpec = SupervisedStageSpec | GrpoStageSpec | BaselineStageSpec;
 
 export interface EvalSpec {
-  /** Test examples per task. */
+  /**
+   * Test examples per task. Required; the recipe uses 400: CIs narrow with n, and greedy decoding of n
+   * examples per task and model is most of an experiment's evaluation time.
+   */
   n: number;
+  /** Tasks of the final test-split table. Required; the recipe uses pairing, geolocate and geo-qa. */
   tasks: TaskName[];
-  /** Bootstrap resamples for confidence intervals. */
+  /** Bootstrap resamples for confidence intervals. Required; the recipe uses 1000 (tiny preset: 50). */
   bootstrap: number;
-  /** Decoding for evaluation: greedy when temperature is 0. */
+  /** Decoding for evaluation: greedy when temperature is 0 (the recipe's, so a model has one answer). */
   temperature: number;
+  /**
+   * Completion budget of evaluation in tokens. Required; the recipe uses 160, above GRPO's rollout budget
+   * (96), so a completion a little longer than training's still ends inside it; only completions that never
+   * stop pay for a larger budget.
+   */
   maxNewTokens: number;
-  /** Rollouts kept (with images) for the report gallery. */
+  /** Rollouts kept (with images) for the report gallery. Required; the recipe uses 12. */
   gallery: number;
   /**
    * Model replicas sharing the decoding batches (lib/train/replicas.ts); the metrics equal one replica's.

@@ -1,8 +1,9 @@
 /**
  * Validation of a resolved spec against experiments/schema.json (ajv, JSON Schema draft 2020-12, allErrors)
  * plus the cross-field rules a schema cannot express (pipeline names existing stages, `from` names an
- * earlier stage, negative tiers sum to 1). Errors become one line each: origin (file, preset or `--set`),
- * JSON pointer, what was expected and what was found, and for an unknown key the nearest valid key.
+ * earlier stage, negative tiers sum to 1, no retired value of lib/spec/retired.ts). Errors become one line
+ * each: origin (file, preset or `--set`), JSON pointer, what was expected and what was found, and for an
+ * unknown key the nearest valid key.
  * @module
  */
 import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
@@ -11,6 +12,7 @@ import { UserError } from "../errors.ts";
 import { type JsonObject, Provenance } from "./merge.ts";
 import { nearest } from "./suggest.ts";
 import { checkResolutions } from "../baselines/grid.ts";
+import { retiredProblems } from "./retired.ts";
 
 /** The JSON Schema of a resolved spec (experiments/schema.json), for reuse by sweep schemas and docs. */
 export const SPEC_SCHEMA: JsonObject = schema as JsonObject;
@@ -152,6 +154,7 @@ function crossFieldProblems(spec: JsonObject, prov: Provenance, fallback: string
     out.push({ pointer, origin: prov.lookup(pointer) ?? fallback, message });
   const stages = spec.stages as Record<string, JsonObject>;
   const names = Object.keys(stages);
+  for (const r of retiredProblems(spec)) add(r.pointer, r.message);
   const pipeline = spec.pipeline as string[];
   pipeline.forEach((s, i) => {
     if (!(s in stages)) {

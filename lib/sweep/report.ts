@@ -33,6 +33,7 @@ import { validateEvalFile } from "../report/read.ts";
 import { displayValue, expandCells, type PlannedRun, shortNames, sweptParams } from "./expand.ts";
 import type { LoadedSweep } from "./spec.ts";
 import type { RunState, SweepState } from "./state.ts";
+import { exists } from "../run/fs.ts";
 
 /** The numbers the sweep report aggregates, per run. */
 export interface RunMetrics {
@@ -283,15 +284,6 @@ function link(fromDir: string, target: string, text: string): TableCell {
   let rel = relative(fromDir, target).split("\\").join("/");
   if (!rel.startsWith(".")) rel = `./${rel}`;
   return raw(`<a href="${escapeHtml(encodeURI(rel))}">${escapeHtml(text)}</a>`);
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Render the sweep report HTML for a page placed in `baseDir` (links are relative to it). */

@@ -1,5 +1,5 @@
 /**
- * Training health checks (DESIGN "GRPO"): stop on NaN/Inf, stop when every completion is truncated for
+ * Training health checks (docs/DESIGN.md "Stages and experiments"): stop on NaN/Inf, stop when every completion is truncated for
  * several steps, warn when groups carry no signal (frac_reward_zero_std near 1) for many steps or when the
  * policy entropy collapses. Warnings go to stderr once per condition; stops throw `TrainingHealthError`
  * carrying the step, so the caller keeps the last good checkpoint and records the failure.

@@ -82,9 +82,9 @@ export interface SupervisedResult {
 /**
  * Scale the loss mask of the answer block's tokens (those after `<answer>`, through `</answer>`) by `w`, in
  * place (`stages.<name>.answerWeight`). The loss is the mask-weighted mean, so with w > 1 a pairing exemplar's
- * one answer letter weighs as much as w of its reasoning tokens. Why: after 300 SFT steps the model wrote the
- * right "fits" verdict but its answer letter, teacher-forced after that verdict, was right only a third of
- * the time; the letter is one token in about 120.
+ * one answer letter weighs as much as w of its reasoning tokens. Why: the letter is one token in about 120,
+ * and with weight 1 a short SFT stage learns the verdicts before it learns to copy the match into the answer
+ * (RESULTS.md, fifth build).
  */
 export function weightAnswerTokens(batch: TrainBatch, tok: Tokenizer, w: number): void {
   scaleBlockTokens(batch, tok.special.answerOpen, tok.special.answerClose, w);
@@ -118,16 +118,15 @@ function scaleBlockTokens(
   batch.lossMask = tf.tensor2d(mask, [B, T]);
 }
 
-/** The words a candidates-first verdict line gives a candidate ("A no, B fits, C alike"). */
+/** The words a pairing verdict line gives a candidate ("A no, B alike, C fits"). */
 export const VERDICT_WORDS = [" fits", " no", " alike"] as const;
 
 /**
  * Scale the loss mask of the verdict tokens by `w`, in place (`stages.<name>.verdictWeight`): inside the
  * think block, a verdict word (VERDICT_WORDS, one token each) right after a candidate letter (the letter ids of
  * `letters`, e.g. "... D: ..." is not one, "A no, B fits" has two). Why: the greedy pairing answer follows the
- * verdicts almost always, so accuracy is the verdict accuracy; after 600 SFT steps the seeds that reached 43%
- * and 58% wrote "no" for every candidate on a third of the test examples, the seed at 75% rarely did. Each
- * verdict is one token in about 120, like the answer letter (see `weightAnswerTokens`).
+ * verdicts almost always, so accuracy is the verdict accuracy, and each verdict is one token in about 120,
+ * like the answer letter (see `weightAnswerTokens`; RESULTS.md, seventh build).
  */
 export function weightVerdictTokens(batch: TrainBatch, tok: Tokenizer, letters: number[], w: number): void {
   const verdict = new Set(VERDICT_WORDS.map((s) => {
