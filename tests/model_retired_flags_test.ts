@@ -1,0 +1,95 @@
+/**
+ * Retired model switches (cue tokens, the grid aerial layout, aerial pooling, additive-only embeddings): a
+ * checkpoint whose config needs one fails to load naming the flag. A checkpoint of the shipped configs
+ * saved with the flags' neutral values still loads.
+ */
+import { join } from "node:path";
+import { assert, assertEquals, assertRejects } from "./assert.ts";
+import { CharTokenizer, testConfig, useWasm } from "./helpers_model.ts";
+import { createModel } from "../lib/model/vlm.ts";
+import { loadCheckpoint, saveCheckpoint } from "../lib/model/checkpoint.ts";
+import { UserError } from "../lib/errors.ts";
+
+await useWasm();
+const tok = new CharTokenizer();
+
+/** A saved tiny checkpoint whose model.json config is edited by `edit`, as an older version wrote it. */
+async function oldCheckpoint(edit: (cfg: Record<string, unknown>, vision: Record<string, unknown>) => void) {
+  const dir = await Deno.makeTempDir({ prefix: "geo-r1-retired-" });
+  const m = createModel(testConfig("tiny", 5));
+  await saveCheckpoint(dir, m, { tokenizer: tok.toJSON() });
+  m.dispose();
+  const file = join(dir, "model.json");
+  const meta = JSON.parse(await Deno.readTextFile(file));
+  edit(meta.config, meta.config.vision);
+  await Deno.writeTextFile(file, JSON.stringify(meta));
+  return { dir, file };
+}
+
+async function loadFails(
+  edit: (cfg: Record<string, unknown>, vision: Record<string, unknown>) => void,
+  message: string,
+): Promise<void> {
+  const { dir, file } = await oldCheckpoint(edit);
+  try {
+    await assertRejects(() => loadCheckpoint(dir), (e: unknown) => {
+      assert(e instanceof UserError, `expected UserError, got ${e}`);
+      assertEquals(e.message, `${file}: config.${message}`);
+      return true;
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const RETRAIN = "retrain it with this version";
+
+Deno.test("loadCheckpoint() refuses a checkpoint with cue tokens, naming cueTokens", async () => {
+  await loadFails(
+    (cfg) => (cfg.cueTokens = true),
+    `cueTokens: true: cue tokens are retired (no decoder token per view); ${RETRAIN}`,
+  );
+});
+
+Deno.test("loadCheckpoint() refuses the grid aerial layout, named or absent, naming aerialLayout", async () => {
+  await loadFails(
+    (_, v) => (v.aerialLayout = "grid"),
+    `vision.aerialLayout: "grid": only the "polar" aerial layout is supported; ${RETRAIN}`,
+  );
+  await loadFails(
+    (_, v) => delete v.aerialLayout,
+    `vision.aerialLayout: absent (the grid layout): only the "polar" aerial layout is supported; ${RETRAIN}`,
+  );
+});
+
+Deno.test("loadCheckpoint() refuses pooled aerial tokens, naming aerialPool", async () => {
+  await loadFails(
+    (_, v) => (v.aerialPool = 2),
+    `vision.aerialPool: 2: aerial pooling is retired (1 token per sector); ${RETRAIN}`,
+  );
+});
+
+Deno.test("loadCheckpoint() refuses additive-only embeddings, false or absent, naming embedGating", async () => {
+  await loadFails(
+    (_, v) => (v.embedGating = false),
+    `vision.embedGating: false: only gated embeddings (true) are supported; ${RETRAIN}`,
+  );
+  await loadFails(
+    (_, v) => delete v.embedGating,
+    `vision.embedGating: absent (additive embeddings): only gated embeddings (true) are supported; ${RETRAIN}`,
+  );
+});
+
+Deno.test("loadCheckpoint() loads an older polar checkpoint that spells out the neutral flag values", async () => {
+  const { dir } = await oldCheckpoint((cfg, v) => {
+    Object.assign(v, { aerialPool: 1, aerialPatch: 16 });
+    cfg.cueTokens = false;
+  });
+  try {
+    const { model } = await loadCheckpoint(dir);
+    assertEquals(model.config.vision.aerialLayout, "polar");
+    model.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
