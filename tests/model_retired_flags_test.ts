@@ -1,13 +1,15 @@
 /**
  * Retired model switches (cue tokens, the grid aerial layout, aerial pooling, additive-only embeddings): a
- * checkpoint whose config needs one fails to load naming the flag. A checkpoint of the shipped configs
- * saved with the flags' neutral values still loads.
+ * checkpoint whose config needs one fails to load naming the flag, and a spec that still sets one is
+ * rejected naming the field. A checkpoint of the shipped configs saved with the flags' neutral values
+ * still loads.
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { CharTokenizer, testConfig, useWasm } from "./helpers_model.ts";
 import { createModel } from "../lib/model/vlm.ts";
 import { loadCheckpoint, saveCheckpoint } from "../lib/model/checkpoint.ts";
+import { displayPath, EXPERIMENTS_DIR, loadSpec } from "../lib/spec/mod.ts";
 import { UserError } from "../lib/errors.ts";
 
 await useWasm();
@@ -92,4 +94,32 @@ Deno.test("loadCheckpoint() loads an older polar checkpoint that spells out the 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a spec that sets model.cueTokens or model.aerialLayout is rejected naming each field", async () => {
+  const file = join(new URL("./fixtures/spec/", import.meta.url).pathname, "retired_model_keys.json");
+  await assertRejects(() => loadSpec(file), (e: unknown) => {
+    assert(e instanceof UserError, `expected UserError, got ${e}`);
+    assertEquals(
+      e.message,
+      "2 problems in the experiment spec:\n" +
+        `  ${displayPath(file)}: /model/cueTokens: cue tokens are retired: the model has no decoder token ` +
+        "per view; remove the key\n" +
+        `  ${displayPath(file)}: /model/aerialLayout: the aerial layout is always "polar" (the grid layout ` +
+        "is retired); remove the key",
+    );
+    return true;
+  });
+  await assertRejects(
+    () => loadSpec(join(EXPERIMENTS_DIR, "geo-r1.json"), { sets: ['model.aerialLayout="grid"'] }),
+    (e: unknown) => {
+      assert(e instanceof UserError, `expected UserError, got ${e}`);
+      assertEquals(
+        e.message,
+        `--set model.aerialLayout="grid": /model/aerialLayout: the aerial layout is always "polar" ` +
+          "(the grid layout is retired); remove the key",
+      );
+      return true;
+    },
+  );
 });
