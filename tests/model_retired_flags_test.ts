@@ -1,8 +1,8 @@
 /**
  * Retired model switches (cue tokens, the grid aerial layout, aerial pooling, additive-only embeddings): a
  * checkpoint whose config needs one fails to load naming the flag, and a spec that still sets one is
- * rejected naming the field. A checkpoint of the shipped configs saved with the flags' neutral values
- * still loads.
+ * rejected naming the field (also through `eval`, as a user meets it). A checkpoint of the shipped configs
+ * saved with the flags' neutral values still loads.
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
@@ -11,6 +11,7 @@ import { createModel } from "../lib/model/vlm.ts";
 import { loadCheckpoint, saveCheckpoint } from "../lib/model/checkpoint.ts";
 import { displayPath, EXPERIMENTS_DIR, loadSpec } from "../lib/spec/mod.ts";
 import { UserError } from "../lib/errors.ts";
+import { cli } from "./helpers_cli.ts";
 
 await useWasm();
 const tok = new CharTokenizer();
@@ -122,4 +123,20 @@ Deno.test("a spec that sets model.cueTokens or model.aerialLayout is rejected na
       return true;
     },
   );
+});
+
+Deno.test("eval: a checkpoint that needs a retired flag stops with one line naming it, exit 2, no output", async () => {
+  const { dir, file } = await oldCheckpoint((_, v) => (v.aerialLayout = "grid"));
+  const out = join(dir, "ev");
+  try {
+    const r = await cli(["eval", dir, "--tasks", "pairing", "--n", "2", "--out", out]);
+    assertEquals(r.code, 2, r.err);
+    assertEquals(
+      r.err.trim(),
+      `${file}: config.vision.aerialLayout: "grid": only the "polar" aerial layout is supported; ${RETRAIN}`,
+    );
+    assertEquals(await Deno.stat(out).then(() => true, () => false), false, "nothing is written");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
