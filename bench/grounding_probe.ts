@@ -8,9 +8,9 @@
  *   follow, then the target token names the colour of that tile (reading one view of several, 2 hops away
  *   from the letter, as in "B: taiga, no water, ...").
  *
- * Each is run with the additive embeddings of the first build (position/view std 0.02), with gating
- * (VisionConfig.embedGating), and gating + slot segments (ModelConfig.slots). Prints JSON: the loss every 40
- * steps and the first step with loss < 0.1 (null: never; chance is ln 4 = 1.386).
+ * Each is run with the model's gated embeddings (VisionConfig.embedGating) and with gating + slot segments
+ * (ModelConfig.slots). Prints JSON: the loss every 40 steps and the first step with loss < 0.1 (null: never;
+ * chance is ln 4 = 1.386).
  *
  *   deno run -A bench/grounding_probe.ts [--steps 240] [--task sector|slot|all]
  */
@@ -32,15 +32,14 @@ await initBackend("wasm");
 const B = 16, V = 64;
 const LETTERS = [20, 21, 22, 23];
 
-function config(variant: "additive" | "gating" | "gating+slots"): ModelConfig {
-  const cfg = makeModelConfig({ preset: "small", seed: 1 }, {
+function config(variant: "gating" | "gating+slots"): ModelConfig {
+  return makeModelConfig({ preset: "small", seed: 1 }, {
     vocabSize: V,
     groundShape: [32, 128],
     aerialSize: 32,
     maxCandidates: 4,
     ...(variant === "gating+slots" ? { slots: { tokens: LETTERS.map((t) => [t]), reset: [1] } } : {}),
   });
-  return { ...cfg, vision: { ...cfg.vision, embedGating: variant !== "additive" } };
 }
 
 /** One batch of a task: input + the position of the target token. */
@@ -98,7 +97,7 @@ function batch(task: "sector" | "slot", rng: Rng): { input: ModelInput; mask: tf
   };
 }
 
-function run(task: "sector" | "slot", variant: "additive" | "gating" | "gating+slots") {
+function run(task: "sector" | "slot", variant: "gating" | "gating+slots") {
   const model = createModel(config(variant));
   const opt = new AdamW(model.trainable(), { beta1: 0.9, beta2: 0.99, weightDecay: 0.01 });
   const rng = new Rng(1);
@@ -127,7 +126,7 @@ function run(task: "sector" | "slot", variant: "additive" | "gating" | "gating+s
 const tasks = values.task === "all" ? (["sector", "slot"] as const) : [values.task as "sector" | "slot"];
 const out = [];
 for (const task of tasks) {
-  for (const variant of ["additive", "gating", "gating+slots"] as const) {
+  for (const variant of ["gating", "gating+slots"] as const) {
     if (task === "sector" && variant === "gating+slots") continue; // no candidates in this task
     const r = run(task, variant);
     console.error(JSON.stringify(r));

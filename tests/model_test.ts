@@ -18,18 +18,11 @@ import {
   paramCount,
   slotSegmentsFor,
 } from "../lib/model/config.ts";
-import type { GenerateOptions, ModelConfig } from "../lib/model/types.ts";
+import type { GenerateOptions } from "../lib/model/types.ts";
 
 await useWasm();
 const tok = new CharTokenizer();
 const STOP = tok.special.answerClose;
-
-/** Tiny config with pooled 8x8 grid aerial patches (the tiny preset is polar), to exercise every vision path. */
-function pooledTiny(seed = 3): ModelConfig {
-  const c = testConfig("tiny", seed);
-  const { polar: _polar, ...vision } = c.vision;
-  return { ...c, vision: { ...vision, aerialLayout: "grid", aerialPatch: 8, aerialPool: 2 } };
-}
 
 /** Scale weight matrices so logits are O(1..10) and cache/recompute mismatches would show. */
 function sharpen(m: TfVLM, factor = 12): void {
@@ -67,10 +60,9 @@ Deno.test("config: presets, validation, FLOPs and parameter count", () => {
   };
   const small = makeModelConfig({ preset: "small", seed: 1 }, geom);
   assertEquals([small.dModel, small.nLayers, small.nHeads, small.dFF], [128, 3, 4, 512]);
-  // 16 ground strips + 4 tiles x 16 polar sectors; the grid layout pools 16 patches to 4 tokens a tile.
+  // 16 ground strips + 4 tiles x 16 polar sectors.
   assertEquals(imagePrefixLen(small, true, 4), 80);
-  const grid = makeModelConfig({ preset: "small", seed: 1, aerialLayout: "grid" }, geom);
-  assertEquals(imagePrefixLen({ ...grid, vision: { ...grid.vision, aerialPool: 2 } }, true, 4), 32);
+  assertEquals(imagePrefixLen(small, false, 2), 32);
   const large = makeModelConfig({ preset: "large", seed: 1, nLayers: 2 }, geom);
   assertEquals(large.nLayers, 2);
   assertThrows(() => makeModelConfig({ preset: "small", seed: 1, nHeads: 5 }, geom), /nHeads/);
@@ -130,7 +122,7 @@ Deno.test("collate: layout, padding, loss mask, errors", () => {
 });
 
 Deno.test("tokenLogProbs at a temperature is logSoftmax(logits / T), in both GRPO entry points", () => {
-  const cfg = pooledTiny();
+  const cfg = testConfig("tiny", 3);
   const m = createModel(cfg);
   sharpen(m, 4);
   const b = collateTrain([pairingExample(11, 4, 1), pairingExample(12, 4, 7)], tok, cfg);
@@ -155,7 +147,7 @@ Deno.test("tokenLogProbs at a temperature is logSoftmax(logits / T), in both GRP
 });
 
 Deno.test("tokenLogProbs matches logSoftmax of logits; padding does not change a row", () => {
-  const cfg = pooledTiny();
+  const cfg = testConfig("tiny", 3);
   const m = createModel(cfg);
   sharpen(m, 4);
   const exs = [pairingExample(11, 4, 1), pairingExample(12, 4, 7)];
@@ -187,16 +179,11 @@ Deno.test("tokenLogProbs matches logSoftmax of logits; padding does not change a
 Deno.test("KV-cache generation equals recompute-from-scratch (logits within 1e-4, same greedy tokens)", async () => {
   for (
     const [cfg, make] of [
-      [pooledTiny(), (s: number) => pairingExample(s, 4, 1 + (s % 5))],
+      [testConfig("tiny", 3), (s: number) => pairingExample(s, 4, 1 + (s % 5))],
       [testConfig("tiny", 9), (s: number) => groundExample(s)],
       // Candidate-slot segments: the decoder's segment state (host or device) must follow the forward's.
       [
-        { ...pooledTiny(6), slots: slotSegmentsFor(tok, 4) },
-        (s: number) => pairingExample(s, 4, 2 + (s % 3)),
-      ],
-      // Cue tokens: five extra prefix tokens (ground + four tiles) computed from the cue heads.
-      [
-        { ...testConfig("tiny", 7), slots: slotSegmentsFor(tok, 4), cueHead: CUE_OUTPUTS, cueTokens: true },
+        { ...testConfig("tiny", 6), slots: slotSegmentsFor(tok, 4) },
         (s: number) => pairingExample(s, 4, 2 + (s % 3)),
       ],
       // Cue-conditioned text: the decoder adds each row's ground and segment cue embeddings per step.
@@ -238,7 +225,7 @@ Deno.test("KV-cache generation equals recompute-from-scratch (logits within 1e-4
 });
 
 Deno.test("generated tokens' log-probs equal the training forward's (GRPO old-logp consistency)", async () => {
-  const cfg = pooledTiny(4);
+  const cfg = testConfig("tiny", 4);
   const m = createModel(cfg);
   sharpen(m, 6);
   const exs = [pairingExample(31, 4, 2), pairingExample(32, 4, 5)];
@@ -262,13 +249,14 @@ Deno.test("generated tokens' log-probs equal the training forward's (GRPO old-lo
 });
 
 Deno.test("sampling: seeded, reproducible, top-p -> 0 is greedy, stop ids end rows, no leaks", async () => {
-  const cfg = pooledTiny(5);
+  const cfg = testConfig("tiny", 5);
   const m = createModel(cfg);
   sharpen(m, 3);
   const prompt = collatePrompts([pairingExample(41), pairingExample(42)], tok, cfg);
   const opts = { groupSize: 4, maxNewTokens: 16, temperature: 1, topP: 0.9, seed: 11, stopIds: [STOP] };
-  const before = tf.memory().numTensors;
+  // The first call builds the model's polar sampling tables (two tensors it keeps until dispose()).
   const a = await m.generate(prompt, opts);
+  const before = tf.memory().numTensors;
   const b = await m.generate(prompt, opts);
   const c = await m.generate(prompt, { ...opts, seed: 12 });
   assertEquals(tf.memory().numTensors, before);

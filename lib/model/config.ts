@@ -2,12 +2,14 @@
  * Model presets and cost model.
  *
  * Presets (decoder / vision):
- * - `tiny`: d 32, 1 layer, 2 heads, dFF 64 / d 32, 1 layer; ground patches [H, 16], aerial 16 (tests: seconds).
+ * - `tiny`: d 32, 1 layer, 2 heads, dFF 64 / d 32, 1 layer; ground strips [H, 16], 8 polar aerial sectors
+ *   (tests: seconds).
  * - `small`: d 128, 3 layers, 4 heads, dFF 512 / d 128, 1 layer, 4 heads; ground patches are full-height
- *   vertical strips [H, 8] (one token per azimuth sector: 16 tokens for a 128-wide panorama), aerial 8x8
- *   patches (16 per 32x32 tile) pooled 2x2 after the vision encoder (4 decoder tokens per tile). A pairing
- *   example is 16 + 4*4 = 32 image tokens in the decoder. Budgeted for one wasm core.
- * - `large`: d 512, 8 layers, 8 heads, dFF 2048 / d 512, 4 layers, 8 heads, no pooling (GPU).
+ *   vertical strips [H, 8] (one token per azimuth sector: 16 tokens for a 128-wide panorama), and each aerial
+ *   tile is 16 polar sectors (VisionConfig.aerialLayout) on the same azimuths. A pairing example with 4
+ *   candidates is 16 + 4*16 = 80 image tokens in the decoder. Budgeted for one wasm core.
+ * - `large`: d 512, 8 layers, 8 heads, dFF 2048 / d 512, 4 layers, 8 heads, the small preset's image
+ *   tokens (GPU).
  *
  * Overrides from `ModelSpec` (dModel, nLayers, nHeads, dFF, maxText) apply to the decoder; when `dModel` is
  * overridden the vision width follows it.
@@ -42,10 +44,7 @@ interface PresetDims {
     nLayers: number;
     nHeads: number;
     groundPatchW: number;
-    aerialPatch: number;
-    aerialPool: number;
-    aerialLayout: "grid" | "polar";
-    /** Polar grid (used when aerialLayout is polar); sectors must equal the ground token count. */
+    /** Polar aerial grid (VisionConfig.aerialLayout); sectors must equal the ground token count. */
     polar: { radii: number; azimuths: number; sectors: number };
   };
 }
@@ -62,9 +61,6 @@ const PRESETS: Record<Preset, PresetDims> = {
       nLayers: 1,
       nHeads: 2,
       groundPatchW: 16,
-      aerialPatch: 16,
-      aerialPool: 1,
-      aerialLayout: "polar",
       polar: { radii: 8, azimuths: 32, sectors: 8 },
     },
   },
@@ -79,9 +75,6 @@ const PRESETS: Record<Preset, PresetDims> = {
       nLayers: 1,
       nHeads: 4,
       groundPatchW: 8,
-      aerialPatch: 8,
-      aerialPool: 1,
-      aerialLayout: "polar",
       polar: { radii: 16, azimuths: 64, sectors: 16 },
     },
   },
@@ -96,9 +89,6 @@ const PRESETS: Record<Preset, PresetDims> = {
       nLayers: 4,
       nHeads: 8,
       groundPatchW: 8,
-      aerialPatch: 8,
-      aerialPool: 1,
-      aerialLayout: "polar",
       polar: { radii: 16, azimuths: 64, sectors: 16 },
     },
   },
@@ -122,12 +112,10 @@ export function makeModelConfig(spec: ModelSpec, geom: ModelGeometry): ModelConf
     nLayers: p.vision.nLayers,
     nHeads: p.vision.nHeads,
     groundPatch: [gh, p.vision.groundPatchW],
-    aerialPatch: p.vision.aerialPatch,
-    aerialPool: p.vision.aerialPool,
-    aerialLayout: spec.aerialLayout ?? p.vision.aerialLayout,
+    aerialLayout: "polar",
     embedGating: true,
+    polar: { ...p.vision.polar },
   };
-  if (vision.aerialLayout === "polar") vision.polar = { ...p.vision.polar };
   const cfg: ModelConfig = {
     preset: spec.preset,
     vocabSize: geom.vocabSize,
@@ -142,7 +130,6 @@ export function makeModelConfig(spec: ModelSpec, geom: ModelGeometry): ModelConf
     vision,
     ...(geom.slots ? { slots: structuredClone(geom.slots) } : {}),
     ...(spec.cueHead ? { cueHead: CUE_OUTPUTS } : {}),
-    ...(spec.cueTokens ? { cueTokens: true } : {}),
     ...(spec.cueText ? { cueText: true } : {}),
     ...(spec.cueMatch ? { cueMatch: true } : {}),
     ...(spec.cueMatchAll ? { cueMatchAll: true } : {}),
@@ -188,12 +175,13 @@ export function modelConfigForSpec(spec: ExperimentSpec, tok: Tokenizer): ModelC
 
 /** Check a config's internal consistency; `where` prefixes messages (a spec path or a file name). */
 export function validateConfig(cfg: ModelConfig, where: string): void {
-  const bad = (field: string, why: string) => {
+  const bad = (field: string, why: string): never => {
     throw new UserError(`${where}.${field}: ${why}`);
   };
   const posInt = (v: number, field: string) => {
     if (!Number.isInteger(v) || v <= 0) bad(field, `must be a positive integer (got ${v})`);
   };
+  retiredFlags(cfg, bad);
   posInt(cfg.vocabSize, "vocabSize");
   posInt(cfg.dModel, "dModel");
   posInt(cfg.nLayers, "nLayers");
@@ -205,10 +193,11 @@ export function validateConfig(cfg: ModelConfig, where: string): void {
   posInt(cfg.vision.nLayers, "vision.nLayers");
   posInt(cfg.vision.nHeads, "vision.nHeads");
   if (cfg.cueHead !== undefined) posInt(cfg.cueHead, "cueHead");
-  for (const f of ["cueTokens", "cueText"] as const) {
-    if (cfg[f] && cfg.cueHead !== CUE_OUTPUTS) {
-      bad(f, `needs cue heads of width ${CUE_OUTPUTS} (model.cueHead: true), got ${cfg.cueHead ?? "none"}`);
-    }
+  if (cfg.cueText && cfg.cueHead !== CUE_OUTPUTS) {
+    bad(
+      "cueText",
+      `needs cue heads of width ${CUE_OUTPUTS} (model.cueHead: true), got ${cfg.cueHead ?? "none"}`,
+    );
   }
   if (cfg.cueText && !cfg.slots) bad("cueText", "needs candidate-slot segments (model.slotSegments)");
   if (cfg.cueMatch && !cfg.cueText) bad("cueMatch", "needs cue-conditioned text (model.cueText: true)");
@@ -234,71 +223,72 @@ export function validateConfig(cfg: ModelConfig, where: string): void {
   if (gh % ph !== 0 || gw % pw !== 0) {
     bad("vision.groundPatch", `[${ph}, ${pw}] does not tile the ground panorama [${gh}, ${gw}]`);
   }
-  const pool = cfg.vision.aerialPool ?? 1;
-  const polar = polarOf(cfg);
-  if (polar) {
-    posInt(polar.radii, "vision.polar.radii");
-    posInt(polar.azimuths, "vision.polar.azimuths");
-    posInt(polar.sectors, "vision.polar.sectors");
-    if (polar.azimuths % polar.sectors !== 0) {
-      bad("vision.polar.sectors", `${polar.sectors} sectors do not divide ${polar.azimuths} azimuths`);
-    }
-    const ground = (gh / ph) * (gw / pw);
-    if (ph !== gh || polar.sectors !== ground) {
-      bad(
-        "vision.polar.sectors",
-        `polar sectors share the ground tokens' azimuth embedding: need full-height ground strips and ` +
-          `${ground} sectors (got ${polar.sectors})`,
-      );
-    }
-    if (polar.sectors % pool !== 0) {
-      bad("vision.aerialPool", `${pool} does not divide ${polar.sectors} sectors`);
-    }
-    return;
+  const polar = cfg.vision.polar;
+  if (!polar) bad("vision.polar", "missing (the polar aerial grid)");
+  posInt(polar.radii, "vision.polar.radii");
+  posInt(polar.azimuths, "vision.polar.azimuths");
+  posInt(polar.sectors, "vision.polar.sectors");
+  if (polar.azimuths % polar.sectors !== 0) {
+    bad("vision.polar.sectors", `${polar.sectors} sectors do not divide ${polar.azimuths} azimuths`);
   }
-  const side = cfg.aerialSize / cfg.vision.aerialPatch;
-  if (!Number.isInteger(side)) {
-    bad("vision.aerialPatch", `${cfg.vision.aerialPatch} does not tile ${cfg.aerialSize}`);
-  }
-  if (!Number.isInteger(side / pool)) {
-    bad("vision.aerialPool", `${pool} does not divide the ${side}x${side} grid`);
+  const ground = (gh / ph) * (gw / pw);
+  if (ph !== gh || polar.sectors !== ground) {
+    bad(
+      "vision.polar.sectors",
+      `polar sectors share the ground tokens' azimuth embedding: need full-height ground strips and ` +
+        `${ground} sectors (got ${polar.sectors})`,
+    );
   }
 }
 
-/** The polar grid of a config, or null for the grid layout (also for configs saved before polar existed). */
-export function polarOf(cfg: ModelConfig): { radii: number; azimuths: number; sectors: number } | null {
-  if (cfg.vision.aerialLayout !== "polar") return null;
-  if (!cfg.vision.polar) throw new UserError(`vision.polar: missing (aerialLayout is polar)`);
-  return cfg.vision.polar;
+/**
+ * Reject a config (in practice an old checkpoint's) that needs a model branch this version no longer has:
+ * cue tokens, the grid aerial layout, aerial pooling or additive-only embeddings. Loading it would build a
+ * different network, so it fails naming the flag; such a checkpoint is retrained.
+ */
+function retiredFlags(cfg: ModelConfig, bad: (field: string, why: string) => never): void {
+  const old = cfg as unknown as { cueTokens?: unknown; vision: Record<string, unknown> };
+  const v = old.vision;
+  const retrain = "retrain it with this version";
+  if (old.cueTokens !== undefined && old.cueTokens !== false) {
+    bad(
+      "cueTokens",
+      `${JSON.stringify(old.cueTokens)}: cue tokens are retired (no decoder token per view); ${retrain}`,
+    );
+  }
+  if (v.aerialLayout !== "polar") {
+    const got = v.aerialLayout === undefined ? "absent (the grid layout)" : JSON.stringify(v.aerialLayout);
+    bad("vision.aerialLayout", `${got}: only the "polar" aerial layout is supported; ${retrain}`);
+  }
+  if (v.aerialPool !== undefined && v.aerialPool !== 1) {
+    bad(
+      "vision.aerialPool",
+      `${JSON.stringify(v.aerialPool)}: aerial pooling is retired (1 token per sector); ${retrain}`,
+    );
+  }
+  if (v.embedGating !== true) {
+    const got = v.embedGating === undefined ? "absent (additive embeddings)" : JSON.stringify(v.embedGating);
+    bad("vision.embedGating", `${got}: only gated embeddings (true) are supported; ${retrain}`);
+  }
 }
 
-/** Values per aerial token before the patch embedding: a square patch, or one polar sector (radii x width). */
+/** Values per aerial token before the patch embedding: one polar sector (radii x width x RGB). */
 export function aerialPatchSize(cfg: ModelConfig): number {
-  const polar = polarOf(cfg);
-  if (polar) return polar.radii * (polar.azimuths / polar.sectors) * 3;
-  return cfg.vision.aerialPatch ** 2 * 3;
+  const polar = cfg.vision.polar;
+  return polar.radii * (polar.azimuths / polar.sectors) * 3;
 }
 
-/** Image tokens per view, as the decoder sees them (after pooling). */
-export function imageTokenCounts(
-  cfg: ModelConfig,
-): { ground: number; aerial: number; aerialEncoder: number } {
+/** Image tokens per view in the encoder and the decoder: ground strips, and polar sectors per aerial tile. */
+export function imageTokenCounts(cfg: ModelConfig): { ground: number; aerial: number } {
   const [gh, gw] = cfg.groundShape;
   const [ph, pw] = cfg.vision.groundPatch;
-  const pool = cfg.vision.aerialPool ?? 1;
-  const polar = polarOf(cfg);
-  if (polar) {
-    return { ground: (gh / ph) * (gw / pw), aerial: polar.sectors / pool, aerialEncoder: polar.sectors };
-  }
-  const side = cfg.aerialSize / cfg.vision.aerialPatch;
-  return { ground: (gh / ph) * (gw / pw), aerial: (side / pool) ** 2, aerialEncoder: side * side };
+  return { ground: (gh / ph) * (gw / pw), aerial: cfg.vision.polar.sectors };
 }
 
 /** Decoder image-prefix length for a task layout. */
 export function imagePrefixLen(cfg: ModelConfig, hasGround: boolean, nAerial: number): number {
   const n = imageTokenCounts(cfg);
-  const cue = cfg.cueTokens ? (hasGround ? 1 : 0) + nAerial : 0;
-  return (hasGround ? n.ground : 0) + nAerial * n.aerial + cue;
+  return (hasGround ? n.ground : 0) + nAerial * n.aerial;
 }
 
 /**
@@ -319,9 +309,8 @@ export function visionFlops(cfg: ModelConfig, hasGround: boolean, nAerial: numbe
   const v = cfg.vision;
   const n = imageTokenCounts(cfg);
   const [ph, pw] = v.groundPatch;
-  const tokens = (hasGround ? n.ground : 0) + nAerial * n.aerialEncoder;
-  const patchIn = (hasGround ? n.ground * ph * pw * 3 : 0) +
-    nAerial * n.aerialEncoder * aerialPatchSize(cfg);
+  const tokens = (hasGround ? n.ground : 0) + nAerial * n.aerial;
+  const patchIn = (hasGround ? n.ground * ph * pw * 3 : 0) + nAerial * n.aerial * aerialPatchSize(cfg);
   const dv = v.dModel;
   const layer = tokens * 2 * (4 * dv * dv + 8 * dv * dv) + 4 * tokens * tokens * dv;
   return 2 * patchIn * dv + v.nLayers * layer + 2 * imagePrefixLen(cfg, hasGround, nAerial) * dv * cfg.dModel;
@@ -334,13 +323,11 @@ export function paramCount(cfg: ModelConfig): number {
   const [ph, pw] = v.groundPatch;
   const block = (w: number, ff: number) =>
     2 * 2 * w + (w * 3 * w + 3 * w) + (w * w + w) + (w * ff + ff) + (ff * w + w);
-  const aerialPos = polarOf(cfg) ? 0 : n.aerialEncoder * dv;
-  return ph * pw * 3 * dv + dv + aerialPatchSize(cfg) * dv + dv + n.ground * dv + aerialPos +
+  return ph * pw * 3 * dv + dv + aerialPatchSize(cfg) * dv + dv + n.ground * dv +
     (1 + cfg.maxCandidates) * dv + v.nLayers * block(dv, 4 * dv) + 2 * dv + dv * d + d +
     cfg.vocabSize * d + cfg.maxText * d + cfg.nLayers * block(d, cfg.dFF) + 2 * d +
     (cfg.slots ? (1 + cfg.maxCandidates) * d : 0) +
-    (cfg.cueHead ? (n.ground * dv + 1 + n.aerialEncoder * dv + 1) * cfg.cueHead : 0) +
-    (cfg.cueTokens ? (cfg.cueHead! + 1) * d : 0) +
+    (cfg.cueHead ? (n.ground * dv + 1 + n.aerial * dv + 1) * cfg.cueHead : 0) +
     (cfg.cueText ? (cfg.cueMatch ? 3 : 2) * (cfg.cueHead! + 1) * d : 0) +
     (cfg.cueText && cfg.cueMatchAll ? (cfg.maxCandidates * cfg.cueHead! + 1) * d : 0);
 }

@@ -18,36 +18,27 @@ export interface VisionConfig {
   dModel: number;
   nLayers: number;
   nHeads: number;
-  /** Patch height/width for the ground panorama and the aerial tiles. */
+  /** Patch height/width of the ground panorama. */
   groundPatch: [number, number];
-  aerialPatch: number;
   /**
-   * Average-pool the aerial token grid by this factor after the vision encoder (2: 16 -> 4 decoder tokens
-   * per 32x32 tile). 1 or absent: no pooling.
+   * How aerial tiles become tokens: the tile is resampled (bilinear) onto a polar grid centred on the camera,
+   * `polar.radii` rings x `polar.azimuths` bearings (column a looks along azimuth 360 a / azimuths, clockwise
+   * from north, exactly like ground column c looks along 360 c / W), and cut into `polar.sectors` full-radius
+   * azimuth sectors; sector i covers the same bearings as ground token i and shares its position embedding
+   * (`vis.pos_ground`). This is the polar transform of cross-view geo-localisation (Shi et al., SAFA,
+   * NeurIPS 2019): it puts what the panorama shows at azimuth b and what the tile shows along bearing b into
+   * tokens of the same position. The only layout; a checkpoint with another one does not load.
    */
-  aerialPool?: number;
-  /**
-   * How aerial tiles become tokens. `grid` (absent: old checkpoints): square `aerialPatch` patches in raster
-   * order with their own 2D position embedding. `polar`: the tile is resampled (bilinear) onto a polar grid
-   * centred on the camera, `polar.radii` rings x `polar.azimuths` bearings (column a looks along azimuth
-   * 360 a / azimuths, clockwise from north, exactly like ground column c looks along 360 c / W), and cut into
-   * `polar.sectors` full-radius azimuth sectors; sector i covers the same bearings as ground token i and
-   * shares its position embedding (`vis.pos_ground`). This is the polar transform of cross-view
-   * geo-localisation (Shi et al., SAFA, NeurIPS 2019): it puts what the panorama shows at azimuth b and what
-   * the tile shows along bearing b into tokens of the same position. `aerialPool` then averages adjacent
-   * sectors.
-   */
-  aerialLayout?: "grid" | "polar";
-  polar?: { radii: number; azimuths: number; sectors: number };
+  aerialLayout: "polar";
+  polar: { radii: number; azimuths: number; sectors: number };
   /**
    * Position and view-type embeddings modulate the patch embedding multiplicatively as well as adding to it:
    * `e = p * (1 + pos) * (1 + view) + pos + view` (FiLM-like), with both embeddings initialised at content
    * scale (std 1). With only the additive form at std 0.02, "which azimuth" and "which candidate" were
-   * ~2% of a token and the model learned neither in our budget: a probe that asked which 22.5-degree sector
-   * held a bright band stayed at chance for 200 steps, and reading one colour out of four tiles by letter
-   * for 400; with gating both were learned in 40-120 steps (README, "Model"). Absent: additive only.
+   * ~2% of a token and the model learned neither in our budget (README, "Model"). Always on; a checkpoint
+   * without it does not load.
    */
-  embedGating?: boolean;
+  embedGating: true;
 }
 
 /**
@@ -82,12 +73,6 @@ export interface ModelConfig {
    * vision states to its cue logits, trained by a stage's `cueLoss`. Absent: no heads (older configs).
    */
   cueHead?: number;
-  /**
-   * Cue tokens (needs cueHead = CUE_OUTPUTS): each view adds one decoder token after the image tokens, a
-   * linear embedding of its cue probabilities (sigmoid road axes, softmax per group); a tile's token carries
-   * its slot embedding. The decoder then reads a view's cues from one token instead of pooling 16.
-   */
-  cueTokens?: boolean;
   /**
    * Cue-conditioned text (needs cueHead = CUE_OUTPUTS and slots): every text token adds a linear embedding
    * of the ground view's cue probabilities, and a token in candidate k's segment also adds tile k's, so the

@@ -4,12 +4,13 @@
  *
  * Vision encoder
  * - ground panorama: patches `vision.groundPatch` (small: full-height vertical strips [32, 8], so each token
- *   is one azimuth sector); aerial tiles: `aerialPatch` x `aerialPatch` patches. Pixels are mapped to [-1, 1].
- * - separate patch embeddings per view kind (the patch shapes differ), learned position embeddings (1D
- *   along the panorama's azimuth, 2D raster over a tile), learned view-type embeddings (ground, A, B, C, D).
+ *   is one azimuth sector); aerial tiles: polar-resampled and cut into full-radius azimuth sectors on the
+ *   ground strips' bearings (VisionConfig.aerialLayout). Pixels are mapped to [-1, 1].
+ * - separate patch embeddings per view kind (the patch shapes differ), one learned position embedding per
+ *   azimuth sector shared by ground and aerial tokens, learned view-type embeddings (ground, A, B, C, D),
+ *   both gating the patch embedding and added to it (VisionConfig.embedGating).
  * - shared transformer layers over ALL image tokens of an example jointly (bidirectional), so the encoder
- *   can compare views; final LayerNorm; optional 2x2 average pooling of the aerial token grid; a linear
- *   projector into the decoder width.
+ *   can compare views; final LayerNorm; a linear projector into the decoder width.
  * Decoder
  * - token embedding (tied with the output projection) + learned position embeddings of TEXT positions,
  *   counted over real tokens only (left padding never shifts a position). Image tokens carry their
@@ -26,7 +27,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { stopGradient } from "./grad.ts";
 import { deriveSeed, Rng } from "../rng.ts";
-import { aerialPatchSize, imageTokenCounts, polarOf, validateConfig } from "./config.ts";
+import { aerialPatchSize, imageTokenCounts, validateConfig } from "./config.ts";
 import { DecodeAttention, matMulNT } from "./kernels.ts";
 import { CUE_GROUP_OFFSETS, CUE_GROUPS, CUE_ROAD_OUTPUTS } from "../data/cue_labels.ts";
 import type {
@@ -74,14 +75,10 @@ export function paramSpecs(cfg: ModelConfig): ParamSpec[] {
   const gIn = ph * pw * 3, aIn = aerialPatchSize(cfg);
   lin("vis.patch_ground", gIn, dv, 1 / Math.sqrt(gIn));
   lin("vis.patch_aerial", aIn, dv, 1 / Math.sqrt(aIn));
-  // Gated embeddings start at content scale (VisionConfig.embedGating); additive ones at 0.02 (older configs).
-  const posStd = v.embedGating ? 1 : 0.02;
-  out.push({ name: "vis.pos_ground", shape: [n.ground, dv], init: "normal", std: posStd });
-  // Polar sectors share the ground strips' azimuth embedding (VisionConfig.aerialLayout).
-  if (!polarOf(cfg)) {
-    out.push({ name: "vis.pos_aerial", shape: [n.aerialEncoder, dv], init: "normal", std: posStd });
-  }
-  out.push({ name: "vis.view_type", shape: [1 + cfg.maxCandidates, dv], init: "normal", std: posStd });
+  // Gated embeddings start at content scale (VisionConfig.embedGating). Polar aerial sectors share the
+  // ground strips' azimuth embedding (VisionConfig.aerialLayout), so there is no aerial position table.
+  out.push({ name: "vis.pos_ground", shape: [n.ground, dv], init: "normal", std: 1 });
+  out.push({ name: "vis.view_type", shape: [1 + cfg.maxCandidates, dv], init: "normal", std: 1 });
   for (let i = 0; i < v.nLayers; i++) block(`vis.layers.${i}`, dv, 4 * dv, v.nLayers);
   norm("vis.ln_f", dv);
   // Image tokens enter the decoder at the scale of text embeddings (token + position, std 0.02 each), not
@@ -98,9 +95,7 @@ export function paramSpecs(cfg: ModelConfig): ParamSpec[] {
   // Auxiliary cue heads (ModelConfig.cueHead): one linear map from the concatenated vision states of one view.
   if (cfg.cueHead) {
     lin("aux.cue_ground", n.ground * dv, cfg.cueHead, 1 / Math.sqrt(n.ground * dv));
-    lin("aux.cue_aerial", n.aerialEncoder * dv, cfg.cueHead, 1 / Math.sqrt(n.aerialEncoder * dv));
-    // Cue tokens enter the decoder at the scale of text embeddings (like `proj`).
-    if (cfg.cueTokens) lin("aux.cue_embed", cfg.cueHead, d, 0.02);
+    lin("aux.cue_aerial", n.aerial * dv, cfg.cueHead, 1 / Math.sqrt(n.aerial * dv));
     // Cue-conditioned text (ModelConfig.cueText): ground cues to every text token, a tile's to its segment.
     if (cfg.cueText) {
       lin("aux.cue_text_ground", cfg.cueHead, d, 0.02);
@@ -470,7 +465,7 @@ export class TfVLM implements VLM {
         this.#p("vis.patch_ground.b"),
       )
         .reshape([B, n.ground, dv]);
-      const eg = embedWith(e, this.#p("vis.pos_ground"), vt.slice([0, 0], [1, dv]), v.embedGating);
+      const eg = embedWith(e, this.#p("vis.pos_ground"), vt.slice([0, 0], [1, dv]));
       parts.push(eg as tf.Tensor3D);
     }
     if (input.aerial) {
@@ -483,10 +478,9 @@ export class TfVLM implements VLM {
         throw new Error(`aerial image is ${ah}x${aw}, the model expects ${cfg.aerialSize}x${cfg.aerialSize}`);
       }
       const a = input.aerial.reshape([B * K, ah, aw, 3]).sub(0.5).mul(2) as tf.Tensor4D;
-      const polar = polarOf(cfg);
-      const na = n.aerialEncoder;
-      const pt = polar ? this.#polarSectors(a, polar) : patchify(a, v.aerialPatch, v.aerialPatch);
-      const pos = polar ? this.#p("vis.pos_ground") : this.#p("vis.pos_aerial");
+      const na = n.aerial;
+      const pt = this.#polarSectors(a, v.polar);
+      const pos = this.#p("vis.pos_ground");
       const e = linear(
         pt.reshape([B * K * na, -1]),
         this.#p("vis.patch_aerial.w") as tf.Tensor2D,
@@ -494,7 +488,7 @@ export class TfVLM implements VLM {
       )
         .reshape([B, K, na, dv]);
       const posA = pos.reshape([1, 1, na, dv]), vtA = vt.slice([1, 0], [K, dv]).reshape([1, K, 1, dv]);
-      const ea = embedWith(e, posA, vtA, v.embedGating).reshape([B, K * na, dv]);
+      const ea = embedWith(e, posA, vtA).reshape([B, K * na, dv]);
       parts.push(ea as tf.Tensor3D);
     }
     if (parts.length === 0) return null;
@@ -505,58 +499,24 @@ export class TfVLM implements VLM {
       x = this.#blockFull(x, this.#block(`vis.layers.${l}`), B, Ni, v.nHeads, null).x;
     }
     x = layerNorm(x, this.#p("vis.ln_f.g"), this.#p("vis.ln_f.b")) as tf.Tensor2D;
-    let out = x.reshape([B, Ni, dv]) as tf.Tensor3D;
-    // Cue logits of every view (ModelConfig.cueHead): needed for the loss (`states`) and for cue tokens.
+    const out = x.reshape([B, Ni, dv]) as tf.Tensor3D;
+    // Cue logits of every view (ModelConfig.cueHead): needed for the loss (`states`) and for cue text.
     let cueG: tf.Tensor2D | null = null, cueA: tf.Tensor2D | null = null;
-    if (cfg.cueHead && (states || cfg.cueTokens || cfg.cueText)) {
+    if (cfg.cueHead && (states || cfg.cueText)) {
       const ng = input.ground ? n.ground : 0;
       const head = (x: tf.Tensor2D, name: string) =>
         linear(x, this.#p(`${name}.w`) as tf.Tensor2D, this.#p(`${name}.b`));
       if (ng > 0) cueG = head(out.slice([0, 0, 0], [B, ng, dv]).reshape([B, ng * dv]), "aux.cue_ground");
       if (K > 0) {
-        const flat = out.slice([0, ng, 0], [B, K * n.aerialEncoder, dv]).reshape([
-          B * K,
-          n.aerialEncoder * dv,
-        ]);
+        const flat = out.slice([0, ng, 0], [B, K * n.aerial, dv]).reshape([B * K, n.aerial * dv]);
         cueA = head(flat as tf.Tensor2D, "aux.cue_aerial");
       }
       if (states) (states.ground = cueG), (states.aerial = cueA);
-    }
-    const pool = v.aerialPool ?? 1;
-    if (pool > 1 && K > 0 && polarOf(cfg)) {
-      // Average adjacent azimuth sectors.
-      const ng = input.ground ? n.ground : 0;
-      const gPart = ng > 0 ? out.slice([0, 0, 0], [B, ng, dv]) : null;
-      const pooled = out.slice([0, ng, 0], [B, K * n.aerialEncoder, dv])
-        .reshape([B, K * n.aerial, pool, dv]).mean(2) as tf.Tensor3D;
-      out = gPart ? tf.concat([gPart, pooled], 1) : pooled;
-    } else if (pool > 1 && K > 0) {
-      const ng = input.ground ? n.ground : 0;
-      const side = cfg.aerialSize / v.aerialPatch;
-      const gPart = ng > 0 ? out.slice([0, 0, 0], [B, ng, dv]) : null;
-      const aPart = out.slice([0, ng, 0], [B, K * side * side, dv]).reshape([
-        B * K,
-        side,
-        side,
-        dv,
-      ]) as tf.Tensor4D;
-      const pooled = tf.avgPool(aPart, pool, pool, "valid").reshape([B, K * n.aerial, dv]) as tf.Tensor3D;
-      out = gPart ? tf.concat([gPart, pooled], 1) : pooled;
     }
     const Nd = out.shape[1];
     const projected = linear(out.reshape([B * Nd, dv]), this.#p("proj.w") as tf.Tensor2D, this.#p("proj.b"))
       .reshape([B, Nd, cfg.dModel]);
     if (cfg.cueText && text) text.table = this.#cueTextTable(B, K, cueG, cueA);
-    // Cue tokens (ModelConfig.cueTokens): one decoder token per view, the embedding of its cue
-    // probabilities, after all image tokens: ground's, then tile A's, B's, ...
-    const cueTok: tf.Tensor3D[] = [];
-    if (cfg.cueTokens) {
-      const embed = (lg: tf.Tensor2D, rows: number) =>
-        linear(cueProbabilities(lg), this.#p("aux.cue_embed.w") as tf.Tensor2D, this.#p("aux.cue_embed.b"))
-          .reshape([B, rows, cfg.dModel]) as tf.Tensor3D;
-      if (cueG) cueTok.push(embed(cueG, 1));
-      if (cueA) cueTok.push(embed(cueA, K));
-    }
     let withSlots = projected as tf.Tensor3D;
     if (cfg.slots && K > 0) {
       // Slot k's tokens carry slot embedding k + 1, the segment embedding of text about candidate k.
@@ -567,11 +527,8 @@ export class TfVLM implements VLM {
         lab.reshape([K, 1, cfg.dModel]).tile([1, n.aerial, 1]).reshape([K * n.aerial, cfg.dModel]),
       ], 0);
       withSlots = projected.add(per.reshape([1, Nd, cfg.dModel])) as tf.Tensor3D;
-      if (cueA && cfg.cueTokens) {
-        cueTok[cueTok.length - 1] = cueTok[cueTok.length - 1].add(lab.reshape([1, K, cfg.dModel]));
-      }
     }
-    return cueTok.length ? tf.concat([withSlots, ...cueTok], 1) as tf.Tensor3D : withSlots;
+    return withSlots;
   }
 
   /**
@@ -1347,9 +1304,9 @@ function checkTemperature(t: number): void {
   if (!(t > 0 && Number.isFinite(t))) throw new RangeError(`temperature must be > 0 (got ${t})`);
 }
 
-/** Patch embeddings with position and view-type embeddings: added, or gated then added (embedGating). */
-function embedWith(e: tf.Tensor, pos: tf.Tensor, view: tf.Tensor, gating?: boolean): tf.Tensor {
-  return gating ? e.mul(pos.add(1)).mul(view.add(1)).add(pos).add(view) : e.add(pos).add(view);
+/** Patch embeddings gated by position and view-type embeddings, which are then added (embedGating). */
+function embedWith(e: tf.Tensor, pos: tf.Tensor, view: tf.Tensor): tf.Tensor {
+  return e.mul(pos.add(1)).mul(view.add(1)).add(pos).add(view);
 }
 
 /** Slot of each token id for SlotSegments: k + 1 names slot k, -1 resets, 0 keeps the current segment. */

@@ -1,7 +1,9 @@
 /**
- * Retired spec values: switches whose losing branch the code no longer has. A spec that still asks for one
- * is refused when it is resolved, with the field, the value and what the code does instead, rather than
- * being silently trained with the one remaining form. The evidence for each choice is in docs/RESULTS.md.
+ * Retired spec values and keys: switches whose losing branch the code no longer has. A spec that still asks
+ * for one is refused when it is resolved, with the field, the value and what the code does instead, rather
+ * than being silently trained with the one remaining form (values: {@link retiredProblems}) or answered with
+ * "unknown key" and a guess at a similar key (`cueTokens` is not `cueText`; keys: {@link retiredKey}). The
+ * evidence for each choice is in docs/RESULTS.md.
  *
  * ```ts
  * retiredProblems({ data: { cot: { order: "ground-first" } } });
@@ -63,4 +65,15 @@ export function retiredProblems(spec: unknown): { pointer: string; message: stri
     out.push({ pointer: r.pointer, message: `${field}: ${r.why}` });
   }
   return out;
+}
+
+/** Keys (JSON pointers without array indices) that named model branches this version no longer has. */
+const RETIRED_KEYS: Record<string, string> = {
+  "/model/cueTokens": "cue tokens are retired: the model has no decoder token per view; remove the key",
+  "/model/aerialLayout": 'the aerial layout is always "polar" (the grid layout is retired); remove the key',
+};
+
+/** Why the key at `pointer` is no longer accepted, or undefined for a key that never existed. */
+export function retiredKey(pointer: string): string | undefined {
+  return RETIRED_KEYS[pointer];
 }

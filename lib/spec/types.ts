@@ -109,14 +109,10 @@ export interface ModelSpec {
   nHeads?: number;
   dFF?: number;
   maxText?: number;
-  /** Override of the preset's aerial tokenisation (`grid` | `polar`, see VisionConfig.aerialLayout). */
-  aerialLayout?: "grid" | "polar";
   /** Candidate-slot segment embeddings (ModelConfig.slots); default true. */
   slotSegments?: boolean;
   /** Auxiliary cue heads on the vision states (ModelConfig.cueHead), trained by a stage's `cueLoss`. */
   cueHead?: boolean;
-  /** One decoder token per view embedding its cue probabilities (ModelConfig.cueTokens); needs cueHead. */
-  cueTokens?: boolean;
   /** Text tokens add the ground's and their candidate's cue embeddings (ModelConfig.cueText); needs cueHead. */
   cueText?: boolean;
   /** Candidate segments also add the tile-ground cue agreement (ModelConfig.cueMatch); needs cueText. */

@@ -11,6 +11,7 @@ import schema from "../../experiments/schema.json" with { type: "json" };
 import { UserError } from "../errors.ts";
 import { type JsonObject, Provenance } from "./merge.ts";
 import { nearest } from "./suggest.ts";
+import { retiredKey } from "./retired.ts";
 import { checkResolutions } from "../baselines/grid.ts";
 import { retiredProblems } from "./retired.ts";
 
@@ -66,6 +67,8 @@ function problemOf(e: ErrorObject, prov: Provenance, fallbackOrigin: string): Sp
     case "additionalProperties": {
       const key = (e.params as { additionalProperty: string }).additionalProperty;
       const p = `${ptr}/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`;
+      const retired = retiredKey(p);
+      if (retired) return { pointer: p, origin: originOf(p), message: retired };
       const props = Object.keys((e.parentSchema as { properties?: JsonObject })?.properties ?? {});
       const hint = nearest(key, props);
       const tail = hint ? `did you mean '${hint}'?` : `valid keys: ${props.join(", ")}`;
