@@ -16,7 +16,7 @@ import type { MetricRecord, RolloutRecord } from "../run/records.ts";
 import { collateCompletions, collatePrompts, disposeInput } from "../model/collate.ts";
 import { combineRewards } from "../reward/rewards.ts";
 import { computeAdvantages } from "./grpo_loss.ts";
-import { chunkLoss, type ChunkTensors, maskRows, MICRO_BATCH_ROWS, microBatches } from "./grpo_chunk.ts";
+import { chunkGradients, type ChunkTensors, maskRows, MICRO_BATCH_ROWS, microBatches } from "./grpo_chunk.ts";
 import { AdamW, paramKey, unfrozen } from "./optim.ts";
 import {
   type GradResult,
@@ -384,7 +384,7 @@ async function updatePolicy(
         })
       );
       remote.forEach((p) => p.catch(() => {}));
-      const results = [await localGradients(model, s.vars, wave[0], params(wave[0]))];
+      const results = [chunkGradients(model, s.vars, chunkTensors(wave[0]), params(wave[0]))];
       for (const r of await Promise.all(remote)) {
         results.push({ value: r.value, stats: r.scalars, grads: gradTensors(r.grads, s.vars) });
       }
@@ -406,26 +406,6 @@ async function updatePolicy(
     out = { lossStats: { loss: lossValue, ...statSums }, gradNorm, entropy };
   }
   return out;
-}
-
-/** One chunk's weighted loss value, stats (with its entropy share) and gradients, on this thread. */
-async function localGradients(
-  model: VLM,
-  vars: tf.Variable[],
-  q: Chunk,
-  p: GrpoChunkParams,
-): Promise<{ value: number; stats: Record<string, number>; grads: tf.NamedTensorMap }> {
-  let stats: Record<string, number> = {};
-  let entropy: number | null = null;
-  const res = tf.variableGrads(() => {
-    const r = chunkLoss(model, chunkTensors(q), p);
-    stats = r.stats;
-    entropy = r.entropy;
-    return r.loss;
-  }, vars);
-  const value = (await res.value.data())[0];
-  res.value.dispose();
-  return { value, stats: entropy === null ? stats : { ...stats, entropy }, grads: res.grads };
 }
 
 /** `acc[k] += add[k]` for every gradient, disposing the replaced and the added tensors. */

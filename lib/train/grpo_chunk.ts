@@ -82,3 +82,24 @@ function maskedMean(x: tf.Tensor2D, mask: tf.Tensor2D): number {
   v.dispose();
   return out;
 }
+
+/**
+ * One chunk's weighted loss value, its stats (with its entropy share when it has one) and its gradients
+ * over `vars`: what the trainer computes on its own thread and a replica computes for it.
+ */
+export function chunkGradients(
+  model: VLM,
+  vars: tf.Variable[],
+  t: ChunkTensors,
+  p: GrpoChunkParams,
+): { value: number; stats: Record<string, number>; grads: tf.NamedTensorMap } {
+  let stats: Record<string, number> = {};
+  const { value, grads } = tf.variableGrads(() => {
+    const r = chunkLoss(model, t, p);
+    stats = r.entropy === null ? r.stats : { ...r.stats, entropy: r.entropy };
+    return r.loss;
+  }, vars);
+  const v = value.dataSync()[0];
+  value.dispose();
+  return { value: v, stats, grads };
+}

@@ -9,7 +9,7 @@ import type { BackendName } from "../spec/types.ts";
 import { TfVLM } from "../model/vlm.ts";
 import { disposeInput } from "../model/collate.ts";
 import { shardLoss } from "./supervised.ts";
-import { chunkLoss } from "./grpo_chunk.ts";
+import { chunkGradients } from "./grpo_chunk.ts";
 import { hostGrads, type ReplicaRequest, unpackInput, unpackTensor } from "./replicas.ts";
 import type { GradResult, HostWeights } from "./replicas.ts";
 
@@ -75,15 +75,9 @@ async function handle(req: ReplicaRequest): Promise<unknown> {
         refLogp: c.refLogp ? (unpackTensor(c.refLogp) as tf.Tensor2D) : null,
         oldLogp: c.oldLogp ? (unpackTensor(c.oldLogp) as tf.Tensor2D) : null,
       };
-      let scalars: Record<string, number> = {};
       try {
-        const { value, grads } = tf.variableGrads(() => {
-          const r = chunkLoss(m, t, req.params);
-          scalars = { ...r.stats, ...(r.entropy !== null ? { entropy: r.entropy } : {}) };
-          return r.loss;
-        }, vars);
-        const out: GradResult = { grads: hostGrads(grads, vars), value: value.dataSync()[0], scalars };
-        value.dispose();
+        const { value, stats, grads } = chunkGradients(m, vars, t, req.params);
+        const out: GradResult = { grads: hostGrads(grads, vars), value, scalars: stats };
         for (const k in grads) grads[k].dispose();
         return out;
       } finally {
