@@ -230,6 +230,7 @@ Deno.test("GRPO replicas: a micro-batch's loss and gradients on a replica equal 
         oldLogp: null,
       },
       params,
+      reference: false,
     });
     assertEquals(remote.value, local.value.dataSync()[0]);
     assertEquals(remote.scalars, { ...stats, entropy: entropy! });
@@ -245,6 +246,92 @@ Deno.test("GRPO replicas: a micro-batch's loss and gradients on a replica equal 
     t.refLogp!.dispose();
     pool.close();
     m.dispose();
+  }
+});
+
+Deno.test("GRPO replicas: the reference's log-probs computed on a replica equal this thread's; none set is refused", async () => {
+  const plain = testConfig("tiny", 7);
+  const m = createModel(plain) as TfVLM;
+  const ref = createModel(testConfig("tiny", 8)) as TfVLM;
+  const pool = await ReplicaPool.start(2, plain, "wasm");
+  const exs = examples(2, 41);
+  const G = 2;
+  const p = collatePrompts(exs, tok, plain);
+  const gen = await m.generate(p, {
+    groupSize: G,
+    maxNewTokens: 10,
+    temperature: 1,
+    topP: 1,
+    seed: 4,
+    stopIds: [],
+  });
+  disposeInput(p);
+  const batch = collateCompletions(exs, gen.completions, tok, plain, G);
+  const groups = { size: G, promptLen: batch.promptLen };
+  const params: GrpoChunkParams = {
+    temperature: 0.8,
+    beta: 0.2,
+    epsilonLow: 0.2,
+    epsilonHigh: 0.28,
+    lossType: "dapo",
+    maxCompletionLength: 10,
+    weight: 1,
+    entropyWeight: null,
+    groups,
+  };
+  const advantages = tf.tensor1d([1, -1, 0.5, -0.5]);
+  const refLogp = tf.tidy(() => ref.tokenLogProbs(batch.input, false, 0.8, groups));
+  const vars = m.trainable();
+  const request = (reference: boolean) => ({
+    op: "grpo" as const,
+    weights: hostWeights(m),
+    train: vars.map(paramKey),
+    chunk: {
+      input: packInput(batch.input),
+      lossMask: packTensor(batch.lossMask),
+      fullMask: packTensor(batch.lossMask),
+      advantages: advantages.dataSync() as Float32Array,
+      refLogp: null,
+      oldLogp: null,
+    },
+    params,
+    reference,
+  });
+  try {
+    await assertRejects(() => pool.call(1, request(true)), Error, "before a reference was set");
+    await pool.call(1, { op: "reference", weights: hostWeights(ref) });
+    const remote = await pool.call<GradResult>(1, request(true));
+    const t: ChunkTensors = {
+      input: batch.input,
+      lossMask: batch.lossMask,
+      fullMask: batch.lossMask,
+      advantages,
+      refLogp,
+      oldLogp: null,
+    };
+    let stats: Record<string, number> = {};
+    const local = tf.variableGrads(() => {
+      const r = chunkLoss(m, t, params);
+      stats = r.stats;
+      return r.loss;
+    }, vars);
+    assertEquals(remote.value, local.value.dataSync()[0]);
+    assertEquals(remote.scalars, stats);
+    assert(stats.kl > 1e-4, "the reference differs from the policy, so the KL must not be ~0");
+    const lg = hostGrads(local.grads, vars);
+    remote.grads.forEach(([k, a], i) => assertEquals(a, lg[i][1], `gradient of ${k}`));
+    local.value.dispose();
+    for (const k in local.grads) local.grads[k].dispose();
+    // Forgetting the reference refuses later requests again.
+    await pool.call(1, { op: "reference", weights: null });
+    await assertRejects(() => pool.call(1, request(true)), Error, "before a reference was set");
+  } finally {
+    batch.dispose();
+    advantages.dispose();
+    refLogp.dispose();
+    pool.close();
+    m.dispose();
+    ref.dispose();
   }
 });
 

@@ -10,7 +10,14 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Example, Tokenizer } from "../data/types.ts";
-import type { GenerateOptions, GenerateResult, GroupLayout, TrainBatch, VLM } from "../model/types.ts";
+import type {
+  GenerateOptions,
+  GenerateResult,
+  GroupLayout,
+  ModelInput,
+  TrainBatch,
+  VLM,
+} from "../model/types.ts";
 import type { GrpoStageSpec } from "../spec/types.ts";
 import type { MetricRecord, RolloutRecord } from "../run/records.ts";
 import { collateCompletions, collatePrompts, disposeInput } from "../model/collate.ts";
@@ -79,7 +86,8 @@ export interface GrpoOptions {
 
 /**
  * Where a step's wall time goes: `rollout` (collate prompts + generate), `rewards` (decode, reward functions,
- * advantages), `prepare` (collate completions + reference / old log-probs), `forwardBackward` (the loss's
+ * advantages), `prepare` (collate completions + reference / old log-probs; with replicas the reference's
+ * are computed in the update and counted in `forwardBackward`), `forwardBackward` (the loss's
  * forward and backward over every micro-batch, gradients summed), `optimizer` (clip + AdamW).
  */
 export interface GrpoStepParts {
@@ -124,6 +132,7 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
   const end = Math.min(spec.steps, o.stopAfter ?? spec.steps);
   const health = new HealthMonitor();
   const s: StepContext = { o, ref, vars, pool: o.replicas ?? null, share: o.sharePrefix ?? true };
+  await sendReference(s);
   const evalAt = async (updatesDone: number) => {
     if (!o.evaluate || !(spec.evalEvery > 0)) return;
     const res = await o.evaluate(updatesDone, model);
@@ -184,8 +193,21 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
     throw e;
   } finally {
     ref?.dispose();
+    if (ref && s.pool) await sendReference({ ...s, ref: null }).catch(() => {});
   }
   return { optimizer, steps: end, resumedFrom, warnings: health.warnings };
+}
+
+/**
+ * Give every worker replica the frozen reference's weights (or, with `s.ref` null, make it forget them), so
+ * that a chunk's reference log-probs are computed by the replica that computes its gradients.
+ */
+async function sendReference(s: StepContext): Promise<void> {
+  if (!s.pool) return;
+  const weights = s.ref ? hostWeights(s.ref) : null;
+  await Promise.all(
+    Array.from({ length: s.pool.size - 1 }, (_, i) => s.pool!.call(i + 1, { op: "reference", weights })),
+  );
 }
 
 /** What every part of a step reads: the options, the frozen reference, the trained variables, replicas. */
@@ -275,6 +297,8 @@ interface Chunk {
  * Cut the step's rows into chunks of whole groups (at most `microBatchRows` rows) and compute what the update
  * holds fixed: the reference's log-probs (beta > 0) and, with several iterations, the old policy's.
  * Log-probs are of the distribution the rollouts were sampled from (logits / temperature), as TRL does.
+ * With replicas the reference's log-probs are left to the update: each replica computes those of the chunks
+ * it takes, in parallel ({@link referenceLogProbs}).
  */
 function prepareChunks(
   s: StepContext,
@@ -293,9 +317,7 @@ function prepareChunks(
     if (g.maskTruncated) maskRows(batch, gen.truncated.slice(p0 * G, p1 * G));
     const advT = tf.tensor1d(Array.from(advantages.slice(p0 * G, p1 * G)));
     const groups = s.share ? { size: G, promptLen: batch.promptLen } : null;
-    const refLogp = s.ref
-      ? tf.tidy(() => s.ref!.tokenLogProbs(batch.input, false, T, groups ?? undefined))
-      : null;
+    const refLogp = s.pool ? null : referenceLogProbs(s, batch.input, groups);
     // With a single iteration the "old" policy is the current one: detached log-probs computed in the
     // same forward. With several, freeze them once before the first update.
     const oldLogp = g.numIterations > 1
@@ -314,6 +336,16 @@ function prepareChunks(
       all: counts[1],
     };
   });
+}
+
+/** The frozen reference's log-probs of a chunk's completions (null when beta = 0). */
+function referenceLogProbs(
+  s: StepContext,
+  input: ModelInput,
+  groups: GroupLayout | null,
+): tf.Tensor2D | null {
+  const T = s.o.spec.grpo.temperature;
+  return s.ref ? tf.tidy(() => s.ref!.tokenLogProbs(input, false, T, groups ?? undefined)) : null;
 }
 
 function disposeChunks(chunks: Chunk[]): void {
@@ -381,9 +413,12 @@ async function updatePolicy(
           train,
           chunk: packChunk(q),
           params: params(q),
+          reference: s.ref !== null && q.refLogp === null,
         })
       );
       remote.forEach((p) => p.catch(() => {}));
+      // This thread's chunk of the wave: its reference log-probs once, while the replicas compute theirs.
+      wave[0].refLogp ??= referenceLogProbs(s, wave[0].batch.input, wave[0].groups);
       const results = [chunkGradients(model, s.vars, chunkTensors(wave[0]), params(wave[0]))];
       for (const r of await Promise.all(remote)) {
         results.push({ value: r.value, stats: r.scalars, grads: gradTensors(r.grads, s.vars) });

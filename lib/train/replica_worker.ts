@@ -14,6 +14,8 @@ import { hostGrads, type ReplicaRequest, unpackInput, unpackTensor } from "./rep
 import type { GradResult, HostWeights } from "./replicas.ts";
 
 let model: TfVLM | null = null;
+/** The frozen reference of the running GRPO stage (`reference` request), loaded into `model` when needed. */
+let reference: HostWeights | null = null;
 
 function ready(): TfVLM {
   if (!model) throw new Error("replica used before init");
@@ -63,9 +65,11 @@ async function handle(req: ReplicaRequest): Promise<unknown> {
         lossMask.dispose();
       }
     }
+    case "reference": {
+      reference = req.weights;
+      return true;
+    }
     case "grpo": {
-      const m = load(req.weights);
-      const vars = trainVars(m, req.train);
       const c = req.chunk;
       const t = {
         input: unpackInput(c.input),
@@ -76,6 +80,16 @@ async function handle(req: ReplicaRequest): Promise<unknown> {
         oldLogp: c.oldLogp ? (unpackTensor(c.oldLogp) as tf.Tensor2D) : null,
       };
       try {
+        if (req.reference) {
+          if (!reference) {
+            throw new Error("replica: reference log-probs requested before a reference was set");
+          }
+          const r = load(reference);
+          const { temperature, groups } = req.params;
+          t.refLogp = tf.tidy(() => r.tokenLogProbs(t.input, false, temperature, groups ?? undefined));
+        }
+        const m = load(req.weights);
+        const vars = trainVars(m, req.train);
         const { value, stats, grads } = chunkGradients(m, vars, t, req.params);
         const out: GradResult = { grads: hostGrads(grads, vars), value, scalars: stats };
         for (const k in grads) grads[k].dispose();

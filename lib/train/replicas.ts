@@ -133,7 +133,17 @@ export type ReplicaRequest =
     cueWeight: number;
     norm: SupervisedNorm;
   }
-  | { op: "grpo"; weights: HostWeights; train: string[]; chunk: GrpoChunk; params: GrpoChunkParams }
+  | {
+    op: "grpo";
+    weights: HostWeights;
+    train: string[];
+    chunk: GrpoChunk;
+    params: GrpoChunkParams;
+    /** Compute the chunk's reference log-probs here, from the weights of the last `reference` request. */
+    reference: boolean;
+  }
+  /** Keep the frozen reference's weights for later `grpo` requests (null forgets them). */
+  | { op: "reference"; weights: HostWeights | null }
   | { op: "generate"; weights: HostWeights; prompt: PackedInput; opts: GenerateOptions };
 
 /** Host copy of every parameter of a tfjs model, by checkpoint name. */
