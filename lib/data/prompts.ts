@@ -65,14 +65,25 @@ export function findAerialThink(letter: string, phrase: string): string {
   return `aerial view ${letter} shows ${phrase}.`;
 }
 
-/** Prompt of a control example (GRPO only): K tiles in K climate zones, which one has `climate`? */
-export function controlPrompt(k: number, climate: string): string {
-  return `Which aerial view ${letterList(k)} has a ${climate} climate? Answer with the letter.`;
+/**
+ * The climate zones a control question offers, in letter order. Polar (2% of scenes) is left out so that the
+ * options fit the four letters the base writes for a multiple-choice prompt.
+ */
+export const CONTROL_CLIMATES = ["tropical", "arid", "temperate", "continental"] as const;
+
+/**
+ * Prompt of a control example (GRPO only): the climate zone of the ground view, as a letter of a fixed list.
+ * Every word is one the base already reads (the geo-qa climate question, the multiple-choice prompts).
+ */
+export function controlPrompt(): string {
+  const options = CONTROL_CLIMATES.map((c, i) => `${String.fromCharCode(65 + i)} ${c}`);
+  return `Which climate zone is this place: ${options.slice(0, -1).join(", ")} or ${options.at(-1)}? ` +
+    "Answer with the letter.";
 }
 
 /** Think line of a control example (for the data command's display; never trained on). */
-export function controlThink(letter: string, climate: string): string {
-  return `aerial view ${letter} has a ${climate} climate.`;
+export function controlThink(climate: string): string {
+  return `a ${climate} climate.`;
 }
 
 /** Think lines of examples loaded from real data (no scene cues to describe). */
@@ -84,7 +95,7 @@ export const PROMPT_TEXTS: string[] = [
   pairingPrompt(8),
   GEOLOCATE_PROMPT,
   SCAFFOLD_PROMPT,
-  controlPrompt(8, ""),
+  controlPrompt(),
   ...Object.values(QA_PROMPTS),
   ...Object.values(CAPTION_PROMPTS),
   ...Object.values(CAPTION_THINK),

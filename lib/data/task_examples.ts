@@ -13,6 +13,7 @@ import {
   CAPTION_THINK,
   captionAerialPrompt,
   captionAerialThink,
+  CONTROL_CLIMATES,
   controlPrompt,
   controlThink,
   findAerialPrompt,
@@ -226,24 +227,33 @@ function findExample(tw: TaskWorld, id: string, split: Split, rng: Rng): Example
 }
 
 /**
- * A control example: K tiles of K places in K different climate zones, "which one has a <climate>
- * climate?", answered with a letter. The base's find variant asks about cues a tile shows, never about its
- * climate, so the base writes the answer form but has no trained answer: what GRPO learns here it learns
- * from reward alone. The vegetation a tile shows determines its climate zone, so the task is solvable.
+ * A control example: one ground view, "Which climate zone is this place: A tropical, B arid, C temperate or
+ * D continental?", answered with the letter. The base answers the climate question in words (geo-qa) and
+ * writes letters for multiple-choice prompts, but was never asked for a climate as a letter: what GRPO
+ * learns here it learns from reward alone. The vegetation a ground view shows gives its climate zone for 94%
+ * of scenes (grassland is temperate or continental), so the task is solvable.
  */
 export function controlExample(tw: TaskWorld, id: string, split: Split, rng: Rng): Example {
-  const K = tw.K;
   for (let attempt = 0; attempt < 200; attempt++) {
-    const tiles = drawTiles(tw, split, rng);
-    const conts = tiles.map((t) => t.scene.meta.climate);
-    if (new Set(conts).size !== K) continue;
-    const pick = rng.int(K);
-    const l = letter(pick);
-    const cont = conts[pick];
-    const ex = tilesExample(tw, id, split, tiles, pick, controlPrompt(K, cont), controlThink(l, cont), l);
-    return { ...ex, task: "control" };
+    const m = tw.locate(tw.sampleLocation(split, rng));
+    const meta = m.scene.meta;
+    const i = (CONTROL_CLIMATES as readonly string[]).indexOf(meta.climate);
+    if (i < 0) continue;
+    const l = letter(i);
+    return {
+      id,
+      task: "control",
+      split,
+      ground: tw.ground(m.scene),
+      aerial: [],
+      prompt: controlPrompt(),
+      answer: l,
+      scene: meta,
+      target: `<think>${controlThink(meta.climate)}</think><answer>${l}</answer>`,
+      cues: { ground: m.cues },
+    };
   }
-  throw new Error(`${id}: no ${K} tiles in ${K} different climate zones in 200 draws`);
+  throw new Error(`${id}: no scene with a climate of the control's options in 200 draws`);
 }
 
 /** K - 1 negatives of the tiers `tiers` for `anchor`, or null when one of them is not found. */
