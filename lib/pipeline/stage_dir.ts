@@ -8,7 +8,7 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import { exists } from "../run/fs.ts";
+import { exists, readTextIf } from "../run/fs.ts";
 import { atomicWriteJson } from "../run/atomic.ts";
 import type { StagePlan } from "./plan.ts";
 
@@ -64,13 +64,8 @@ async function fileSha256(bytes: Uint8Array): Promise<string> {
  */
 export async function verifyDone(plan: StagePlan, log: (line: string) => void): Promise<boolean> {
   const path = join(plan.dir, "done.json");
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
+  const text = await readTextIf(path);
+  if (text === null) return false;
   const problem = await (async () => {
     let done: Partial<DoneFile>;
     try {
