@@ -5,16 +5,18 @@
 # Exit 0 when the cluster is up (.ci/run then requires the Slurm test to run), 1 with the reason otherwise
 # (the Slurm test then skips); it never stops the build by itself.
 set -u
+NAME=install-slurm
 LOG=/tmp/install-slurm.log
+WITHOUT="the Slurm test will skip"
+. "$(dirname "$0")/apt.sh"
 CONF=/etc/slurm/slurm.conf
 STATE=/var/lib/geo-r1-slurm
 # Debian 12 (bookworm) versions; another release installs its own with a warning.
 SLURM_VERSION="22.05.8-4+deb12u3"
 MUNGE_VERSION="0.5.15-2+deb12u1"
 
-say() { echo "install-slurm: $*"; }
 fail() {
-  say "skipped: $*; the Slurm test will skip"
+  skip "$*"
   exit 1
 }
 
@@ -27,14 +29,12 @@ fi
 [ "$(id -u)" = "0" ] || fail "not root (slurmd must run as root)"
 
 if [ ! -x /usr/sbin/slurmctld ] || [ ! -x /usr/sbin/munged ]; then
-  command -v apt-get >/dev/null 2>&1 || fail "apt-get not available (not a Debian/Ubuntu system)"
+  apt_ready || exit 1
   say "installing slurm-wlm and munge with apt-get"
-  apt-get update -q >"$LOG" 2>&1 || fail "apt-get update failed (offline?); see $LOG"
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    "slurm-wlm=$SLURM_VERSION" "munge=$MUNGE_VERSION" >>"$LOG" 2>&1; then
+  apt_update || fail "apt-get update failed (offline?); see $LOG"
+  if ! apt_install "slurm-wlm=$SLURM_VERSION" "munge=$MUNGE_VERSION"; then
     say "warning: pinned versions unavailable; installing this release's slurm-wlm and munge"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends slurm-wlm munge \
-      >>"$LOG" 2>&1 || fail "apt-get install slurm-wlm munge failed; see $LOG"
+    apt_install slurm-wlm munge || fail "apt-get install slurm-wlm munge failed; see $LOG"
   fi
 fi
 

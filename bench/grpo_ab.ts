@@ -15,34 +15,27 @@
  * @module
  */
 import process from "node:process";
-import { parseArgs } from "node:util";
 import { grpoStepper, setupBench } from "./harness.ts";
+import { parseGrpoBenchArgs, wholeNumber } from "./grpo_args.ts";
 import { median } from "./roofline.ts";
 import { disableBlas, enableBlas, shareBlasThreads } from "../lib/model/blas.ts";
 import { ReplicaPool } from "../lib/train/replicas.ts";
-import type { Preset } from "../lib/model/types.ts";
 
 const ALL = ["wasm", "wasm+share", "blas", "blas+share"];
-const { values: v } = parseArgs({
-  args: Deno.args,
-  options: {
-    preset: { type: "string", default: "small" },
-    prompts: { type: "string", default: "8" },
-    group: { type: "string", default: "8" },
-    rounds: { type: "string", default: "3" },
-    configs: { type: "string", default: ALL.join(",") },
-    replicas: { type: "string", default: "1" },
-  },
+const args = parseGrpoBenchArgs(Deno.args, {
+  rounds: { type: "string", default: "3" },
+  configs: { type: "string", default: ALL.join(",") },
 });
+const v = args.values;
 const configs = v.configs!.split(",");
 for (const c of configs) if (!ALL.includes(c)) throw new Error(`--configs: unknown ${c} (${ALL.join(", ")})`);
 
-const ctx = await setupBench({ backend: "wasm", preset: v.preset as Preset });
+const ctx = await setupBench({ backend: "wasm", preset: args.preset });
 if (configs.some((c) => c.startsWith("blas")) && !ctx.backend.blas) {
   throw new Error("no native BLAS loaded (apt-get install libopenblas0); run with --configs wasm,wasm+share");
 }
-const R = Number(v.replicas);
-if (!Number.isInteger(R) || R < 1) throw new Error(`--replicas: a whole number >= 1, got ${v.replicas}`);
+const R = args.replicas;
+const rounds = wholeNumber("--rounds", v.rounds);
 if (R > 1 && configs.some((c) => c.startsWith("blas")) && configs.some((c) => c.startsWith("wasm"))) {
   // Worker replicas load the library (or not) once, from GEO_R1_BLAS: one path per process.
   throw new Error(
@@ -50,7 +43,7 @@ if (R > 1 && configs.some((c) => c.startsWith("blas")) && configs.some((c) => c.
   );
 }
 const pool = R > 1 ? await ReplicaPool.start(R, ctx.model.config, "wasm") : undefined;
-const o = { prompts: Number(v.prompts), groupSize: Number(v.group), replicas: pool };
+const o = { prompts: args.prompts, groupSize: args.groupSize, replicas: pool };
 const steppers = new Map(
   configs.map((c) => [c, grpoStepper(ctx, { ...o, sharePrefix: c.endsWith("share") })]),
 );
@@ -74,7 +67,7 @@ async function step(c: string): Promise<Row> {
 
 for (const c of configs) await step(c); // warm-up: heap growth, kernel setup
 const loads: string[] = [];
-for (let round = 0; round < Number(v.rounds); round++) {
+for (let round = 0; round < rounds; round++) {
   loads.push(Deno.loadavg().map((x) => x.toFixed(1)).join(" "));
   for (const c of configs) rows.get(c)!.push(await step(c));
   console.error(`round ${round + 1} done (load ${loads[loads.length - 1]})`);
@@ -84,7 +77,7 @@ enableBlas();
 const keys = ["rollout", "rewards", "prepare", "forwardBackward", "optimizer", "step", "cpu", "tokensPerSec"];
 const med = (c: string, k: string) => median(rows.get(c)!.map((r) => r[k]));
 const lines = [
-  `GRPO step A/B, preset ${ctx.preset}, P ${o.prompts} x G ${o.groupSize}, ${R} replica(s), ${v.rounds} alternating rounds ` +
+  `GRPO step A/B, preset ${ctx.preset}, P ${o.prompts} x G ${o.groupSize}, ${R} replica(s), ${rounds} alternating rounds ` +
   `(medians; load averages at round starts: ${loads.join(" | ")}); native BLAS: ${
     ctx.backend.blas ?? "none"
   }`,

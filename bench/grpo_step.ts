@@ -14,21 +14,15 @@
  * @module
  */
 import process from "node:process";
-import { parseArgs } from "node:util";
-import type { Preset } from "../lib/model/types.ts";
+import { parseGrpoBenchArgs, wholeNumber } from "./grpo_args.ts";
+import { median } from "./roofline.ts";
 
-const { values: v } = parseArgs({
-  args: Deno.args,
-  options: {
-    preset: { type: "string", default: "small" },
-    prompts: { type: "string", default: "8" },
-    group: { type: "string", default: "8" },
-    steps: { type: "string", default: "3" },
-    replicas: { type: "string", default: "1" },
-    blas: { type: "string", default: "on" },
-    root: { type: "string" },
-  },
+const args = parseGrpoBenchArgs(Deno.args, {
+  steps: { type: "string", default: "3" },
+  blas: { type: "string", default: "on" },
+  root: { type: "string" },
 });
+const v = args.values;
 if (v.blas !== "on" && v.blas !== "off") throw new Error(`--blas must be on or off (got ${v.blas})`);
 if (v.blas === "off") Deno.env.set("GEO_R1_BLAS", "off");
 const root = v.root ? new URL(`file://${Deno.realPathSync(v.root)}/`) : new URL("../", import.meta.url);
@@ -38,20 +32,20 @@ const replicasMod: typeof import("../lib/train/replicas.ts") = await import(
   new URL("lib/train/replicas.ts", root).href
 );
 
-const ctx = await harness.setupBench({ backend: "wasm", preset: v.preset as Preset });
+const ctx = await harness.setupBench({ backend: "wasm", preset: args.preset });
 const stage = Object.values(ctx.spec.stages).find((s) => s.kind === "grpo");
 if (!stage || stage.kind !== "grpo") throw new Error("the bench spec has no grpo stage");
 const spec = structuredClone(stage);
-const P = Number(v.prompts), R = Number(v.replicas);
+const P = args.prompts, R = args.replicas;
 spec.grpo.promptsPerStep = P;
-spec.grpo.groupSize = Number(v.group);
+spec.grpo.groupSize = args.groupSize;
 spec.grpo.maskTruncated = false;
 spec.steps = 1;
 const pool = R > 1 ? await replicasMod.ReplicaPool.start(R, ctx.cfg, "wasm") : undefined;
 
 type Row = Record<string, number>;
 const rows: Row[] = [];
-const steps = Number(v.steps);
+const steps = wholeNumber("--steps", v.steps);
 for (let k = 0; k <= steps; k++) {
   const row: Row = {};
   ctx.releaseOptimizer();
@@ -81,10 +75,6 @@ for (let k = 0; k <= steps; k++) {
   if (k > 0) rows.push(row);
 }
 pool?.close();
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const out: Record<string, unknown> = {
   root: root.pathname,
   backend: ctx.backend.name,

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
-import { exists, lexists, writeDirAtomic } from "../lib/run/fs.ts";
+import { exists, lexists, readTextIf, writeDirAtomic } from "../lib/run/fs.ts";
 import { UserError } from "../lib/errors.ts";
 
 async function withDir(f: (dir: string) => Promise<void>): Promise<void> {
@@ -19,6 +19,16 @@ Deno.test("exists() follows a symlink, lexists() sees the link itself", async ()
     assertEquals(await exists(link), false);
     assertEquals(await lexists(link), true);
     assertEquals(await lexists(join(dir, "absent")), false);
+  });
+});
+
+Deno.test("readTextIf() gives the text, null for a missing file, and throws for a folder", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, "a.json"), "{}\n");
+    assertEquals(await readTextIf(join(dir, "a.json")), "{}\n");
+    assertEquals(await readTextIf(join(dir, "absent.json")), null);
+    // A folder where a file is expected is a problem to report, not "missing".
+    await assertRejects(() => readTextIf(dir));
   });
 });
 

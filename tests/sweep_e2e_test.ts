@@ -10,30 +10,11 @@
 import { join } from "node:path";
 import { assertEquals, assertOk } from "./assert.ts";
 import type { SweepState } from "../lib/sweep/mod.ts";
-import { processesWith, readJson, readState, ROOT, sleep } from "./sweep_helpers.ts";
+import { readJson, readState, ROOT, sleep, survivorsAfterKill, sweepSubprocess } from "./sweep_helpers.ts";
 
+/** `main.ts sweep tiny-smoke` with 2 workers. */
 function sweepProcess(runsDir: string): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-ffi",
-      "--allow-sys",
-      "--allow-run",
-      join(ROOT, "main.ts"),
-      "sweep",
-      "tiny-smoke",
-      "--runs-dir",
-      runsDir,
-      "--workers",
-      "2",
-    ],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  return sweepSubprocess("main.ts", ["sweep", "tiny-smoke", "--runs-dir", runsDir, "--workers", "2"]);
 }
 
 /** Lines of a JSONL file: count of torn lines and duplicated (stage, kind, step[, group, sample]) keys. */
@@ -104,12 +85,7 @@ Deno.test({
       child.kill("SIGKILL");
       await child.status;
       await output;
-      let orphans: number[] = [];
-      for (let i = 0; i < 40; i++) {
-        orphans = processesWith(runsDir);
-        if (!orphans.length) break;
-        await sleep(50);
-      }
+      const orphans = await survivorsAfterKill(runsDir);
       assertEquals(orphans, [], "the killed sweep's exp processes must die with it");
 
       const killed = (await readState(statePath))!;

@@ -5,6 +5,7 @@ import type { SweepState } from "../lib/sweep/mod.ts";
  * @module
  */
 import { liveProcesses } from "../lib/sweep/state.ts";
+import { BUNDLE_PERMISSIONS } from "../lib/bundle/mod.ts";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -61,6 +62,57 @@ export async function metricSteps(
     }
   }
   return { steps, torn, keys };
+}
+
+/**
+ * `lib/cli/sweep.ts` arguments of a sweep file run with the fake per-run command: 2 workers, no report.
+ */
+export function fakeSweepArgs(path: string, runsDir: string): string[] {
+  return [
+    path,
+    "--runs-dir",
+    runsDir,
+    "--workers",
+    "2",
+    "--no-report",
+    "--run-command",
+    JSON.stringify(fakeCommand()),
+  ];
+}
+
+/**
+ * A sweep as a user starts it, as a subprocess: `deno run <flags> <script> ...args` in the project root, with
+ * the union of the deno.json tasks' permissions but not their path narrowing (the tests write to temp
+ * dirs), stdout and stderr piped (or discarded with `quiet`), in its own process group with `detached`.
+ */
+export function sweepSubprocess(
+  script: string,
+  args: string[],
+  opts: { env?: Record<string, string>; detached?: boolean; quiet?: boolean } = {},
+): Deno.ChildProcess {
+  const stdio = opts.quiet ? "null" : "piped";
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", ...BUNDLE_PERMISSIONS, join(ROOT, script), ...args],
+    cwd: ROOT,
+    env: opts.env,
+    detached: opts.detached,
+    stdout: stdio,
+    stderr: stdio,
+  }).spawn();
+}
+
+/**
+ * Wait up to 2 s for every process whose command line contains `mark` to exit (a killed sweep's runs exit
+ * once they see it gone); returns the pids still alive.
+ */
+export async function survivorsAfterKill(mark: string): Promise<number[]> {
+  let alive: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    alive = processesWith(mark);
+    if (!alive.length) break;
+    await sleep(50);
+  }
+  return alive;
 }
 
 /** Live processes whose command line contains `mark` (via ps, like the sweep's own lock check). */

@@ -9,44 +9,21 @@ import { join } from "node:path";
 import { assert, assertEquals, assertOk } from "./assert.ts";
 import type { SweepState } from "../lib/sweep/mod.ts";
 import {
-  fakeCommand,
+  fakeSweepArgs,
   metricSteps,
   processesWith,
   readJson,
   readState,
-  ROOT,
   sleep,
   smallSweep,
+  survivorsAfterKill,
+  sweepSubprocess,
   writeSweep,
 } from "./sweep_helpers.ts";
 
-const SWEEP_CLI = join(ROOT, "lib", "cli", "sweep.ts");
-
+/** lib/cli/sweep.ts on `path` with the fake per-run command and 2 workers. */
 function sweepProcess(path: string, runsDir: string, env: Record<string, string>): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-ffi",
-      "--allow-sys",
-      "--allow-run",
-      SWEEP_CLI,
-      path,
-      "--runs-dir",
-      runsDir,
-      "--workers",
-      "2",
-      "--no-report",
-      "--run-command",
-      JSON.stringify(fakeCommand()),
-    ],
-    cwd: ROOT,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  return sweepSubprocess("lib/cli/sweep.ts", fakeSweepArgs(path, runsDir), { env });
 }
 
 Deno.test({
@@ -83,12 +60,7 @@ Deno.test({
       await child.stderr.cancel();
 
       // The killed sweep's runs die with it (their wrappers watch a pipe from the sweep).
-      let orphans: number[] = [];
-      for (let i = 0; i < 40; i++) {
-        orphans = processesWith(runsDir);
-        if (!orphans.length) break;
-        await sleep(50);
-      }
+      const orphans = await survivorsAfterKill(runsDir);
       assertEquals(orphans, [], "no process of the killed sweep may survive");
 
       const killed = (await readState(statePath))!;

@@ -130,50 +130,22 @@ export async function readFolderRows(
   let pairingCsv: string | null = null;
   if (src.pairing !== undefined) {
     pairingCsv = await csvOf(src.pairing, "pairs.csv", "pairing");
-    const { rows, text } = await readCsvRows(pairingCsv);
-    hash.update(text);
-    const col = columnsOf(rows[0].cells, ["ground", "aerial", "lat", "lon"], pairingCsv);
-    const seen = new Map<string, number>();
-    for (const r of rows.slice(1)) {
-      const cell = (c: number) => (r.cells[c] ?? "").trim();
-      const gp = resolveIn(pairingCsv, cell(col.ground));
-      const ap = resolveIn(pairingCsv, cell(col.aerial));
-      const at = `${pairingCsv}:${r.line}`;
-      checkDuplicate(seen, gp, r.line, `${at}: column ${rows[0].cells[col.ground]}`);
-      const lat = coordinateOf(r.cells, col.lat, "lat", 90, pairingCsv, r.line, gp);
-      const lon = coordinateOf(r.cells, col.lon, "lon", 180, pairingCsv, r.line, gp);
-      pairing.push({
-        where: at,
-        lat,
-        lon,
-        ground: await readImage(gp, gw, gh, `${at}: column ${rows[0].cells[col.ground]}`),
-        aerial: await readImage(ap, A, A, `${at}: column ${rows[0].cells[col.aerial]}`),
-      });
-    }
+    pairing = await readLocatedRows(pairingCsv, ["ground", "aerial", "lat", "lon"], hash, async (column) => {
+      const g = column("ground"), a = column("aerial");
+      return {
+        ground: await readImage(g.path, gw, gh, g.where),
+        aerial: await readImage(a.path, A, A, a.where),
+      };
+    });
   }
   let geolocate: Row[] = pairing;
   let geolocateCsv: string | null = null;
   if (src.geolocate !== undefined) {
     geolocateCsv = await csvOf(src.geolocate, "geolocate.csv", "geolocate");
-    const { rows, text } = await readCsvRows(geolocateCsv);
-    hash.update(text);
-    const col = columnsOf(rows[0].cells, ["image", "lat", "lon"], geolocateCsv);
-    const seen = new Map<string, number>();
-    geolocate = [];
-    for (const r of rows.slice(1)) {
-      const p = resolveIn(geolocateCsv, (r.cells[col.image] ?? "").trim());
-      const at = `${geolocateCsv}:${r.line}`;
-      checkDuplicate(seen, p, r.line, `${at}: column ${rows[0].cells[col.image]}`);
-      const lat = coordinateOf(r.cells, col.lat, "lat", 90, geolocateCsv, r.line, p);
-      const lon = coordinateOf(r.cells, col.lon, "lon", 180, geolocateCsv, r.line, p);
-      geolocate.push({
-        where: at,
-        lat,
-        lon,
-        ground: await readImage(p, gw, gh, `${at}: column ${rows[0].cells[col.image]}`),
-        aerial: null,
-      });
-    }
+    geolocate = await readLocatedRows(geolocateCsv, ["image", "lat", "lon"], hash, async (column) => {
+      const g = column("image");
+      return { ground: await readImage(g.path, gw, gh, g.where), aerial: null };
+    });
   }
   if (src.pairing === undefined) pairing = [];
   return {
@@ -182,6 +154,40 @@ export async function readFolderRows(
     contentHash: hash.digest("hex"),
     files: { pairing: pairingCsv, geolocate: geolocateCsv },
   };
+}
+
+/** An image cell of a CSV row: the path it names (relative to the CSV) and where it is, for messages. */
+type ImageCell = { path: string; where: string };
+
+/**
+ * The rows of one folder-source CSV whose first wanted column names the row's image: each row's path is
+ * checked for duplicates and its lat/lon for range, then `images` reads its views. The CSV text goes into
+ * `hash` (and `images` adds the pixels), so the content hash covers both.
+ */
+async function readLocatedRows(
+  csv: string,
+  columns: string[],
+  hash: ReturnType<typeof createHash>,
+  images: (column: (name: string) => ImageCell) => Promise<Pick<Row, "ground" | "aerial">>,
+): Promise<Row[]> {
+  const { rows, text } = await readCsvRows(csv);
+  hash.update(text);
+  const col = columnsOf(rows[0].cells, columns, csv);
+  const seen = new Map<string, number>();
+  const out: Row[] = [];
+  for (const r of rows.slice(1)) {
+    const at = `${csv}:${r.line}`;
+    const column = (name: string): ImageCell => ({
+      path: resolveIn(csv, (r.cells[col[name]] ?? "").trim()),
+      where: `${at}: column ${rows[0].cells[col[name]]}`,
+    });
+    const key = column(columns[0]);
+    checkDuplicate(seen, key.path, r.line, key.where);
+    const lat = coordinateOf(r.cells, col.lat, "lat", 90, csv, r.line, key.path);
+    const lon = coordinateOf(r.cells, col.lon, "lon", 180, csv, r.line, key.path);
+    out.push({ where: at, lat, lon, ...(await images(column)) });
+  }
+  return out;
 }
 
 function resolveIn(csvPath: string, p: string): string {

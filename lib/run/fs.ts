@@ -36,6 +36,16 @@ export async function lexists(p: string): Promise<boolean> {
   }
 }
 
+/** The text of `p`, or null when it does not exist; other errors (permissions, a folder) are thrown. */
+export async function readTextIf(p: string): Promise<string | null> {
+  try {
+    return await Deno.readTextFile(p);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
 /** `p` parsed as JSON, or null when it is missing or does not parse. */
 export async function readJsonIf<T>(p: string): Promise<T | null> {
   try {

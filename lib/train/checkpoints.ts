@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { VLM } from "../model/types.ts";
 import { restoreCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
 import { atomicWriteJson } from "../run/atomic.ts";
+import { readTextIf } from "../run/fs.ts";
 import type { AdamW } from "./optim.ts";
 import { UserError } from "../errors.ts";
 
@@ -30,13 +31,8 @@ export class RotatingCheckpoints {
    */
   async latest(): Promise<Latest | null> {
     const path = join(this.dir, "latest.json");
-    let text: string;
-    try {
-      text = await Deno.readTextFile(path);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return null;
-      throw e;
-    }
+    const text = await readTextIf(path);
+    if (text === null) return null;
     const refuse = (why: string) => {
       const steps = this.#stepDirs().map((d) => `{"step": ${Number(d.slice(5))}, "dir": "${d}"}`);
       throw new UserError(

@@ -9,12 +9,13 @@ import { assert, assertEquals, assertOk } from "../assert.ts";
 import { defaultRunCommand, runSweep } from "../../lib/sweep/mod.ts";
 import { UserError } from "../../lib/errors.ts";
 import {
-  fakeCommand,
+  fakeSweepArgs,
   processesWith,
   readState,
-  ROOT,
   sleep,
   smallSweep,
+  survivorsAfterKill,
+  sweepSubprocess,
   writeSweep,
 } from "../sweep_helpers.ts";
 import { taskFlags } from "./helpers.ts";
@@ -50,30 +51,11 @@ Deno.test({
     try {
       const path = await writeSweep(dir, smallSweep("pgkill"));
       // Its own process group, as a shell gives a job: the group id is the sweep's pid.
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--allow-read",
-          "--allow-write",
-          "--allow-env",
-          "--allow-ffi",
-          "--allow-sys",
-          "--allow-run",
-          join(ROOT, "lib", "cli", "sweep.ts"),
-          path,
-          "--runs-dir",
-          runsDir,
-          "--workers",
-          "2",
-          "--no-report",
-          "--run-command",
-          JSON.stringify(fakeCommand()),
-        ],
+      const child = sweepSubprocess("lib/cli/sweep.ts", fakeSweepArgs(path, runsDir), {
         env: { FAKE_STEPS: "200", FAKE_STEP_MS: "50" },
         detached: true,
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
+        quiet: true,
+      });
       const statePath = join(runsDir, "sweeps", "pgkill", "state.json");
       const until = Date.now() + 60_000;
       for (;;) {
@@ -86,12 +68,7 @@ Deno.test({
       assert(processesWith(runsDir).length >= 2, "runs are alive before the kill");
       Deno.kill(-child.pid, "SIGKILL");
       await child.status;
-      let orphans: number[] = [];
-      for (let i = 0; i < 40; i++) {
-        orphans = processesWith(runsDir);
-        if (!orphans.length) break;
-        await sleep(50);
-      }
+      const orphans = await survivorsAfterKill(runsDir);
       assertEquals(orphans, [], "no run of the killed sweep may survive");
     } finally {
       for (const pid of processesWith(runsDir)) {
