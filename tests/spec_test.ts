@@ -24,6 +24,14 @@ import type {
 } from "../lib/spec/types.ts";
 import { deriveSeed } from "../lib/rng.ts";
 import { UserError } from "../lib/errors.ts";
+import {
+  EVAL_DEFAULTS,
+  fillDefaults,
+  GRPO_DEFAULTS,
+  STAGE_DEFAULTS,
+  SUPERVISED_DEFAULTS,
+} from "../lib/spec/defaults.ts";
+import type { JsonObject } from "../lib/spec/merge.ts";
 
 const FIX = new URL("./fixtures/spec/", import.meta.url).pathname;
 const fx = (name: string) => join(FIX, name);
@@ -462,6 +470,35 @@ Deno.test("seeds: omitted ones derive from the master seed by JSON path; explici
   assertEquals(s1.eval.seed, spec.eval.seed);
   const s2 = (await loadSpec(exp("geo-r1"), { sets: ["seed=1", "stages.sft.seed=5"] })).spec;
   assertEquals(s2.stages.sft.seed, 5);
+});
+
+Deno.test("defaults: omitted stage and eval knobs are filled once, by the resolver; explicit ones stay", async () => {
+  const { spec } = await loadSpec(exp("geo-r1"));
+  const grpo = spec.stages.grpo as GrpoStageSpec;
+  const sft = spec.stages.sft as SupervisedStageSpec;
+  assertEquals(grpo.evalN, STAGE_DEFAULTS.evalN);
+  assertEquals(grpo.grpo.microBatchRows, GRPO_DEFAULTS.microBatchRows);
+  assertEquals([sft.answerWeight, sft.verdictWeight], [1, 1]);
+  // Set in experiments/base.json, so not the defaults.
+  assertEquals([sft.replicas, sft.cueLoss, spec.eval.replicas], [2, 1, 2]);
+  const bare: Record<string, unknown> = { eval: {}, stages: { s: { kind: "sft" } } };
+  fillDefaults(bare as JsonObject);
+  assertEquals(bare, {
+    eval: { ...EVAL_DEFAULTS },
+    stages: { s: { kind: "sft", ...STAGE_DEFAULTS, ...SUPERVISED_DEFAULTS } },
+  });
+  const set =
+    (await loadSpec(exp("geo-r1"), { sets: ["stages.grpo.grpo.microBatchRows=16", "stages.sft.evalN=50"] }))
+      .spec;
+  assertEquals((set.stages.grpo as GrpoStageSpec).grpo.microBatchRows, 16);
+  assertEquals((set.stages.sft as SupervisedStageSpec).evalN, 50);
+  // A baseline stage has none of these knobs.
+  const cells = (await loadSpec(exp("cells"))).spec;
+  for (const st of Object.values(cells.stages)) {
+    if (st.kind === "baseline") {
+      assert(!("evalN" in st) && !("replicas" in st), JSON.stringify(Object.keys(st)));
+    }
+  }
 });
 
 Deno.test("cross-field rules: pipeline names stages, from precedes its stage", async () => {

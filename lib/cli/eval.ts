@@ -14,6 +14,7 @@ import type { EvalFile, Manifest, StageEval } from "../run/records.ts";
 import { atomicWriteJson } from "../run/atomic.ts";
 import type { Command } from "./command.ts";
 import { lexists, renameIntoPlace } from "../run/fs.ts";
+import { EVAL_DEFAULTS } from "../spec/defaults.ts";
 
 const TASK_NAMES = ["pairing", "geolocate", "geoqa", "control"];
 const BACKEND_NAMES = ["auto", "wasm", "webgpu", "cpu", "tensorflow"];
@@ -319,7 +320,7 @@ async function runEval(values: Record<string, unknown>, positionals: string[]): 
   await Deno.mkdir(dirname(out), { recursive: true });
   const tmp = join(dirname(out), `.${runId}.partial-${Deno.pid}-${Date.now().toString(36)}`);
   const { model } = await loadCheckpoint(target.checkpoint, { trainable: false });
-  const replicaCount = spec.eval.replicas ?? 1;
+  const replicaCount = spec.eval.replicas ?? EVAL_DEFAULTS.replicas;
   const replicas = replicaCount > 1 && (backend.name === "wasm" || backend.name === "cpu")
     ? await ReplicaPool.start(replicaCount, model.config, backend.name)
     : undefined;

@@ -39,7 +39,7 @@ import { Replicas } from "./replica_pools.ts";
 
 export { formatTable };
 export { planPipeline, ROW_LABELS, rowLabel } from "./plan.ts";
-export { DEFAULT_EVAL_N, homogeneousBatch, valMetrics } from "./train_stage.ts";
+export { homogeneousBatch, valMetrics } from "./train_stage.ts";
 
 export interface RunOptions {
   spec: ExperimentSpec;

@@ -24,6 +24,7 @@ import { evaluateModel } from "./evaluate.ts";
 import type { StagePlan } from "./plan.ts";
 import type { Replicas } from "./replica_pools.ts";
 import { writeDone } from "./stage_dir.ts";
+import { STAGE_DEFAULTS } from "../spec/defaults.ts";
 
 /** What training a stage reads from the run. */
 export interface StageContext {
@@ -49,9 +50,6 @@ interface StageIO {
   onProgress(n: number, total: number, info: Record<string, number>): void;
 }
 
-/** Validation examples per task of an in-stage evaluation when the stage sets no `evalN`. */
-export const DEFAULT_EVAL_N = 200;
-
 /**
  * The in-stage evaluation of a stage with `evalEvery` > 0: the stage's own tasks that `eval.tasks` lists
  * (caption excluded), decoded as the final evaluation decodes (eval.temperature, eval.maxNewTokens), on the
@@ -66,7 +64,7 @@ export function stageEvaluator(
   if (!(st.evalEvery > 0)) return undefined;
   const tasks = c.spec.eval.tasks.filter((t) => t !== "caption" && (st.tasks[t] ?? 0) > 0);
   if (!tasks.length) return undefined;
-  const n = st.evalN ?? DEFAULT_EVAL_N;
+  const n = st.evalN ?? STAGE_DEFAULTS.evalN;
   return async (_done, model) => {
     const res = await evaluateModel({
       model,

@@ -12,6 +12,7 @@ import { checkPath } from "../run/sandbox.ts";
 import { deriveSeed } from "../rng.ts";
 import type { ExperimentSpec } from "./types.ts";
 import { specHash } from "./hash.ts";
+import { fillDefaults } from "./defaults.ts";
 import { checkKey, escapePointer, isPlainObject, type JsonObject, mergeInto, Provenance } from "./merge.ts";
 import { nearest } from "./suggest.ts";
 import { describeValue, formatProblems, specProblems } from "./validate.ts";
@@ -304,6 +305,7 @@ export async function loadSpec(path: string, opts: LoadSpecOptions = {}): Promis
   }
   fillSeeds(merged, prov);
   fillDataSource(merged, prov);
+  fillDefaults(merged, prov);
 
   let problems = specProblems(merged, prov, top);
   // Schema-driven coercion: a `--set` value that parsed as JSON but where the schema wants a string

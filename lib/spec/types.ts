@@ -147,17 +147,17 @@ export interface SupervisedStageSpec {
    * the validation split, logged as `eval/val_<task>/<metric>`; 0 disables.
    */
   evalEvery: number;
-  /** Validation examples per task of that evaluation (absent: 200). */
+  /** Validation examples per task of that evaluation (default 200, filled by the resolver). */
   evalN?: number;
   checkpointEvery: number;
   /**
    * Weight of the auxiliary cue loss (lib/data/cue_labels.ts) added to the token cross-entropy; needs
-   * `model.cueHead`. Absent or 0: none.
+   * `model.cueHead`. 0 (the default): none.
    */
   cueLoss?: number;
-  /** Loss weight of the answer block's tokens relative to the rest (absent: 1). */
+  /** Loss weight of the answer block's tokens relative to the rest (default 1). */
   answerWeight?: number;
-  /** Loss weight of the verdict tokens ("A no, B fits") relative to the rest (absent: 1); see weightVerdictTokens. */
+  /** Loss weight of the verdict tokens ("A no, B fits") relative to the rest (default 1); see weightVerdictTokens. */
   verdictWeight?: number;
   /**
    * Parameter-name prefixes left untrained in this stage (`vis.` vision tower, `aux.cue_ground` and
@@ -165,7 +165,7 @@ export interface SupervisedStageSpec {
    */
   freeze?: string[];
   /**
-   * Data-parallel model replicas (worker threads, one wasm core each; lib/train/replicas.ts). Absent: 1.
+   * Data-parallel model replicas (worker threads, one wasm core each; lib/train/replicas.ts). Default 1.
    * In the stage hash: shard boundaries and rollout seeds depend on it (never on the machine).
    */
   replicas?: number;
@@ -192,7 +192,7 @@ export interface GrpoSpec {
   maskTruncated: boolean;
   /**
    * Most rows per forward/backward of the policy update (whole groups; gradients are summed, so the update
-   * is that of the full batch). Default 32 (lib/train/grpo_chunk.ts MICRO_BATCH_ROWS).
+   * is that of the full batch). Default 32 (lib/spec/defaults.ts, filled by the resolver).
    */
   microBatchRows?: number;
   /**
@@ -223,7 +223,7 @@ export interface GrpoStageSpec {
    * the validation split, logged as `eval/val_<task>/<metric>`; 0 disables.
    */
   evalEvery: number;
-  /** Validation examples per task of that evaluation (absent: 200). */
+  /** Validation examples per task of that evaluation (default 200, filled by the resolver). */
   evalN?: number;
   checkpointEvery: number;
   /**
@@ -232,7 +232,7 @@ export interface GrpoStageSpec {
    */
   freeze?: string[];
   /**
-   * Data-parallel model replicas (worker threads, one wasm core each; lib/train/replicas.ts). Absent: 1.
+   * Data-parallel model replicas (worker threads, one wasm core each; lib/train/replicas.ts). Default 1.
    * In the stage hash: shard boundaries and rollout seeds depend on it (never on the machine).
    */
   replicas?: number;
@@ -313,7 +313,7 @@ export interface EvalSpec {
   gallery: number;
   /**
    * Model replicas sharing the decoding batches (lib/train/replicas.ts); the metrics equal one replica's.
-   * Absent: 1.
+   * Default 1.
    */
   replicas?: number;
   seed: number;

@@ -23,7 +23,8 @@ import type { MetricRecord, RolloutRecord } from "../run/records.ts";
 import { collateCompletions, collatePrompts, disposeInput } from "../model/collate.ts";
 import { combineRewards } from "../reward/rewards.ts";
 import { computeAdvantages } from "./grpo_loss.ts";
-import { chunkGradients, type ChunkTensors, maskRows, MICRO_BATCH_ROWS, microBatches } from "./grpo_chunk.ts";
+import { chunkGradients, type ChunkTensors, maskRows, microBatches } from "./grpo_chunk.ts";
+import { GRPO_DEFAULTS } from "../spec/defaults.ts";
 import { AdamW, paramKey, unfrozen } from "./optim.ts";
 import {
   type GradResult,
@@ -310,32 +311,34 @@ function prepareChunks(
   const g = s.o.spec.grpo;
   const G = g.groupSize;
   const T = g.temperature;
-  return microBatches(examples.length, G, g.microBatchRows ?? MICRO_BATCH_ROWS).map(([p0, p1]) => {
-    const rows = gen.completions.slice(p0 * G, p1 * G);
-    const batch = collateCompletions(examples.slice(p0, p1), rows, tokenizer, model.config, G);
-    const fullMask = batch.lossMask.clone();
-    if (g.maskTruncated) maskRows(batch, gen.truncated.slice(p0 * G, p1 * G));
-    const advT = tf.tensor1d(Array.from(advantages.slice(p0 * G, p1 * G)));
-    const groups = s.share ? { size: G, promptLen: batch.promptLen } : null;
-    const refLogp = s.pool ? null : referenceLogProbs(s, batch.input, groups);
-    // With a single iteration the "old" policy is the current one: detached log-probs computed in the
-    // same forward. With several, freeze them once before the first update.
-    const oldLogp = g.numIterations > 1
-      ? tf.tidy(() => model.tokenLogProbs(batch.input, false, T, groups ?? undefined))
-      : null;
-    const counts = tf.tidy(() => tf.stack([batch.lossMask.sum(), fullMask.sum()]).dataSync());
-    return {
-      batch,
-      fullMask,
-      advT,
-      refLogp,
-      oldLogp,
-      groups,
-      rows: rows.length,
-      tokens: counts[0],
-      all: counts[1],
-    };
-  });
+  return microBatches(examples.length, G, g.microBatchRows ?? GRPO_DEFAULTS.microBatchRows).map(
+    ([p0, p1]) => {
+      const rows = gen.completions.slice(p0 * G, p1 * G);
+      const batch = collateCompletions(examples.slice(p0, p1), rows, tokenizer, model.config, G);
+      const fullMask = batch.lossMask.clone();
+      if (g.maskTruncated) maskRows(batch, gen.truncated.slice(p0 * G, p1 * G));
+      const advT = tf.tensor1d(Array.from(advantages.slice(p0 * G, p1 * G)));
+      const groups = s.share ? { size: G, promptLen: batch.promptLen } : null;
+      const refLogp = s.pool ? null : referenceLogProbs(s, batch.input, groups);
+      // With a single iteration the "old" policy is the current one: detached log-probs computed in the
+      // same forward. With several, freeze them once before the first update.
+      const oldLogp = g.numIterations > 1
+        ? tf.tidy(() => model.tokenLogProbs(batch.input, false, T, groups ?? undefined))
+        : null;
+      const counts = tf.tidy(() => tf.stack([batch.lossMask.sum(), fullMask.sum()]).dataSync());
+      return {
+        batch,
+        fullMask,
+        advT,
+        refLogp,
+        oldLogp,
+        groups,
+        rows: rows.length,
+        tokens: counts[0],
+        all: counts[1],
+      };
+    },
+  );
 }
 
 /** The frozen reference's log-probs of a chunk's completions (null when beta = 0). */

@@ -51,13 +51,6 @@ export function chunkLoss(
   return { loss: res.loss.mul(p.weight) as tf.Scalar, stats: res.stats, entropy };
 }
 
-/**
- * Rows per policy-update forward when the spec sets none: the small model's full batch of 64 rows x ~220
- * tokens (80 image tokens + prompt + 112 new) outgrew the wasm heap (tfjs-backend-wasm aborts), so updates
- * run in micro-batches of whole groups.
- */
-export const MICRO_BATCH_ROWS = 32;
-
 /** Prompt ranges [p0, p1) of micro-batches of whole groups with at most `rows` rows each (at least 1 group). */
 export function microBatches(prompts: number, G: number, rows: number): [number, number][] {
   const per = Math.max(1, Math.floor(rows / G));

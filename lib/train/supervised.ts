@@ -25,6 +25,7 @@ import { UserError } from "../errors.ts";
 import { RotatingCheckpoints } from "./checkpoints.ts";
 import { AdamW, paramKey, unfrozen } from "./optim.ts";
 import { lrAt } from "./schedule.ts";
+import { SUPERVISED_DEFAULTS } from "../spec/defaults.ts";
 import {
   addHostGrads,
   type GradResult,
@@ -153,9 +154,13 @@ export function collateWeighted(
   spec: SupervisedStageSpec,
 ): TrainBatch {
   const b = collateTrain(examples, tok, cfg);
-  if ((spec.answerWeight ?? 1) !== 1) weightAnswerTokens(b, tok, spec.answerWeight!);
-  if ((spec.verdictWeight ?? 1) !== 1) {
-    weightVerdictTokens(b, tok, slotSegmentsFor(tok, cfg.maxCandidates).tokens.flat(), spec.verdictWeight!);
+  const {
+    answerWeight = SUPERVISED_DEFAULTS.answerWeight,
+    verdictWeight = SUPERVISED_DEFAULTS.verdictWeight,
+  } = spec;
+  if (answerWeight !== 1) weightAnswerTokens(b, tok, answerWeight);
+  if (verdictWeight !== 1) {
+    weightVerdictTokens(b, tok, slotSegmentsFor(tok, cfg.maxCandidates).tokens.flat(), verdictWeight);
   }
   return b;
 }
@@ -354,7 +359,7 @@ export async function trainSupervised(o: SupervisedOptions): Promise<SupervisedR
     if (step !== null) start = resumedFrom = step;
   }
   const end = Math.min(spec.steps, o.stopAfter ?? spec.steps);
-  const cueWeight = spec.cueLoss ?? 0;
+  const cueWeight = spec.cueLoss ?? SUPERVISED_DEFAULTS.cueLoss;
   if (cueWeight > 0 && !cfg.cueHead) {
     throw new UserError(
       `stages.${o.stageName}.cueLoss: the model has no cue heads (set model.cueHead: true and retrain the base)`,
