@@ -190,20 +190,8 @@ Deno.test("tasks: geolocate, geoqa, caption answers follow the metadata; all wor
   }
   assertEquals([...variants].sort(), ["describe", "find", "ground"]);
   for (const e of s.examples("pairing", "train", 0, 30)) texts.push(e.target, e.prompt);
-  // The control: one ground view, the climate zone as the letter of its place in the fixed list.
-  const climates = new Set<string>();
-  for (const e of s.examples("control", "train", 0, 40)) {
-    assert(e.ground !== null && e.aerial.length === 0, e.id);
-    assertEquals(
-      e.prompt,
-      "Which climate zone is this place: A tropical, B arid, C temperate or D continental? Answer with the letter.",
-    );
-    assertEquals(e.answer, "ABCD"[["tropical", "arid", "temperate", "continental"].indexOf(e.scene.climate)]);
-    assertEquals(extractAnswer(e.target), e.answer);
-    climates.add(e.scene.climate);
-    texts.push(e.target, e.prompt);
-  }
-  assert(climates.size >= 3, `control draws several climates: ${[...climates]}`);
+  // The control's prompt and think line (its answers: tests/science/scaffold_data_test.ts).
+  for (const e of s.examples("control", "train", 0, 10)) texts.push(e.target, e.prompt);
   const unknown = new Set<string>();
   for (const t of texts) {
     for (const w of t.replace(/<\/?(think|answer)>/g, " ").match(/[A-Za-z]+(-[A-Za-z]+)*/g) ?? []) {
