@@ -154,6 +154,16 @@ function tasksOf(mix: Partial<Record<TaskName, number>>): [TaskName, number][] {
   return Object.entries(mix).filter(([, w]) => (w ?? 0) > 0) as [TaskName, number][];
 }
 
+/**
+ * One step's examples from a task mix: the task is drawn by weight, then `n` examples of it, both from the
+ * step's own seed (a pure function of the step, so resume is exact).
+ */
+function mixBatch(c: StageContext, tasks: [TaskName, number][], seed: number, n: number): Example[] {
+  const rng = new Rng(seed);
+  const task = tasks[rng.weighted(tasks.map((t) => t[1]))][0];
+  return homogeneousBatch(c.sampler, task, rng.int(1 << 30), n);
+}
+
 /** GRPO on the stage's task mix: each step's P prompts share one task drawn by weight. */
 async function grpoStage(plan: StagePlan, gs: GrpoStageSpec, model: VLM, c: StageContext, io: StageIO) {
   const tasks = tasksOf(gs.tasks);
@@ -163,11 +173,7 @@ async function grpoStage(plan: StagePlan, gs: GrpoStageSpec, model: VLM, c: Stag
     spec: gs,
     model,
     tokenizer: c.tokenizer,
-    prompts: (step) => {
-      const rng = new Rng(deriveSeed(gs.seed, `prompts/${step}`));
-      const task = tasks[rng.weighted(tasks.map((t) => t[1]))][0];
-      return homogeneousBatch(c.sampler, task, rng.int(1 << 30), P);
-    },
+    prompts: (step) => mixBatch(c, tasks, deriveSeed(gs.seed, `prompts/${step}`), P),
     onResume: io.dropFrom,
     onMetrics: (m) => appendJsonl(io.metricsPath, m),
     onRollouts: async (rs) => {
@@ -204,11 +210,7 @@ async function supervisedStage(
     spec: ss,
     model,
     tokenizer: c.tokenizer,
-    nextBatch: (step) => {
-      const rng = new Rng(deriveSeed(ss.seed, `batch/${step}`));
-      const task = tasks[rng.weighted(tasks.map((t) => t[1]))][0];
-      return homogeneousBatch(c.sampler, task, rng.int(1 << 30), B).map(target);
-    },
+    nextBatch: (step) => mixBatch(c, tasks, deriveSeed(ss.seed, `batch/${step}`), B).map(target),
     onMetrics: (m) => appendJsonl(io.metricsPath, m),
     checkpointDir: io.ckptDir,
     resume: c.resume,
