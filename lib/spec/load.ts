@@ -257,10 +257,17 @@ export function fillSeeds(spec: JsonObject, prov?: Provenance): void {
   }
 }
 
-/** Fill `data.source` ("geoworld") and a folder source's `split` ("region") when omitted. */
+/**
+ * Fill `data.source` ("geoworld"), a folder source's `split` ("region") and `data.coordTokens` (false) when
+ * omitted.
+ */
 export function fillDataSource(spec: JsonObject, prov?: Provenance): void {
   const data = spec.data;
   if (!isPlainObject(data)) return;
+  if (data.coordTokens === undefined) {
+    data.coordTokens = false;
+    prov?.set("/data/coordTokens", "default");
+  }
   if (data.source === undefined) {
     data.source = "geoworld";
     prov?.set("/data/source", "default");
