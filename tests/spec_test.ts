@@ -90,6 +90,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
   const data: Record<keyof DataSpec, true> = {
     source: true,
     seed: true,
+    coordTokens: true,
     candidates: true,
     negatives: true,
     testNearMin: true,
