@@ -8,7 +8,6 @@
  *   UTF-8 sequences)
  * - then, for every lexicon word `w` in sorted order, the pair `"w"` and `" w"`: the leading-space convention
  *   (GPT's "Ġword") makes a word and the space before it ONE token, so completions stay short in tokens.
- *
  * - with coordinate tokens (`coords`, type `geo-r1-word-v2`), then the whole-degree numbers
  *   {@link COORD_MIN}..{@link COORD_MAX} as `"n"` and `" n"` (`"-12"`, `" 130"`), then the two-digit fractions
  *   `".00"`..`".99"`: the answer `-12, 130` is 3 tokens instead of 8 bytes, `12.34, -45.67` 5 instead of 13,
