@@ -15,6 +15,7 @@ export function dataSpec(over: Partial<DataSpec> = {}): DataSpec {
   return {
     source: "geoworld",
     seed: 11,
+    coordTokens: false,
     candidates: 4,
     negatives: { far: 0.34, climate: 0.33, near: 0.33 },
     testNearMin: 0.34,

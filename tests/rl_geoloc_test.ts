@@ -61,6 +61,7 @@ Deno.test("geo-r1-geoloc and geo-r1-mixed tiny: GRPO on geolocation prompts with
     assert(val.length > 0 && val.every((m) => typeof m["eval/val_geolocate/acc@2500km"] === "number"));
     assert(val.every((m) => typeof m["eval/val_geolocate/parse_rate"] === "number"));
     assert(val.every((m) => typeof m["eval/val_geolocate/repetition_rate"] === "number"));
+    assert(val.every((m) => (m["eval/val_geolocate/median_km"] as number) > 0));
     const ev: EvalFile = JSON.parse(await Deno.readTextFile(join(geoloc, "eval.json")));
     assertEquals(ev.rows.map((r) => r.label), ["Base", "Geo-SFT", "Geo-R1 (geolocate RL)"]);
     assert(

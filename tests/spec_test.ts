@@ -25,6 +25,7 @@ import type {
 import { deriveSeed } from "../lib/rng.ts";
 import { UserError } from "../lib/errors.ts";
 import {
+  DATA_DEFAULTS,
   EVAL_DEFAULTS,
   fillDefaults,
   GRPO_DEFAULTS,
@@ -98,6 +99,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
   const data: Record<keyof DataSpec, true> = {
     source: true,
     seed: true,
+    coordTokens: true,
     candidates: true,
     negatives: true,
     testNearMin: true,
@@ -479,11 +481,13 @@ Deno.test("defaults: omitted stage and eval knobs are filled once, by the resolv
   assertEquals(grpo.evalN, STAGE_DEFAULTS.evalN);
   assertEquals(grpo.grpo.microBatchRows, GRPO_DEFAULTS.microBatchRows);
   assertEquals([sft.answerWeight, sft.verdictWeight], [1, 1]);
+  assertEquals(spec.data.coordTokens, DATA_DEFAULTS.coordTokens);
   // Set in experiments/base.json, so not the defaults.
   assertEquals([sft.replicas, sft.cueLoss, spec.eval.replicas], [2, 1, 2]);
-  const bare: Record<string, unknown> = { eval: {}, stages: { s: { kind: "sft" } } };
+  const bare: Record<string, unknown> = { data: {}, eval: {}, stages: { s: { kind: "sft" } } };
   fillDefaults(bare as JsonObject);
   assertEquals(bare, {
+    data: { ...DATA_DEFAULTS },
     eval: { ...EVAL_DEFAULTS },
     stages: { s: { kind: "sft", ...STAGE_DEFAULTS, ...SUPERVISED_DEFAULTS } },
   });

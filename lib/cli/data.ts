@@ -12,7 +12,7 @@ import { exportExamples } from "../data/export.ts";
 import { exportFolder, geoworldRows } from "../data/folder_export.ts";
 import type { World } from "../world/types.ts";
 import { contactSheet, encodePng } from "../data/images.ts";
-import { createTokenizer } from "../data/tokenizer.ts";
+import { createTokenizer, type GeoTokenizer } from "../data/tokenizer.ts";
 import { type Example, type Split, type TaskName, TASKS } from "../data/types.ts";
 import type { Command } from "./command.ts";
 import { mean } from "../eval/stats.ts";
@@ -163,13 +163,18 @@ async function runData(values: Record<string, unknown>, positionals: string[]): 
     );
     return 0;
   }
-  console.log(JSON.stringify(stats([...gen()], task, split), null, 2));
+  const tok = createTokenizer({ coords: spec.data.coordTokens });
+  console.log(JSON.stringify(stats([...gen()], task, split, tok), null, 2));
   return 0;
 }
 
-/** Summary statistics of a batch of examples (the `stats` subcommand). */
-export function stats(examples: Example[], task: TaskName, split: Split): Record<string, unknown> {
-  const tok = createTokenizer();
+/** Summary statistics of a batch of examples (the `stats` subcommand); target lengths in `tok`'s tokens. */
+export function stats(
+  examples: Example[],
+  task: TaskName,
+  split: Split,
+  tok: GeoTokenizer = createTokenizer(),
+): Record<string, unknown> {
   const lens = examples.map((e) => tok.count(e.target));
   const out: Record<string, unknown> = {
     task,

@@ -49,12 +49,15 @@ export {
   type ViewCues,
 } from "./cues.ts";
 export {
+  COORD_TOKENIZER_TYPE,
+  coordTokens,
   createTokenizer,
   type GeoTokenizer,
   SPECIAL_TOKENS,
   TOKENIZER_TYPE,
   tokenizerFromJSON,
   type TokenizerJSON,
+  type TokenizerOptions,
 } from "./tokenizer.ts";
 export { contactSheet, decodeImageFile, encodePng, imageToFloat, upscale } from "./images.ts";
 export { exportExamples, type ExportOptions, metadataLine } from "./export.ts";

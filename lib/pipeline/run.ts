@@ -100,7 +100,7 @@ async function openRun(o: RunOptions): Promise<RunContext> {
   const source = o.source ??
     await openDataSource(spec, { stages: spec.pipeline, evalTasks: spec.eval.tasks });
   const sampler = source.sampler;
-  const tokenizer = createTokenizer();
+  const tokenizer = createTokenizer({ coords: spec.data.coordTokens });
   const cfg = modelConfigForSpec(spec, tokenizer);
   // A folder source's content is part of every stage's key: changed files retrain.
   const keyed: ExperimentSpec = source.contentHash

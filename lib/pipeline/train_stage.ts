@@ -93,6 +93,8 @@ export function valMetrics(res: StageEval): Record<string, number> {
   }
   if (res.geolocate) {
     for (const [k, v] of Object.entries(res.geolocate.thresholds)) out[`eval/val_geolocate/acc@${k}km`] = v;
+    out["eval/val_geolocate/median_km"] = res.geolocate.medianKm;
+    out["eval/val_geolocate/mean_length"] = res.geolocate.meanLength;
     if (res.geolocate.parseRate !== undefined) out["eval/val_geolocate/parse_rate"] = res.geolocate.parseRate;
     if (res.geolocate.repetitionRate !== undefined) {
       out["eval/val_geolocate/repetition_rate"] = res.geolocate.repetitionRate;

@@ -36,6 +36,15 @@ export const GRPO_DEFAULTS = {
   microBatchRows: 32,
 } as const;
 
+/** Defaults of `data`. */
+export const DATA_DEFAULTS = {
+  /**
+   * Byte-spelled numbers (tokenizer `geo-r1-word-v1`); true gives every whole degree and every fraction
+   * .00-.99 a token of its own (`geo-r1-word-v2`, 822 more embedding and output rows).
+   */
+  coordTokens: false,
+} as const;
+
 /** Defaults of `eval`. */
 export const EVAL_DEFAULTS = {
   /** Replicas sharing the decoding batches; the metrics equal one thread's. */
@@ -63,5 +72,6 @@ export function fillDefaults(spec: JsonObject, prov?: Provenance): void {
       }
     }
   }
+  if (isPlainObject(spec.data)) fill(spec.data, "/data", DATA_DEFAULTS);
   if (isPlainObject(spec.eval)) fill(spec.eval, "/eval", EVAL_DEFAULTS);
 }

@@ -55,6 +55,14 @@ export interface DataSpec {
    * Default: `deriveSeed(seed, "data.seed")`, so `--seed N` draws new training examples.
    */
   seed: number;
+  /**
+   * Coordinate tokens (lib/data/tokenizer.ts): every whole degree -180..180 with and without a leading space,
+   * and the fractions .00-.99, are one token each, so the answer `-12, 130` is 3 tokens instead of 8 digit,
+   * sign and space bytes, and each degree has an embedding of its own. Default false (filled by the
+   * resolver): the byte-spelled numbers of the `geo-r1-word-v1` tokenizer. The vocabulary grows by 822
+   * tokens (embedding and output rows).
+   */
+  coordTokens: boolean;
   /** Pairing candidates K (letters A..). Required; the recipe uses 4 (chance 25%), as the paper. */
   candidates: number;
   /**
