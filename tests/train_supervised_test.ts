@@ -177,6 +177,56 @@ Deno.test("resumed supervised run == uninterrupted run (bitwise weights, identic
   }
 });
 
+Deno.test("stage loop: eval records count updates done, as GRPO's; onResume precedes a resumed stage's records", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "geo-r1-loop-" });
+  try {
+    const cfg = testConfig("tiny", 3);
+    const pool = [1, 2, 3, 4].map((s) => pairingExample(s, 4, 1 + (s % 4)));
+    const sp = spec({ steps: 5, evalEvery: 2, checkpointEvery: 2 });
+    const log: string[] = [];
+    const run = async (stopAfter?: number) => {
+      const model = createModel(cfg);
+      const r = await trainSupervised({
+        stageName: "s",
+        spec: sp,
+        model,
+        tokenizer: tok,
+        nextBatch: (step) => [pool[step % 4], pool[(step + 1) % 4]],
+        onResume: (start) => void log.push(`resume ${start}`),
+        onMetrics: (m) => void log.push(`${m.kind} ${m.step}${m.kind === "eval" ? ` done=${m.done}` : ""}`),
+        evaluate: (done) => ({ done }),
+        checkpointDir: dir,
+        stopAfter,
+      });
+      r.optimizer.dispose();
+      model.dispose();
+      return r;
+    };
+    const first = await run(3);
+    assertEquals([first.steps, first.resumedFrom], [3, null]);
+    const second = await run();
+    assertEquals([second.steps, second.resumedFrom], [5, 2]);
+    // No evaluation of the starting model; after 2 and 4 updates and after the last (5). The interrupted run
+    // stops after 3 updates (checkpoint at 2), so the resumed one starts at step 2 and evaluates 2 again.
+    assertEquals(log, [
+      "resume 0",
+      "sft 0",
+      "sft 1",
+      "eval 2 done=2",
+      "sft 2",
+      "resume 2",
+      "eval 2 done=2",
+      "sft 2",
+      "sft 3",
+      "eval 4 done=4",
+      "sft 4",
+      "eval 5 done=5",
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("freeze: frozen prefixes keep their weights, the rest trains; a prefix naming nothing is refused", async () => {
   const cfg = testConfig("tiny", 4);
   const m = createModel(cfg) as TfVLM;

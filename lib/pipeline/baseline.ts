@@ -26,6 +26,7 @@ import { truthLatLon } from "../reward/rewards.ts";
 import { deriveSeed } from "../rng.ts";
 import { ImageBank, trainMethod } from "../baselines/mod.ts";
 import { progress } from "../run/progress.ts";
+import { evalMetrics } from "./eval_metrics.ts";
 
 export interface BaselineStagePlan {
   name: string;
@@ -119,8 +120,8 @@ export async function runBaselineStage(
     time: Date.now(),
     evalHash,
     train_time_s: predictor.trainSeconds,
+    ...evalMetrics(row, ""),
   };
-  for (const [k, v] of Object.entries(metrics.thresholds)) rec[`eval/geolocate/acc@${k}km`] = v;
   await appendJsonl(metricsPath, rec);
   await atomicWriteJson(join(plan.dir, "done.json"), {
     hash: plan.hash,

@@ -17,6 +17,7 @@ import { atomicWrite, atomicWriteJson } from "../run/atomic.ts";
 import { appendJsonl, filterJsonl, readJsonl, repairJsonl } from "../run/jsonl.ts";
 import { progress } from "../run/progress.ts";
 import { evaluateModel } from "./evaluate.ts";
+import { evalMetrics } from "./eval_metrics.ts";
 import type { StagePlan } from "./plan.ts";
 import type { Replicas } from "./replica_pools.ts";
 import { copySamples } from "./stage_dir.ts";
@@ -88,26 +89,14 @@ export async function evalStage(
 function evalRecord(plan: StagePlan, res: StageEval, evalHash: string): MetricRecord {
   // Its own kind: the in-stage validation record after the last update has the same stage and step.
   // evalHash: experiments sharing the stage with other eval specs each keep their own test record.
-  const rec: MetricRecord = {
+  return {
     stage: plan.name,
     kind: "test",
     step: plan.spec.steps,
     time: Date.now(),
     evalHash,
+    ...evalMetrics(res, ""),
   };
-  if (res.pairing) {
-    rec["eval/pairing/accuracy"] = res.pairing.accuracy;
-    rec["eval/pairing/mean_length"] = res.pairing.meanLength;
-  }
-  if (res.geolocate) {
-    for (const [k, v] of Object.entries(res.geolocate.thresholds)) rec[`eval/geolocate/acc@${k}km`] = v;
-    if (res.geolocate.parseRate !== undefined) rec["eval/geolocate/parse_rate"] = res.geolocate.parseRate;
-    if (res.geolocate.repetitionRate !== undefined) {
-      rec["eval/geolocate/repetition_rate"] = res.geolocate.repetitionRate;
-    }
-  }
-  if (res.geoqa) rec["eval/geoqa/accuracy"] = res.geoqa.accuracy;
-  return rec;
 }
 
 /**

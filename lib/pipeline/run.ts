@@ -39,7 +39,8 @@ import { Replicas } from "./replica_pools.ts";
 
 export { formatTable };
 export { planPipeline, ROW_LABELS, rowLabel } from "./plan.ts";
-export { homogeneousBatch, valMetrics } from "./train_stage.ts";
+export { homogeneousBatch } from "./train_stage.ts";
+export { evalMetrics } from "./eval_metrics.ts";
 
 export interface RunOptions {
   spec: ExperimentSpec;

@@ -11,16 +11,15 @@ import type { TaskSampler } from "../data/tasks.ts";
 import type { GeoTokenizer } from "../data/tokenizer.ts";
 import type { ModelConfig, VLM } from "../model/types.ts";
 import type { ExperimentSpec, GrpoStageSpec, SupervisedStageSpec } from "../spec/types.ts";
-import type { StageEval } from "../run/records.ts";
 import { appendJsonl, filterJsonl } from "../run/jsonl.ts";
 import { createModel } from "../model/vlm.ts";
 import { saveCheckpoint } from "../model/checkpoint.ts";
 import { trainSupervised } from "../train/supervised.ts";
 import { trainGrpo } from "../train/grpo.ts";
-import { RotatingCheckpoints } from "../train/checkpoints.ts";
 import { deriveSeed, Rng } from "../rng.ts";
 import { progress } from "../run/progress.ts";
 import { evaluateModel } from "./evaluate.ts";
+import { evalMetrics } from "./eval_metrics.ts";
 import type { StagePlan } from "./plan.ts";
 import type { Replicas } from "./replica_pools.ts";
 import { writeDone } from "./stage_dir.ts";
@@ -79,33 +78,8 @@ export function stageEvaluator(
       replicas: await c.replicas.get(c.spec.eval.replicas),
       clusterOf: (ex) => c.sampler.regionKey(ex.scene.lat, ex.scene.lon),
     });
-    return valMetrics(res);
+    return evalMetrics(res, "val_");
   };
-}
-
-/** The `eval/val_<task>/<metric>` numbers of a validation evaluation. */
-export function valMetrics(res: StageEval): Record<string, number> {
-  const out: Record<string, number> = {};
-  if (res.pairing) {
-    out["eval/val_pairing/accuracy"] = res.pairing.accuracy;
-    out["eval/val_pairing/format_rate"] = res.pairing.formatRate;
-    out["eval/val_pairing/mean_length"] = res.pairing.meanLength;
-  }
-  if (res.geolocate) {
-    for (const [k, v] of Object.entries(res.geolocate.thresholds)) out[`eval/val_geolocate/acc@${k}km`] = v;
-    out["eval/val_geolocate/median_km"] = res.geolocate.medianKm;
-    out["eval/val_geolocate/mean_length"] = res.geolocate.meanLength;
-    if (res.geolocate.parseRate !== undefined) out["eval/val_geolocate/parse_rate"] = res.geolocate.parseRate;
-    if (res.geolocate.repetitionRate !== undefined) {
-      out["eval/val_geolocate/repetition_rate"] = res.geolocate.repetitionRate;
-    }
-  }
-  if (res.geoqa) out["eval/val_geoqa/accuracy"] = res.geoqa.accuracy;
-  if (res.control) {
-    out["eval/val_control/accuracy"] = res.control.accuracy;
-    out["eval/val_control/format_rate"] = res.control.formatRate;
-  }
-  return out;
 }
 
 /** Train one stage into its cache directory (see the module doc); returns the trained model. */
@@ -204,15 +178,13 @@ async function supervisedStage(
   const target = (
     ex: Example,
   ) => (ss.kind === "sft" && ex.targetCot ? { ...ex, target: ex.targetCot } : ex);
-  // The pointer is validated before any record is dropped (a corrupt one stops the run, losing nothing).
-  const latest = c.resume ? await new RotatingCheckpoints(io.ckptDir).latest() : null;
-  await io.dropFrom(latest ? latest.step : 0);
   const res = await trainSupervised({
     stageName: plan.name,
     spec: ss,
     model,
     tokenizer: c.tokenizer,
     nextBatch: (step) => mixBatch(c, tasks, deriveSeed(ss.seed, `batch/${step}`), B).map(target),
+    onResume: io.dropFrom,
     onMetrics: (m) => appendJsonl(io.metricsPath, m),
     checkpointDir: io.ckptDir,
     resume: c.resume,

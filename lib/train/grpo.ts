@@ -36,41 +36,13 @@ import {
 import { packInput, packTensor, type ReplicaPool, shardRanges } from "./replicas.ts";
 import { lrAt } from "./schedule.ts";
 import { deriveSeed } from "../rng.ts";
-import { HealthMonitor } from "./health.ts";
-import { RotatingCheckpoints } from "./checkpoints.ts";
+import { type StageHooks, StageLoop } from "./loop.ts";
 
-export interface GrpoOptions {
-  stageName: string;
+export interface GrpoOptions extends StageHooks {
   spec: GrpoStageSpec;
-  model: VLM;
-  tokenizer: Tokenizer;
   /** The P training prompts of a step; must be a pure function of `step` for exact resume. */
   prompts(step: number): Example[];
-  onMetrics(record: MetricRecord): void | Promise<void>;
   onRollouts(records: RolloutRecord[]): void | Promise<void>;
-  /**
-   * Called before a step's records are written when resuming at `startStep`: the caller drops records of
-   * steps >= startStep (written after the last checkpoint by the interrupted run).
-   */
-  onResume?(startStep: number): void | Promise<void>;
-  /** Checkpoints every `spec.checkpointEvery` steps and at the end; resume from the latest. */
-  checkpointDir?: string;
-  /** Resume from the latest checkpoint in checkpointDir when present. Default true. */
-  resume?: boolean;
-  /** Stop after this many steps in total, as if interrupted (no extra checkpoint); for tests. */
-  stopAfter?: number;
-  progress?(stepsDone: number, total: number, info: Record<string, number>): void;
-  /**
-   * Evaluation during the stage: called with the number of updates done before step 0, before every step
-   * that is a multiple of `spec.evalEvery`, and after the last step (when `spec.evalEvery` > 0). The numbers
-   * returned are logged as an eval record (`kind: "eval"`, `step` = updates done, names such as
-   * `eval/val_pairing/accuracy`). Keyed by updates done, a resumed stage evaluates its resume point again
-   * (same weights, so the same record) after its dropped records are cleared.
-   */
-  evaluate?(
-    updatesDone: number,
-    model: VLM,
-  ): Promise<Record<string, number> | void> | Record<string, number> | void;
   /**
    * Data-parallel replicas (`stages.<name>.replicas` > 1): rollouts of each replica's share of the prompts
    * are sampled there, and the update's micro-batches are spread over the replicas.
@@ -122,28 +94,12 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
   const ref = spec.grpo.beta > 0 ? model.cloneFrozen() : null;
   const vars = unfrozen(model.trainable(), spec.freeze, o.stageName);
   const optimizer = new AdamW(vars, spec.optim);
-  const ckpts = o.checkpointDir ? new RotatingCheckpoints(o.checkpointDir) : null;
-  let start = 0;
-  let resumedFrom: number | null = null;
-  if (ckpts && (o.resume ?? true)) {
-    const step = await ckpts.restore(model, optimizer);
-    if (step !== null) start = resumedFrom = step;
-  }
-  await o.onResume?.(start);
-  const end = Math.min(spec.steps, o.stopAfter ?? spec.steps);
-  const health = new HealthMonitor();
+  const loop = await StageLoop.open({ ...o, optimizer, evalAtStart: true });
   const s: StepContext = { o, ref, vars, pool: o.replicas ?? null, share: o.sharePrefix ?? true };
   await sendReference(s);
-  const evalAt = async (updatesDone: number) => {
-    if (!o.evaluate || !(spec.evalEvery > 0)) return;
-    const res = await o.evaluate(updatesDone, model);
-    if (res) {
-      await o.onMetrics({ stage: o.stageName, kind: "eval", step: updatesDone, time: Date.now(), ...res });
-    }
-  };
   try {
-    for (let step = start; step < end; step++) {
-      if (step % spec.evalEvery === 0) await evalAt(step);
+    for (let step = loop.start; step < loop.end; step++) {
+      await loop.evaluateIfDue(step);
       const clock = new StepClock();
       const examples = o.prompts(step);
       // 1. Rollouts: G samples per prompt, the image + prompt prefix encoded once per prompt.
@@ -163,7 +119,7 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
       } finally {
         disposeChunks(chunks);
       }
-      // 5. Records, health, checkpoint.
+      // 5. Records, then health checks and the checkpoint.
       const stepTime = clock.seconds();
       o.onStepParts?.(step, clock.parts);
       const metrics = stepMetrics(
@@ -177,18 +133,17 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
         stepTime,
         clock.parts.rollout,
       );
-      await o.onMetrics(metrics);
+      await o.onMetrics?.(metrics);
       await o.onRollouts(
         rolloutRecords(o.stageName, step, examples, st, adv.advantages, spec.grpo.groupSize),
       );
-      health.check(metrics);
-      const done = step + 1;
-      if ((spec.checkpointEvery > 0 && done % spec.checkpointEvery === 0) || done === spec.steps) {
-        await ckpts?.save(done, model, optimizer, tokenizer.toJSON(), { stage: o.stageName, kind: "grpo" });
-      }
-      o.progress?.(done, spec.steps, { reward: metrics.reward as number, acc: metrics.accuracy as number });
+      await loop.closeStep(metrics);
+      o.progress?.(step + 1, spec.steps, {
+        reward: metrics.reward as number,
+        acc: metrics.accuracy as number,
+      });
     }
-    if (end === spec.steps) await evalAt(end);
+    await loop.finish();
   } catch (e) {
     optimizer.dispose();
     throw e;
@@ -196,7 +151,7 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
     ref?.dispose();
     if (ref && s.pool) await sendReference({ ...s, ref: null }).catch(() => {});
   }
-  return { optimizer, steps: end, resumedFrom, warnings: health.warnings };
+  return { optimizer, steps: loop.end, resumedFrom: loop.resumedFrom, warnings: loop.warnings };
 }
 
 /**

@@ -1,15 +1,14 @@
 /**
  * Supervised trainer for the `pretrain` (base) and `sft` stages: masked cross-entropy on completion tokens
- * (mean over the batch's completion tokens), AdamW with warmup + cosine, global-norm clipping, periodic
- * evaluation, periodic checkpoints and exact resume.
+ * (mean over the batch's completion tokens), AdamW with warmup + cosine and global-norm clipping. Resume,
+ * periodic evaluation, health checks and checkpoints are the stage loop's (./loop.ts), shared with GRPO.
  *
  * Exact resume: the model has no dropout and batches come from `nextBatch(step)`, which must be a pure
  * function of the step index; a checkpoint holds weights + AdamW moments + step. On wasm/cpu a resumed run
  * therefore ends with bitwise-identical weights and identical loss/lr/grad_norm metrics.
  *
  * Checkpoint directory layout: `<dir>/step-00000100/{model.safetensors, optim.safetensors, model.json}` and
- * `<dir>/latest.json` ({"step", "dir"}), written after the checkpoint itself; the newest `keepCheckpoints`
- * are kept.
+ * `<dir>/latest.json` ({"step", "dir"}), written after the checkpoint itself; the newest two are kept.
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
@@ -22,7 +21,7 @@ import { slotSegmentsFor } from "../model/config.ts";
 import { CUE_GROUP_OFFSETS, CUE_GROUPS, CUE_ROAD_OUTPUTS, cueBatchTargets } from "../data/cue_labels.ts";
 import type { CueBatchTargets } from "../data/cue_labels.ts";
 import { UserError } from "../errors.ts";
-import { RotatingCheckpoints } from "./checkpoints.ts";
+import { type StageHooks, StageLoop } from "./loop.ts";
 import { AdamW, paramKey, unfrozen } from "./optim.ts";
 import { lrAt } from "./schedule.ts";
 import { SUPERVISED_DEFAULTS } from "../spec/defaults.ts";
@@ -37,33 +36,10 @@ import {
   type SupervisedNorm,
 } from "./replicas.ts";
 
-export interface SupervisedOptions {
-  stageName: string;
+export interface SupervisedOptions extends StageHooks {
   spec: SupervisedStageSpec;
-  model: VLM;
-  tokenizer: Tokenizer;
   /** Examples of step `step`: one task per batch; must be a pure function of `step` for exact resume. */
   nextBatch(step: number): Example[];
-  onMetrics?(record: MetricRecord): void | Promise<void>;
-  /**
-   * Called every `spec.evalEvery` steps (and after the last) with the steps done; returned numbers are
-   * logged as an eval record (`kind: "eval"`) under their own names (use `eval/<task>/<metric>`).
-   */
-  evaluate?(
-    stepsDone: number,
-    model: VLM,
-  ): Promise<Record<string, number> | void> | Record<string, number> | void;
-  /** Periodic checkpoints (every `spec.checkpointEvery` steps and at the end) and resume go here. */
-  checkpointDir?: string;
-  /** Resume from `<checkpointDir>/latest.json` when present. Default true. */
-  resume?: boolean;
-  /** Checkpoints kept in checkpointDir. Default 2. */
-  keepCheckpoints?: number;
-  /** Extra JSON stored in each checkpoint's model.json (`meta`). */
-  checkpointMeta?: Record<string, unknown>;
-  /** Stop after this many steps in total, as if interrupted (no extra checkpoint); for tests. */
-  stopAfter?: number;
-  progress?(stepsDone: number, total: number, info: Record<string, number>): void;
   /**
    * Data-parallel replicas (`stages.<name>.replicas` > 1): each step's batch is split into `size` shards,
    * shard 0 computed here and shard i on replica i. Absent: the whole batch in this thread.
@@ -77,7 +53,18 @@ export interface SupervisedResult {
   steps: number;
   /** Step the run resumed from, or null. */
   resumedFrom: number | null;
-  lastLoss: number;
+}
+
+/** What one supervised update reports. */
+interface SupervisedStep {
+  /** Token cross-entropy (without the cue loss, so comparable across runs with and without it). */
+  loss: number;
+  gradNorm: number;
+  /** Tokens of the batch, and those of them in the loss. */
+  tokens: number;
+  completionTokens: number;
+  /** The cue loss, when the stage trains the cue heads. */
+  cueLoss?: number;
 }
 
 /**
@@ -347,137 +334,125 @@ async function shardedGrads(
 
 /** Run (or resume) a supervised stage. */
 export async function trainSupervised(o: SupervisedOptions): Promise<SupervisedResult> {
-  const { spec, model, tokenizer } = o;
-  const cfg = model.config;
+  const { spec, model } = o;
   const vars = unfrozen(model.trainable(), spec.freeze, o.stageName);
   const optimizer = new AdamW(vars, spec.optim);
-  let start = 0;
-  let resumedFrom: number | null = null;
-  const ckpts = o.checkpointDir ? new RotatingCheckpoints(o.checkpointDir, o.keepCheckpoints ?? 2) : null;
-  if (ckpts && (o.resume ?? true)) {
-    const step = await ckpts.restore(model, optimizer);
-    if (step !== null) start = resumedFrom = step;
-  }
-  const end = Math.min(spec.steps, o.stopAfter ?? spec.steps);
   const cueWeight = spec.cueLoss ?? SUPERVISED_DEFAULTS.cueLoss;
-  if (cueWeight > 0 && !cfg.cueHead) {
+  if (cueWeight > 0 && !model.config.cueHead) {
     throw new UserError(
       `stages.${o.stageName}.cueLoss: the model has no cue heads (set model.cueHead: true and retrain the base)`,
     );
   }
-  let lastLoss = NaN;
-  const checkpoint = (stepsDone: number) =>
-    ckpts?.save(stepsDone, model, optimizer, tokenizer.toJSON(), {
-      stage: o.stageName,
-      kind: spec.kind,
-      ...o.checkpointMeta,
-    });
-  // Metrics, progress, periodic eval and checkpoint of a finished step (both the one-thread and the
-  // replica path).
-  const finishStep = async (
-    step: number,
-    t0: number,
-    loss: number,
-    gradNorm: number,
-    tokens: number,
-    completionTokens: number,
-    cueLoss: number | undefined,
-  ) => {
-    if (!Number.isFinite(loss)) throw new Error(`${o.stageName}: loss is ${loss} at step ${step}`);
-    lastLoss = loss;
-    const lr = lrAt(spec.optim, step, spec.steps);
-    const stepTime = (performance.now() - t0) / 1000;
-    const stepsDone = step + 1;
-    await o.onMetrics?.({
-      stage: o.stageName,
-      kind: spec.kind,
-      step,
-      time: Date.now(),
-      loss,
-      lr,
-      grad_norm: gradNorm,
-      step_time: stepTime,
-      tokens_per_s: tokens / stepTime,
-      completion_tokens: completionTokens,
-      ...(cueLoss !== undefined ? { cue_loss: cueLoss } : {}),
-    });
-    o.progress?.(stepsDone, spec.steps, { loss, lr });
-    const last = stepsDone === spec.steps;
-    if (o.evaluate && ((spec.evalEvery > 0 && stepsDone % spec.evalEvery === 0) || last)) {
-      const res = await o.evaluate(stepsDone, model);
-      if (res) await o.onMetrics?.({ stage: o.stageName, kind: "eval", step, time: Date.now(), ...res });
-    }
-    if ((spec.checkpointEvery > 0 && stepsDone % spec.checkpointEvery === 0) || last) {
-      await checkpoint(stepsDone);
-    }
-  };
+  if (o.replicas && o.replicas.size > spec.batchSize) {
+    throw new UserError(
+      `stages.${o.stageName}.replicas: ${o.replicas.size} replicas need batches of at least as many ` +
+        `examples (batchSize ${spec.batchSize})`,
+    );
+  }
+  const loop = await StageLoop.open({ ...o, optimizer, evalAtStart: false });
   try {
-    for (let step = start; step < end; step++) {
+    for (let step = loop.start; step < loop.end; step++) {
+      await loop.evaluateIfDue(step);
       const t0 = performance.now();
       const examples = o.nextBatch(step);
-      if (o.replicas) {
-        if (examples.length < o.replicas.size) {
-          throw new UserError(
-            `stages.${o.stageName}.replicas: ${o.replicas.size} replicas need batches of at least as many ` +
-              `examples (batchSize ${examples.length})`,
-          );
-        }
-        const lr = lrAt(spec.optim, step, spec.steps);
-        const r = await shardedGrads(o.replicas, model, vars, examples, tokenizer, spec, cueWeight);
-        let gradNorm: number;
-        try {
-          gradNorm = optimizer.applyGradients(r.grads, lr, spec.optim.gradClip, step);
-        } finally {
-          for (const k in r.grads) r.grads[k].dispose();
-        }
-        await finishStep(
-          step,
-          t0,
-          r.ce,
-          gradNorm,
-          r.tokens,
-          r.completionTokens,
-          cueWeight > 0 ? r.cue : undefined,
-        );
-        continue;
-      }
-      const batch = collateWeighted(examples, tokenizer, cfg, spec);
       const lr = lrAt(spec.optim, step, spec.steps);
-      let loss: number, gradNorm: number, tokens: number, completionTokens: number;
-      let cueLoss: number | undefined;
-      try {
-        let aux: tf.Scalar[] = [];
-        const lossFn = cueWeight > 0
-          ? () => {
-            const r = crossEntropyWithCues(model, batch, cueBatchTargets(examples), cueWeight);
-            aux = [tf.keep(r.ce), tf.keep(r.cue)];
-            return r.total;
-          }
-          : () => maskedCrossEntropy(model, batch);
-        const { value, grads } = tf.variableGrads(lossFn, vars);
-        try {
-          gradNorm = optimizer.applyGradients(grads, lr, spec.optim.gradClip, step);
-          // `loss` stays the token cross-entropy (comparable across runs with and without the cue loss).
-          loss = aux.length ? aux[0].dataSync()[0] : value.dataSync()[0];
-          if (aux.length) cueLoss = aux[1].dataSync()[0];
-        } finally {
-          value.dispose();
-          for (const t of aux) t.dispose();
-          for (const k in grads) grads[k].dispose();
-        }
-        const counts = tf.tidy(() =>
-          tf.stack([batch.input.attn.sum(), batch.lossMask.greater(0).toFloat().sum()])
-        );
-        [tokens, completionTokens] = Array.from(counts.dataSync());
-        counts.dispose();
-      } finally {
-        batch.dispose();
-      }
-      await finishStep(step, t0, loss, gradNorm, tokens, completionTokens, cueLoss);
+      const r = o.replicas
+        ? await replicaStep(o, o.replicas, vars, optimizer, examples, lr, step, cueWeight)
+        : localStep(o, vars, optimizer, examples, lr, step, cueWeight);
+      const stepTime = (performance.now() - t0) / 1000;
+      const metrics: MetricRecord = {
+        stage: o.stageName,
+        kind: spec.kind,
+        step,
+        time: Date.now(),
+        loss: r.loss,
+        lr,
+        grad_norm: r.gradNorm,
+        step_time: stepTime,
+        tokens_per_s: r.tokens / stepTime,
+        completion_tokens: r.completionTokens,
+        ...(r.cueLoss !== undefined ? { cue_loss: r.cueLoss } : {}),
+      };
+      await o.onMetrics?.(metrics);
+      await loop.closeStep(metrics);
+      o.progress?.(step + 1, spec.steps, { loss: r.loss, lr });
     }
+    await loop.finish();
   } catch (e) {
     optimizer.dispose();
     throw e;
   }
-  return { optimizer, steps: end, resumedFrom, lastLoss };
+  return { optimizer, steps: loop.end, resumedFrom: loop.resumedFrom };
+}
+
+/** One update on the whole batch in this thread. */
+function localStep(
+  o: SupervisedOptions,
+  vars: tf.Variable[],
+  optimizer: AdamW,
+  examples: Example[],
+  lr: number,
+  step: number,
+  cueWeight: number,
+): SupervisedStep {
+  const { spec, model } = o;
+  const batch = collateWeighted(examples, o.tokenizer, model.config, spec);
+  try {
+    let aux: tf.Scalar[] = [];
+    const lossFn = cueWeight > 0
+      ? () => {
+        const r = crossEntropyWithCues(model, batch, cueBatchTargets(examples), cueWeight);
+        aux = [tf.keep(r.ce), tf.keep(r.cue)];
+        return r.total;
+      }
+      : () => maskedCrossEntropy(model, batch);
+    const { value, grads } = tf.variableGrads(lossFn, vars);
+    let out: SupervisedStep;
+    try {
+      const gradNorm = optimizer.applyGradients(grads, lr, spec.optim.gradClip, step);
+      const loss = aux.length ? aux[0].dataSync()[0] : value.dataSync()[0];
+      const cueLoss = aux.length ? aux[1].dataSync()[0] : undefined;
+      out = { loss, gradNorm, tokens: 0, completionTokens: 0, ...(cueLoss !== undefined ? { cueLoss } : {}) };
+    } finally {
+      value.dispose();
+      for (const t of aux) t.dispose();
+      for (const k in grads) grads[k].dispose();
+    }
+    const counts = tf.tidy(() =>
+      tf.stack([batch.input.attn.sum(), batch.lossMask.greater(0).toFloat().sum()])
+    );
+    [out.tokens, out.completionTokens] = Array.from(counts.dataSync());
+    counts.dispose();
+    return out;
+  } finally {
+    batch.dispose();
+  }
+}
+
+/** One update on the batch split over the replicas: their gradients summed, then one AdamW step here. */
+async function replicaStep(
+  o: SupervisedOptions,
+  pool: ReplicaPool,
+  vars: tf.Variable[],
+  optimizer: AdamW,
+  examples: Example[],
+  lr: number,
+  step: number,
+  cueWeight: number,
+): Promise<SupervisedStep> {
+  const { spec, model } = o;
+  const r = await shardedGrads(pool, model, vars, examples, o.tokenizer, spec, cueWeight);
+  let gradNorm: number;
+  try {
+    gradNorm = optimizer.applyGradients(r.grads, lr, spec.optim.gradClip, step);
+  } finally {
+    for (const k in r.grads) r.grads[k].dispose();
+  }
+  return {
+    loss: r.ce,
+    gradNorm,
+    tokens: r.tokens,
+    completionTokens: r.completionTokens,
+    ...(cueWeight > 0 ? { cueLoss: r.cue } : {}),
+  };
 }
