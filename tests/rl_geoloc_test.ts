@@ -87,7 +87,7 @@ Deno.test("geo-r1-geoloc and geo-r1-mixed tiny: GRPO on geolocation prompts with
   }
 });
 
-Deno.test("geo-r1-geoloc's rewards: geodesic exp(-d / 500 km) in place of accuracy, the recipe's others", async () => {
+Deno.test("geo-r1-geoloc's rewards: geodesic exp(-d / 2,500 km) in place of accuracy, the recipe's others", async () => {
   const { spec } = await loadSpec(join(EXPERIMENTS_DIR, "geo-r1-geoloc.json"));
   const base = (await loadSpec(join(EXPERIMENTS_DIR, "geo-r1.json"))).spec.stages.grpo as GrpoStageSpec;
   const gs = spec.stages.grpo as GrpoStageSpec;
@@ -100,6 +100,7 @@ Deno.test("geo-r1-geoloc's rewards: geodesic exp(-d / 500 km) in place of accura
     scene: { lat: 48.86, lon: 2.35 },
   } as unknown as Example;
   const d = haversineKm({ lat: 48.86, lon: 2.35 }, { lat: 51.5, lon: -0.13 });
+  assertEquals(gs.grpo.geodesicTauKm, 2500);
   const opts = { tauKm: gs.grpo.geodesicTauKm };
   const r = combineRewards(
     "<think>red roofs: Europe</think><answer>51.5, -0.13</answer>",
@@ -107,7 +108,7 @@ Deno.test("geo-r1-geoloc's rewards: geodesic exp(-d / 500 km) in place of accura
     gs.grpo.rewards,
     opts,
   );
-  assert(Math.abs(r.parts.geodesic - Math.exp(-d / 500)) < 1e-12, `${r.parts.geodesic}`);
+  assert(Math.abs(r.parts.geodesic - Math.exp(-d / 2500)) < 1e-12, `${r.parts.geodesic}`);
   // The geodesic part moves the total by its weight: the same completion answering Paris exactly.
   const exact = combineRewards(
     "<think>red roofs: Europe</think><answer>48.86, 2.35</answer>",
@@ -115,7 +116,7 @@ Deno.test("geo-r1-geoloc's rewards: geodesic exp(-d / 500 km) in place of accura
     gs.grpo.rewards,
     opts,
   );
-  assert(Math.abs(exact.total - r.total - (1 - Math.exp(-d / 500))) < 1e-9, `${exact.total} vs ${r.total}`);
+  assert(Math.abs(exact.total - r.total - (1 - Math.exp(-d / 2500))) < 1e-9, `${exact.total} vs ${r.total}`);
   const bad = combineRewards("<think>x</think><answer>-1.3.4</answer>", ex, gs.grpo.rewards, opts);
   assertEquals(bad.parts.geodesic, 0); // the format holds, the answer does not parse: no geodesic reward
 });

@@ -56,8 +56,12 @@ export interface RewardOptions {
 export const DEFAULT_LENGTH = { max: 1, min: 0.5, maxTokens: 1024 } as const;
 export const DEFAULT_REPETITION = { n: 6, maxPenalty: -1 } as const;
 
-/** Default tau (km) of the geodesic reward when the spec does not give one. */
-export const DEFAULT_TAU_KM = 500;
+/**
+ * Default tau (km) of the geodesic reward when the spec does not give one: the recipe's (experiments/base.json).
+ * It must be of the order of the policy's errors (thousands of km here): with 500 km every sample of a group
+ * scores ~0 and the length reward decides the advantages.
+ */
+export const DEFAULT_TAU_KM = 2500;
 /** Default geolocation accuracy radius (km). */
 export const DEFAULT_ACCURACY_KM = 25;
 
