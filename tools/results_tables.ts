@@ -12,7 +12,16 @@
 import { join } from "node:path";
 import type { EvalFile, StageEval } from "../lib/run/records.ts";
 
-const ORDER = ["Base", "Geo-SFT", "Geo-R1-Zero", "Geo-R1", "Task-SFT", "Task-SFT+GRPO"];
+const ORDER = [
+  "Base",
+  "Geo-SFT",
+  "Geo-R1-Zero",
+  "Geo-R1",
+  "Geo-R1 (pairing+geolocate RL)",
+  "Geo-R1 (geolocate RL)",
+  "Task-SFT",
+  "Task-SFT+GRPO",
+];
 /** Two-sided 95% t quantiles by degrees of freedom. */
 const T95: Record<number, number> = { 1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571 };
 

@@ -82,7 +82,8 @@ export interface GrpoResult {
 interface RolloutStats {
   texts: string[];
   rewards: Float32Array;
-  parts: Record<string, Float32Array>;
+  /** Each reward function's value per row (the summands of `rewards` before their weights). */
+  byFunction: Record<string, Float32Array>;
   lengths: number[];
   truncated: boolean[];
 }
@@ -423,7 +424,7 @@ function scoreRollouts(
   const G = spec.grpo.groupSize;
   const texts: string[] = [];
   const rewards = new Float32Array(N);
-  const parts: Record<string, Float32Array> = {};
+  const byFunction: Record<string, Float32Array> = {};
   const lengths: number[] = [];
   for (let i = 0; i < N; i++) {
     const text = tok.decode(completions[i]);
@@ -437,9 +438,9 @@ function scoreRollouts(
       repetition: spec.grpo.repetition,
     });
     rewards[i] = r.total;
-    for (const [k, v] of Object.entries(r.parts)) (parts[k] ??= new Float32Array(N))[i] = v;
+    for (const [k, v] of Object.entries(r.parts)) (byFunction[k] ??= new Float32Array(N))[i] = v;
   }
-  return { texts, rewards, parts, lengths, truncated };
+  return { texts, rewards, byFunction, lengths, truncated };
 }
 
 function chunkTensors(q: Chunk): ChunkTensors {
@@ -503,11 +504,11 @@ function stepMetrics(
   const m: MetricRecord = { stage, kind: "grpo", step, time: Date.now() };
   m.reward = mean(st.rewards);
   m.reward_std = std(st.rewards);
-  for (const [k, v] of Object.entries(st.parts)) {
+  for (const [k, v] of Object.entries(st.byFunction)) {
     m[`rewards/${k}/mean`] = mean(v);
     m[`rewards/${k}/std`] = std(v);
   }
-  m.accuracy = st.parts.accuracy ? mean(st.parts.accuracy) : 0;
+  m.accuracy = st.byFunction.accuracy ? mean(st.byFunction.accuracy) : 0;
   m["completions/mean_length"] = mean(st.lengths);
   m["completions/min_length"] = Math.min(...st.lengths);
   m["completions/max_length"] = Math.max(...st.lengths);
@@ -534,7 +535,7 @@ function rolloutRecords(
   const out: RolloutRecord[] = [];
   for (let i = 0; i < st.texts.length; i++) {
     const rewards: Record<string, number> = {};
-    for (const [k, v] of Object.entries(st.parts)) rewards[k] = v[i];
+    for (const [k, v] of Object.entries(st.byFunction)) rewards[k] = v[i];
     out.push({
       stage,
       step,
