@@ -14,7 +14,13 @@ import { escapeHtml } from "./escape.ts";
 import { canonicalJson } from "../spec/hash.ts";
 import { configOf, differingPaths, rowConfig, showPath, variantLabels } from "./groups.ts";
 import { renderExampleDiff } from "./predictions.ts";
-import { configGroups, gainRows, renderRowCurves, renderSpecDiff } from "./compare_sections.ts";
+import {
+  type ConfigGroup,
+  configGroups,
+  gainRows,
+  renderRowCurves,
+  renderSpecDiff,
+} from "./compare_sections.ts";
 import {
   chartGrid,
   type CiRow,
@@ -227,44 +233,26 @@ function relHref(fromDir: string, target: string): string {
   return relative(fromDir, target).split(/[\\/]/).map(encodeURIComponent).join("/");
 }
 
-/** Render the comparison report HTML for already-read runs; `outDir` is where links are relative to. */
-export async function renderComparisonReport(
-  runs: RunRecords[],
-  outDir: string,
-  opts: ComparisonOptions = {},
-): Promise<string> {
-  const reportsDir = opts.reportsDir ?? DEFAULT_REPORTS_DIR;
-  const groups = aggregateRuns(runs);
-  const acc = ciRows(groups, (r) => r.pairing?.accuracy, (r) => r.pairing?.ci, { ...opts, metric: "acc" });
-  const len = ciRows(groups, (r) => r.pairing?.meanLength, (r) => r.pairing?.lengthCi, {
-    ...opts,
-    metric: "len",
-  });
-  const fmt = ciRows(groups, (r) => r.pairing?.formatRate, undefined, { ...opts, metric: "fmt" });
+/** One metric column of a CI table (renderCiMultiTable). */
+type CiColumn = Parameters<typeof renderCiMultiTable>[0][number];
 
-  // runs table with links to each run's report
-  const runRows = [];
-  for (const r of runs) {
-    const published = join(reportsDir, `${r.manifest.runId}.html`);
-    const own = join(r.dir, "report.html");
-    const target = (await exists(published)) ? published : (await exists(own)) ? own : null;
-    const m = r.manifest;
-    runRows.push([
-      target
-        ? raw(`<a href="${escapeHtml(relHref(outDir, resolve(target)))}">${escapeHtml(m.runId)}</a>`)
-        : m.runId,
-      m.name,
-      m.seed,
-      m.status,
-      raw(`<code>${escapeHtml(m.specHash.slice(0, 12))}</code>`),
-      raw(
-        `<code>${escapeHtml((m.git?.commit ?? "unknown").slice(0, 12))}</code>${
-          m.git?.dirty ? " dirty" : ""
-        }`,
-      ),
-      m.endedAt ?? null,
-    ]);
-  }
+/** The pairing rows of a comparison: accuracy, completion length and format rate per group. */
+interface PairingCiRows {
+  acc: CiRow[];
+  len: CiRow[];
+  fmt: CiRow[];
+}
+
+function pairingCiRows(groups: LabelGroup[], opts: CiOptions): PairingCiRows {
+  return {
+    acc: ciRows(groups, (r) => r.pairing?.accuracy, (r) => r.pairing?.ci, { ...opts, metric: "acc" }),
+    len: ciRows(groups, (r) => r.pairing?.meanLength, (r) => r.pairing?.lengthCi, { ...opts, metric: "len" }),
+    fmt: ciRows(groups, (r) => r.pairing?.formatRate, undefined, { ...opts, metric: "fmt" }),
+  };
+}
+
+/** Warnings about the runs' records: their own, mixed commits or lock files, dirty trees, unfinished runs. */
+function recordWarnings(runs: RunRecords[]): string[] {
   const warnings: string[] = runs.flatMap((r) => r.warnings.map((w) => `${r.manifest.runId}: ${w}`));
   const commits = new Set(runs.map((r) => r.manifest.git?.commit ?? "unknown"));
   if (commits.size > 1) warnings.push(`runs come from ${commits.size} different git commits`);
@@ -273,94 +261,74 @@ export async function renderComparisonReport(
   if (locks.size > 1) warnings.push(`runs used ${locks.size} different deno.lock files`);
   const unfinished = runs.filter((r) => r.manifest.status !== "done").map((r) => r.manifest.runId);
   if (unfinished.length) warnings.push(`not finished: ${unfinished.join(", ")}`);
+  return warnings;
+}
 
-  const configs = configGroups(runs);
-  const diff = renderSpecDiff(configs);
-  warnings.push(...diff.warnings);
+/** The page metadata (title, setup, headline accuracies) of a comparison. */
+function comparisonMeta(
+  runs: RunRecords[],
+  configs: ConfigGroup[],
+  acc: CiRow[],
+  title: string | undefined,
+): ReportMeta {
+  const names = [...new Set(runs.map((r) => r.manifest.name))];
+  const dates = runs.map((r) => r.manifest.endedAt ?? r.manifest.startedAt).filter(Boolean).sort();
+  return {
+    kind: "comparison",
+    title: title ?? `Comparison: ${names.join(", ")} (${runs.length} runs)`,
+    date: dates.at(-1) ?? null,
+    experiment: names.join(", "),
+    preset: [...new Set(runs.map((r) => presetOf(r.spec) ?? "?"))].join(", "),
+    seed: [...new Set(runs.map((r) => String(r.manifest.seed)))].join(", "),
+    overrides: differingPaths(configs.map((c) => c.config)).map(showPath),
+    keyMetrics: Object.fromEntries(acc.map((a) => [a.label, fmtCi(a.mean, null, { scale: 100, unit: "%" })])),
+  };
+}
+
+/** The setup line and the paragraph that says what a row, its mean and its CI are. */
+function renderIntro(
+  runs: RunRecords[],
+  configs: ConfigGroup[],
+  meta: ReportMeta,
+  resamples: number,
+): string {
+  return `<p class="setup">${escapeHtml(setupLine({ ...meta, overrides: [] }).replace("no overrides", ""))}${
+    configs.length > 1
+      ? `${configs.length} configurations differing in ${escapeHtml(meta.overrides!.join(", "))}`
+      : "one configuration"
+  }</p>
+<p class="sub">Regenerated from the run records of ${runs.length} runs in ${configs.length} configuration${
+    configs.length === 1 ? "" : "s"
+  }. A row is one model under one configuration (resolved spec minus seed): its mean is over the runs
+(seeds) of that configuration, and its 95% CI a percentile bootstrap over them (${resamples} resamples) when there are several, else that run's own bootstrap CI over the test split (cluster bootstrap over region cells where the run
+recorded them). No mean or CI
+pools runs of different configurations.</p>`;
+}
+
+/** Accuracy against completion length (the Table 2 analogue): CI table, charts and per-run accuracies. */
+function renderPairingSection(
+  groups: LabelGroup[],
+  runs: RunRecords[],
+  { acc, len, fmt }: PairingCiRows,
+  opts: CiOptions,
+): string {
   const gain = gainRows(groups, runs, (r) => r.pairing?.accuracy, { ...opts, metric: "acc" });
+  const table = renderCiMultiTable([
+    { name: "Pairing accuracy [95% CI]", rows: acc, format: { scale: 100, unit: "%" } },
+    { name: "Gain over starting stage, pp [95% CI]", rows: gain, format: { scale: 100, unit: " pp" } },
+    { name: "Completion length, tokens [95% CI]", rows: len, format: { digits: 1 } },
+    { name: "Format rate", rows: fmt, format: { scale: 100, unit: "%" } },
+  ], {
+    caption: "Cross-view pairing on the test split; gain: minus the model it starts from in the same run",
+  });
+  const charts = acc.length
+    ? chartGrid(pairingCharts(acc, len))
+    : `<p class="note">No pairing evaluation in these runs (baseline rows answer geolocation only).</p>`;
+  return `${table}\n${charts}\n${renderPerRunAccuracy(groups, runs)}`;
+}
 
-  // per-run accuracy matrix (row x run) so replicate spread is visible
-  const perRun = renderTable(
-    ["Model", ...runs.map((r) => `${r.manifest.runId} (seed ${r.manifest.seed})`)],
-    groups.map((g) => [
-      g.label,
-      // The row of the run's own table (eval.json), also when it came from a sibling run through the stage
-      // cache: listing a shared row only under the first run that has it put a geo-r1-zero row in a geo-r1
-      // run's column.
-      ...runs.map((r) => {
-        const row = r.eval.rows.find((y) => rowKey(r, y) === g.key);
-        return row?.pairing ? fmtPct(row.pairing.accuracy) : null;
-      }),
-    ]),
-    {
-      caption:
-        "Pairing accuracy in each run's own table (a row shared through the stage cache shows in every " +
-        "run that lists it; the mean and CI count it once)",
-    },
-  );
-
-  const thKeys = [
-    ...new Set(groups.flatMap((g) => g.rows.flatMap((x) => Object.keys(x.row.geolocate?.thresholds ?? {})))),
-  ]
-    .sort((a, b) => Number(a) - Number(b));
-  const geoTable = thKeys.length
-    ? renderCiMultiTable(
-      [
-        ...thKeys.map((k) => ({
-          name: `${k} km`,
-          rows: ciRows(groups, (r) => r.geolocate?.thresholds[k], (r) => r.geolocate?.thresholdCi?.[k], {
-            ...opts,
-            metric: `geo${k}`,
-          }),
-          format: { scale: 100, unit: "%" },
-        })),
-        {
-          name: "Median error (km)",
-          rows: ciRows(groups, (r) => r.geolocate?.medianKm, undefined, { ...opts, metric: "med" }),
-          format: { digits: 0 },
-        },
-        {
-          name: "Parse rate",
-          rows: ciRows(groups, (r) => r.geolocate?.parseRate, undefined, { ...opts, metric: "parse" }),
-          format: { scale: 100, unit: "%" },
-        },
-        {
-          name: "Repeated 6-gram",
-          rows: ciRows(groups, (r) => r.geolocate?.repetitionRate, undefined, { ...opts, metric: "rep" }),
-          format: { scale: 100, unit: "%" },
-        },
-      ],
-      {
-        caption:
-          "Geolocation accuracy within each distance (Table 1 analogue: model rows and baselines on the " +
-          "same test views), mean over runs [95% CI]",
-      },
-    ) + geoNotes(runs, groups) + renderPairedDiffs(runs, groups, opts) + chartGrid([geoChart(groups, thKeys)])
-    : `<p class="note">No geolocation evaluation in these runs.</p>`;
-  const kinds = [
-    ...new Set(groups.flatMap((g) => g.rows.flatMap((x) => Object.keys(x.row.geoqa?.byKind ?? {})))),
-  ];
-  const qaTable = kinds.length
-    ? renderCiMultiTable(
-      [
-        {
-          name: "All",
-          rows: ciRows(groups, (r) => r.geoqa?.accuracy, undefined, { ...opts, metric: "qa" }),
-          format: { scale: 100, unit: "%" },
-        },
-        ...kinds.map((k) => ({
-          name: k,
-          rows: ciRows(groups, (r) => r.geoqa?.byKind[k]?.accuracy, undefined, {
-            ...opts,
-            metric: `qa/${k}`,
-          }),
-          format: { scale: 100, unit: "%" },
-        })),
-      ],
-      { caption: "Geo-QA accuracy by kind, mean over runs [95% CI]" },
-    )
-    : `<p class="note">No geo-qa evaluation in these runs.</p>`;
-
+/** The scatter of accuracy against length and the bar charts of each, with their CIs. */
+function pairingCharts(acc: CiRow[], len: CiRow[]): string[] {
   const scatter = renderScatter(
     acc.map((a) => {
       const l = len.find((x) => x.label === a.label);
@@ -390,67 +358,162 @@ export async function renderComparisonReport(
     height: 300,
   });
   const lenBars = renderCiChart(len, { title: "Completion length (tokens)", yLabel: "tokens", height: 300 });
+  return [scatter, bars, lenBars];
+}
 
-  const names = [...new Set(runs.map((r) => r.manifest.name))];
-  const title = opts.title ?? `Comparison: ${names.join(", ")} (${runs.length} runs)`;
-  const dates = runs.map((r) => r.manifest.endedAt ?? r.manifest.startedAt).filter(Boolean).sort();
-  const meta: ReportMeta = {
-    kind: "comparison",
-    title,
-    date: dates.at(-1) ?? null,
-    experiment: names.join(", "),
-    preset: [...new Set(runs.map((r) => presetOf(r.spec) ?? "?"))].join(", "),
-    seed: [...new Set(runs.map((r) => String(r.manifest.seed)))].join(", "),
-    overrides: differingPaths(configs.map((c) => c.config)).map(showPath),
-    keyMetrics: Object.fromEntries(acc.map((a) => [a.label, fmtCi(a.mean, null, { scale: 100, unit: "%" })])),
-  };
+/** Pairing accuracy per row and run (row x run), so that the spread over replicates is visible. */
+function renderPerRunAccuracy(groups: LabelGroup[], runs: RunRecords[]): string {
+  return renderTable(
+    ["Model", ...runs.map((r) => `${r.manifest.runId} (seed ${r.manifest.seed})`)],
+    groups.map((g) => [
+      g.label,
+      // The row of the run's own table (eval.json), also when it came from a sibling run through the stage
+      // cache, so that each run's column holds that run's own models.
+      ...runs.map((r) => {
+        const row = r.eval.rows.find((y) => rowKey(r, y) === g.key);
+        return row?.pairing ? fmtPct(row.pairing.accuracy) : null;
+      }),
+    ]),
+    {
+      caption:
+        "Pairing accuracy in each run's own table (a row shared through the stage cache shows in every " +
+        "run that lists it; the mean and CI count it once)",
+    },
+  );
+}
+
+/** The Table 1 analogue: accuracy within each distance, its notes, paired differences and chart. */
+function renderGeoSection(runs: RunRecords[], groups: LabelGroup[], opts: CiOptions): string {
+  const thKeys = [
+    ...new Set(groups.flatMap((g) => g.rows.flatMap((x) => Object.keys(x.row.geolocate?.thresholds ?? {})))),
+  ]
+    .sort((a, b) => Number(a) - Number(b));
+  if (!thKeys.length) return `<p class="note">No geolocation evaluation in these runs.</p>`;
+  const table = renderCiMultiTable(geoColumns(groups, thKeys, opts), {
+    caption: "Geolocation accuracy within each distance (Table 1 analogue: model rows and baselines on the " +
+      "same test views), mean over runs [95% CI]",
+  });
+  return table + geoNotes(runs, groups) + renderPairedDiffs(runs, groups, opts) +
+    chartGrid([geoChart(groups, thKeys)]);
+}
+
+/** The columns of the geolocation table: one per distance threshold, then median error, parse and repetition. */
+function geoColumns(groups: LabelGroup[], thKeys: string[], opts: CiOptions): CiColumn[] {
+  const pct = { scale: 100, unit: "%" };
+  return [
+    ...thKeys.map((k) => ({
+      name: `${k} km`,
+      rows: ciRows(groups, (r) => r.geolocate?.thresholds[k], (r) => r.geolocate?.thresholdCi?.[k], {
+        ...opts,
+        metric: `geo${k}`,
+      }),
+      format: pct,
+    })),
+    {
+      name: "Median error (km)",
+      rows: ciRows(groups, (r) => r.geolocate?.medianKm, undefined, { ...opts, metric: "med" }),
+      format: { digits: 0 },
+    },
+    {
+      name: "Parse rate",
+      rows: ciRows(groups, (r) => r.geolocate?.parseRate, undefined, { ...opts, metric: "parse" }),
+      format: pct,
+    },
+    {
+      name: "Repeated 6-gram",
+      rows: ciRows(groups, (r) => r.geolocate?.repetitionRate, undefined, { ...opts, metric: "rep" }),
+      format: pct,
+    },
+  ];
+}
+
+/** Geo-QA accuracy overall and per question kind. */
+function renderGeoQaSection(groups: LabelGroup[], opts: CiOptions): string {
+  const kinds = [
+    ...new Set(groups.flatMap((g) => g.rows.flatMap((x) => Object.keys(x.row.geoqa?.byKind ?? {})))),
+  ];
+  if (!kinds.length) return `<p class="note">No geo-qa evaluation in these runs.</p>`;
+  const pct = { scale: 100, unit: "%" };
+  return renderCiMultiTable(
+    [
+      {
+        name: "All",
+        rows: ciRows(groups, (r) => r.geoqa?.accuracy, undefined, { ...opts, metric: "qa" }),
+        format: pct,
+      },
+      ...kinds.map((k) => ({
+        name: k,
+        rows: ciRows(groups, (r) => r.geoqa?.byKind[k]?.accuracy, undefined, { ...opts, metric: `qa/${k}` }),
+        format: pct,
+      })),
+    ],
+    { caption: "Geo-QA accuracy by kind, mean over runs [95% CI]" },
+  );
+}
+
+/**
+ * The runs table; each run id links to its published report (`<reportsDir>/<runId>.html`), else to its own
+ * `report.html`, relative to `outDir`.
+ */
+async function renderRunsTable(runs: RunRecords[], outDir: string, reportsDir: string): Promise<string> {
+  const rows = [];
+  for (const r of runs) {
+    const published = join(reportsDir, `${r.manifest.runId}.html`);
+    const own = join(r.dir, "report.html");
+    const target = (await exists(published)) ? published : (await exists(own)) ? own : null;
+    const m = r.manifest;
+    rows.push([
+      target
+        ? raw(`<a href="${escapeHtml(relHref(outDir, resolve(target)))}">${escapeHtml(m.runId)}</a>`)
+        : m.runId,
+      m.name,
+      m.seed,
+      m.status,
+      raw(`<code>${escapeHtml(m.specHash.slice(0, 12))}</code>`),
+      raw(
+        `<code>${escapeHtml((m.git?.commit ?? "unknown").slice(0, 12))}</code>${
+          m.git?.dirty ? " dirty" : ""
+        }`,
+      ),
+      m.endedAt ?? null,
+    ]);
+  }
+  return renderTable(["Run", "Experiment", "Seed", "Status", "Spec hash", "Commit", "Ended"], rows);
+}
+
+/** Render the comparison report HTML for already-read runs; `outDir` is where links are relative to. */
+export async function renderComparisonReport(
+  runs: RunRecords[],
+  outDir: string,
+  opts: ComparisonOptions = {},
+): Promise<string> {
+  const groups = aggregateRuns(runs);
+  const pairing = pairingCiRows(groups, opts);
+  const configs = configGroups(runs);
+  const diff = renderSpecDiff(configs);
+  const warnings = [...recordWarnings(runs), ...diff.warnings];
+  const meta = comparisonMeta(runs, configs, pairing.acc, opts.title);
+  const runsTable = await renderRunsTable(runs, outDir, opts.reportsDir ?? DEFAULT_REPORTS_DIR);
   const body = `
-<h1>${escapeHtml(title)}</h1>
-<p class="setup">${escapeHtml(setupLine({ ...meta, overrides: [] }).replace("no overrides", ""))}${
-    configs.length > 1
-      ? `${configs.length} configurations differing in ${escapeHtml(meta.overrides!.join(", "))}`
-      : "one configuration"
-  }</p>
-<p class="sub">Regenerated from the run records of ${runs.length} runs in ${configs.length} configuration${
-    configs.length === 1 ? "" : "s"
-  }. A row is one model under one configuration (resolved spec minus seed): its mean is over the runs
-(seeds) of that configuration, and its 95% CI a percentile bootstrap over them (${
-    opts.resamples ?? 2000
-  } resamples) when there are several, else that run's own bootstrap CI over the test split (cluster bootstrap over region cells where the run
-recorded them). No mean or CI
-pools runs of different configurations.</p>
+<h1>${escapeHtml(meta.title)}</h1>
+${renderIntro(runs, configs, meta, opts.resamples ?? 2000)}
 ${warnings.length ? `<p class="warn">${warnings.map(escapeHtml).join("<br>")}</p>` : ""}
 <h2>Configurations</h2>
 ${diff.html}
 <h2>Accuracy vs completion length</h2>
-${
-    renderCiMultiTable([
-      { name: "Pairing accuracy [95% CI]", rows: acc, format: { scale: 100, unit: "%" } },
-      { name: "Gain over starting stage, pp [95% CI]", rows: gain, format: { scale: 100, unit: " pp" } },
-      { name: "Completion length, tokens [95% CI]", rows: len, format: { digits: 1 } },
-      { name: "Format rate", rows: fmt, format: { scale: 100, unit: "%" } },
-    ], {
-      caption: "Cross-view pairing on the test split; gain: minus the model it starts from in the same run",
-    })
-  }
-${
-    acc.length
-      ? chartGrid([scatter, bars, lenBars])
-      : `<p class="note">No pairing evaluation in these runs (baseline rows answer geolocation only).</p>`
-  }
-${perRun}
+${renderPairingSection(groups, runs, pairing, opts)}
 <h2>Training curves</h2>
 ${renderRowCurves(groups, runs)}
 <h2>Example by example</h2>
 ${renderExampleDiff(groups, runs)}
 <h2 id="geolocate">Geolocation (out of task)</h2>
-${geoTable}
+${renderGeoSection(runs, groups, opts)}
 <h2>Geo-QA (out of task)</h2>
-${qaTable}
+${renderGeoQaSection(groups, opts)}
 <h2>Runs</h2>
-${renderTable(["Run", "Experiment", "Seed", "Status", "Spec hash", "Commit", "Ended"], runRows)}
+${runsTable}
 `;
-  return await renderPage({ title, body, meta });
+  return await renderPage({ title: meta.title, body, meta });
 }
 
 /**
