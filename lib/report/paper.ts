@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { atomicWrite } from "../run/atomic.ts";
 import type { StageEval } from "../run/records.ts";
 import { escapeHtml } from "./escape.ts";
-import { chartGrid, type Column, fmtCi, renderScatter, renderTable } from "./components.ts";
+import { chartGrid, type CiRow, type Column, fmtCi, renderScatter, renderTable } from "./components.ts";
 import { renderPage, type ReportMeta } from "./page.ts";
 import { readRunRecords, type RunRecords } from "./read.ts";
 import { aggregateRuns, ciRows, type LabelGroup } from "./compare.ts";
@@ -47,18 +47,11 @@ export function paperGroups(runs: RunRecords[]): LabelGroup[] {
 
 const num = (label: string, title?: string): Column => ({ label, num: true, title });
 
-/** Render the paper-tables report of already-read runs. */
-export async function renderPaperReport(runs: RunRecords[], opts: { title?: string } = {}): Promise<string> {
-  const groups = paperGroups(runs);
-  const labels = [
-    ...PAPER_ROWS,
-    ...groups.map((g) => g.label).filter((l) => !PAPER_ROWS.includes(l as never)),
-  ];
-  const acc = ciRows(groups, (r) => r.pairing?.accuracy, (r) => r.pairing?.ci, { metric: "acc" });
-  const len = ciRows(groups, (r) => r.pairing?.meanLength, (r) => r.pairing?.lengthCi, { metric: "len" });
-  const find = <T extends { label: string }>(xs: T[], l: string) => xs.find((x) => x.label === l);
+const find = <T extends { label: string }>(xs: T[], l: string) => xs.find((x) => x.label === l);
 
-  const t2 = renderTable(
+/** The Table 2 analogue: our pairing accuracy and completion length beside the paper's, one row per label. */
+function renderTable2(labels: string[], acc: CiRow[], len: CiRow[]): string {
+  return renderTable(
     [
       "Row",
       num("Runs"),
@@ -87,19 +80,24 @@ export async function renderPaperReport(runs: RunRecords[], opts: { title?: stri
         "published numbers (Qwen2.5-VL-7B based), not ours.",
     },
   );
+}
 
+/**
+ * The Table 1 analogue: our geolocation accuracy within each of the paper's distances beside the paper's
+ * rows, then the paper's rows that have no counterpart here.
+ */
+function renderTable1(groups: LabelGroup[], labels: string[]): string {
   const geo = PAPER_THRESHOLDS_KM.map((k) =>
     ciRows(groups, (r) => r.geolocate?.thresholds[String(k)], (r) => r.geolocate?.thresholdCi?.[String(k)], {
       metric: `geo${k}`,
     })
   );
-  const paperGeo = (l: string) => PAPER_TABLE1.find((p) => p.ours === l);
-  const t1Rows = labels.map((l) => {
-    const p = paperGeo(l);
+  const rows = labels.map((l) => {
+    const p = PAPER_TABLE1.find((x) => x.ours === l);
     return [
       l,
-      ...geo.map((rows) => {
-        const r = find(rows, l);
+      ...geo.map((geoRows) => {
+        const r = find(geoRows, l);
         return r ? fmtCi(r.mean, r.ci, { scale: 100, unit: "%" }) : null;
       }),
       p ? p.model : null,
@@ -107,28 +105,38 @@ export async function renderPaperReport(runs: RunRecords[], opts: { title?: stri
     ];
   });
   for (const p of PAPER_TABLE1.filter((x) => x.ours === null)) {
-    t1Rows.push([
+    rows.push([
       `(paper only) ${p.model}`,
       ...PAPER_THRESHOLDS_KM.map(() => null),
       p.model,
       ...p.withinPct.map((v) => `${v.toFixed(2)}%`),
     ]);
   }
-  const t1 = renderTable(
+  return renderTable(
     [
       "Row",
       ...PAPER_THRESHOLDS_KM.map((k) => num(`Ours: ≤ ${k} km`)),
       "Paper's model (Table 1)",
       ...PAPER_THRESHOLDS_KM.map((k) => num(`Paper's ≤ ${k} km`, "arXiv 2510.00072, Table 1 (IM2GPS3K)")),
     ],
-    t1Rows,
+    rows,
     {
       caption:
         "Table 1 analogue: geolocation accuracy within each distance on our test split, mean over runs " +
         "[95% CI]. Columns marked Paper's are the published numbers on IM2GPS3K, not ours.",
     },
   );
+}
 
+/** Accuracy against completion length: ours (with CIs) and the paper's Table 2, side by side. */
+function tableTwoCharts(acc: CiRow[], len: CiRow[]): string[] {
+  const axes = {
+    xLabel: "mean completion length (tokens)",
+    yLabel: "pairing accuracy (%)",
+    yMin: 0,
+    yMax: 100,
+    height: 320,
+  };
   const ours = renderScatter(
     acc.map((a) => ({
       label: a.label,
@@ -137,14 +145,7 @@ export async function renderPaperReport(runs: RunRecords[], opts: { title?: stri
       xCi: find(len, a.label)?.ci ?? null,
       yCi: a.ci ? [a.ci[0] * 100, a.ci[1] * 100] as [number, number] : null,
     })).filter((p) => Number.isFinite(p.x)),
-    {
-      title: "Ours: accuracy vs completion length",
-      xLabel: "mean completion length (tokens)",
-      yLabel: "pairing accuracy (%)",
-      yMin: 0,
-      yMax: 100,
-      height: 320,
-    },
+    { title: "Ours: accuracy vs completion length", ...axes },
   );
   const paper = renderScatter(
     Object.entries(PAPER_TABLE2).map(([l, p]) => ({
@@ -152,18 +153,14 @@ export async function renderPaperReport(runs: RunRecords[], opts: { title?: stri
       x: p.completionTokens,
       y: p.accuracyPct,
     })),
-    {
-      title: "Paper's Table 2: accuracy vs completion length",
-      xLabel: "mean completion length (tokens)",
-      yLabel: "pairing accuracy (%)",
-      yMin: 0,
-      yMax: 100,
-      height: 320,
-    },
+    { title: "Paper's Table 2: accuracy vs completion length", ...axes },
   );
+  return [ours, paper];
+}
 
-  const missing = PAPER_ROWS.filter((l) => !groups.some((g) => g.label === l));
-  const runList = renderTable(
+/** The runs read, with the paper rows each contributes. */
+function renderRunList(runs: RunRecords[]): string {
+  return renderTable(
     ["Run", "Experiment", "Seed", "Status", "Rows"],
     runs.map((r) => [
       r.manifest.runId,
@@ -173,17 +170,37 @@ export async function renderPaperReport(runs: RunRecords[], opts: { title?: stri
       r.eval.rows.map((row) => paperLabel(r, row)).join(", "),
     ]),
   );
-  const title = opts.title ?? `Paper tables (${runs.length} run${runs.length === 1 ? "" : "s"})`;
+}
+
+/** The page metadata (title, experiments, headline accuracies) of a paper-tables report. */
+function paperMeta(
+  runs: RunRecords[],
+  acc: CiRow[],
+  title: string | undefined,
+): ReportMeta {
   const dates = runs.map((r) => r.manifest.endedAt ?? r.manifest.startedAt).filter(Boolean).sort();
-  const meta: ReportMeta = {
+  return {
     kind: "paper",
-    title,
+    title: title ?? `Paper tables (${runs.length} run${runs.length === 1 ? "" : "s"})`,
     date: dates.at(-1) ?? null,
     experiment: [...new Set(runs.map((r) => r.manifest.name))].join(", "),
     keyMetrics: Object.fromEntries(acc.map((a) => [a.label, fmtCi(a.mean, null, { scale: 100, unit: "%" })])),
   };
+}
+
+/** Render the paper-tables report of already-read runs. */
+export async function renderPaperReport(runs: RunRecords[], opts: { title?: string } = {}): Promise<string> {
+  const groups = paperGroups(runs);
+  const labels = [
+    ...PAPER_ROWS,
+    ...groups.map((g) => g.label).filter((l) => !PAPER_ROWS.includes(l as never)),
+  ];
+  const acc = ciRows(groups, (r) => r.pairing?.accuracy, (r) => r.pairing?.ci, { metric: "acc" });
+  const len = ciRows(groups, (r) => r.pairing?.meanLength, (r) => r.pairing?.lengthCi, { metric: "len" });
+  const missing = PAPER_ROWS.filter((l) => !groups.some((g) => g.label === l));
+  const meta = paperMeta(runs, acc, opts.title);
   const body = `
-<h1>${escapeHtml(title)}</h1>
+<h1>${escapeHtml(meta.title)}</h1>
 <p class="sub">Our Table 1 and Table 2 analogues from the run records, with the numbers published in Geo-R1
 (arXiv 2510.00072, Tables 1 and 2) in their own columns, each headed <b>Paper's</b>. Ours: a small VLM trained
 from scratch on GeoWorld; theirs: Qwen2.5-VL-7B on real imagery. Compare orders and gaps, not values.
@@ -194,15 +211,15 @@ ${
       : ""
   }
 <h2 id="table2">Table 2: accuracy vs completion length</h2>
-${t2}
+${renderTable2(labels, acc, len)}
 <p class="note">${escapeHtml(`Task-SFT: ${PAPER_TASK_SFT_NOTE}.`)}</p>
-${chartGrid([ours, paper])}
+${chartGrid(tableTwoCharts(acc, len))}
 <h2 id="table1">Table 1: geolocation</h2>
-${t1}
+${renderTable1(groups, labels)}
 <h2 id="runs">Runs</h2>
-${runList}
+${renderRunList(runs)}
 `;
-  return await renderPage({ title, body, meta });
+  return await renderPage({ title: meta.title, body, meta });
 }
 
 /** Default path: `<reportsDir>/paper-<hash of the sorted run ids>.html`. */
