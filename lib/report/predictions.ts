@@ -27,6 +27,69 @@ export interface WorstCaseOptions {
   imageBudget?: number;
 }
 
+/** Embeds a saved PNG as an `<img>` while the byte budget lasts; "" when it is missing or over budget. */
+type ImageEmbedder = (rel: string | null | undefined, cls: string, alt: string) => Promise<string>;
+
+function imageEmbedder(runDir: string, warnings: string[], budget: number): ImageEmbedder {
+  return async (rel, cls, alt) => {
+    if (!rel) return "";
+    const uri = await pngDataUri(runDir, rel, warnings);
+    if (!uri || uri.length > budget) return "";
+    budget -= uri.length;
+    return `<img class="${cls}" src="${uri}" alt="${escapeHtml(alt)}">`;
+  };
+}
+
+/** The views evaluation saved for one case: the ground panorama, then each aerial candidate with its letter. */
+async function caseViews(p: PredictionRecord, img: ImageEmbedder): Promise<string[]> {
+  const views: string[] = [];
+  const ground = await img(p.groundPng, "thumb-ground", "ground panorama");
+  if (ground) views.push(ground);
+  const aerials = p.aerialPngs ?? [];
+  for (let k = 0; k < aerials.length; k++) {
+    const name = aerials.length > 1 ? String.fromCharCode(65 + k) : "aerial";
+    const a = await img(aerials[k], "thumb-aerial", `candidate ${name}`);
+    if (a) views.push(`<figure>${a}<figcaption>${escapeHtml(name)}</figcaption></figure>`);
+  }
+  return views;
+}
+
+/** One row of the worst-case table. */
+function worstCaseRow(p: PredictionRecord, views: string[]): Cell[] {
+  return [
+    p.label ?? p.stage,
+    p.task,
+    raw(`<code>${escapeHtml(p.exampleId)}</code>`),
+    p.answer,
+    p.parsed ?? "(no answer)",
+    p.correct ? raw('<span class="ok">right</span>') : raw('<span class="bad">wrong</span>'),
+    p.km === undefined ? null : p.km === null ? "unparsed" : fmtNum(p.km, 0),
+    p.tokens,
+    views.length ? raw(`<div class="cands">${views.join("")}</div>`) : null,
+    raw(
+      `<details><summary>completion</summary><pre>${escapeHtml(short(p.completion))}</pre>` +
+        `<pre>${escapeHtml(short(p.prompt, 600))}</pre></details>`,
+    ),
+  ];
+}
+
+/** Examples and wrong answers per model and task. */
+function renderPredictionCounts(predictions: PredictionRecord[]): string {
+  const byTask = new Map<string, { n: number; wrong: number }>();
+  for (const p of predictions) {
+    const k = `${p.label ?? p.stage} · ${p.task}`;
+    const s = byTask.get(k) ?? { n: 0, wrong: 0 };
+    s.n++;
+    if (!p.correct) s.wrong++;
+    byTask.set(k, s);
+  }
+  return renderTable(
+    ["Model · task", { label: "Examples", num: true }, { label: "Wrong", num: true }],
+    [...byTask.entries()].map(([k, s]) => [k, s.n, s.wrong]),
+    { caption: "Per-example predictions (predictions.jsonl)" },
+  );
+}
+
 /**
  * The worst cases of a run: wrong predictions of every row and task (geolocation by error, largest first),
  * in a table sortable by any column (click its header) and filtered by the text box. Images are embedded
@@ -41,57 +104,11 @@ export async function renderWorstCases(
     return `<p class="note">No predictions.jsonl in this run (runs evaluated before per-example predictions ` +
       `were kept have none; <code>deno task exp NAME --no-cache</code> re-evaluates).</p>`;
   }
-  const max = opts.max ?? 300;
-  let budget = opts.imageBudget ?? 1_500_000;
   const bad = r.predictions.filter((p) => badness(p) > 0).sort((a, b) => badness(b) - badness(a));
-  const shown = bad.slice(0, max);
-  const img = async (rel: string | null | undefined, cls: string, alt: string) => {
-    if (!rel) return "";
-    const uri = await pngDataUri(r.dir, rel, warnings);
-    if (!uri || uri.length > budget) return "";
-    budget -= uri.length;
-    return `<img class="${cls}" src="${uri}" alt="${escapeHtml(alt)}">`;
-  };
+  const shown = bad.slice(0, opts.max ?? 300);
+  const img = imageEmbedder(r.dir, warnings, opts.imageBudget ?? 1_500_000);
   const rows: Cell[][] = [];
-  for (const p of shown) {
-    const views: string[] = [];
-    const ground = await img(p.groundPng, "thumb-ground", "ground panorama");
-    if (ground) views.push(ground);
-    const aerials = p.aerialPngs ?? [];
-    for (let k = 0; k < aerials.length; k++) {
-      const name = aerials.length > 1 ? String.fromCharCode(65 + k) : "aerial";
-      const a = await img(aerials[k], "thumb-aerial", `candidate ${name}`);
-      if (a) views.push(`<figure>${a}<figcaption>${escapeHtml(name)}</figcaption></figure>`);
-    }
-    rows.push([
-      p.label ?? p.stage,
-      p.task,
-      raw(`<code>${escapeHtml(p.exampleId)}</code>`),
-      p.answer,
-      p.parsed ?? "(no answer)",
-      p.correct ? raw('<span class="ok">right</span>') : raw('<span class="bad">wrong</span>'),
-      p.km === undefined ? null : p.km === null ? "unparsed" : fmtNum(p.km, 0),
-      p.tokens,
-      views.length ? raw(`<div class="cands">${views.join("")}</div>`) : null,
-      raw(
-        `<details><summary>completion</summary><pre>${escapeHtml(short(p.completion))}</pre>` +
-          `<pre>${escapeHtml(short(p.prompt, 600))}</pre></details>`,
-      ),
-    ]);
-  }
-  const byTask = new Map<string, { n: number; wrong: number }>();
-  for (const p of r.predictions) {
-    const k = `${p.label ?? p.stage} · ${p.task}`;
-    const s = byTask.get(k) ?? { n: 0, wrong: 0 };
-    s.n++;
-    if (!p.correct) s.wrong++;
-    byTask.set(k, s);
-  }
-  const summary = renderTable(
-    ["Model · task", { label: "Examples", num: true }, { label: "Wrong", num: true }],
-    [...byTask.entries()].map(([k, s]) => [k, s.n, s.wrong]),
-    { caption: "Per-example predictions (predictions.jsonl)" },
-  );
+  for (const p of shown) rows.push(worstCaseRow(p, await caseViews(p, img)));
   const table = renderTable(
     [
       "Model",
@@ -113,8 +130,8 @@ export async function renderWorstCases(
         `by geolocation error); click a header to sort, type to filter`,
     },
   );
-  return `${summary}<p><input type="search" data-filter="worst-cases" placeholder="filter: model, task, ` +
-    `answer, text…" aria-label="filter the worst cases"></p>${table}`;
+  return `${renderPredictionCounts(r.predictions)}<p><input type="search" data-filter="worst-cases" ` +
+    `placeholder="filter: model, task, answer, text…" aria-label="filter the worst cases"></p>${table}`;
 }
 
 /** Per example id: the share of a group's runs that got it right, and one prediction to show. */
