@@ -286,21 +286,25 @@ function link(fromDir: string, target: string, text: string): TableCell {
   return raw(`<a href="${escapeHtml(encodeURI(rel))}">${escapeHtml(text)}</a>`);
 }
 
-/** Render the sweep report HTML for a page placed in `baseDir` (links are relative to it). */
-export async function renderSweepReport(o: SweepReportOptions, baseDir: string): Promise<string> {
-  const cells = await collect(o);
-  const { sweep } = o.sweep;
-  const params = sweptParams(sweep);
-  const base = resolve(baseDir);
-  const reports = new Map<string, boolean>();
-  for (const r of o.runs) reports.set(r.runId, await exists(join(r.runDir, "report.html")));
-  const runLink = (r: PlannedRun, text: string): TableCell =>
-    reports.get(r.runId) ? link(base, join(r.runDir, "report.html"), text) : text;
+/** A table cell for a run: a link to its report.html when it has one, else `text`. */
+type RunLink = (r: PlannedRun, text: string) => TableCell;
 
-  const statusText = (st: RunState | undefined) => st?.status ?? "unknown";
+/** The RunLink of a page in `baseDir`, for the runs of `runs` (report.html presence is read once). */
+async function runLinks(runs: PlannedRun[], baseDir: string): Promise<RunLink> {
+  const reports = new Map<string, boolean>();
+  for (const r of runs) reports.set(r.runId, await exists(join(r.runDir, "report.html")));
+  return (r, text) => reports.get(r.runId) ? link(baseDir, join(r.runDir, "report.html"), text) : text;
+}
+
+function statusText(st: RunState | undefined): string {
+  return st?.status ?? "unknown";
+}
+
+/** Every cell: runs done, final model, each metric's mean [CI] over seeds, and links to its runs. */
+function renderCellTable(cells: CellData[], runLink: RunLink): string {
   // Metric columns that some cell has (the geo metrics only when the experiment evaluates those tasks).
   const shown = METRICS.filter((m, i) => i < 2 || cells.some((c) => c.stats[m.key]?.n));
-  const cellTable = renderTable(
+  return renderTable(
     [
       "Cell",
       { label: "Runs done", num: true },
@@ -330,8 +334,11 @@ export async function renderSweepReport(o: SweepReportOptions, baseDir: string):
         "Every cell: mean over seeds with a 95% percentile-bootstrap CI over seeds (final model of each run)",
     },
   );
+}
 
-  const runTable = renderTable(
+/** Every run: status, attempts, timing, exit code, headline metrics and the tail of a failed attempt's log. */
+function renderRunTable(cells: CellData[], runLink: RunLink): string {
+  return renderTable(
     [
       "Run",
       "Cell",
@@ -370,21 +377,26 @@ export async function renderSweepReport(o: SweepReportOptions, baseDir: string):
     ),
     { caption: "Every run (links go to each run's report.html; run ids are hashes of the resolved specs)" },
   );
+}
 
-  const charts = paramCharts(cells, params, !!sweep.list);
-  const across = await acrossRuns(cells, o.resamples);
-  const nRuns = new Set(o.runs.map((r) => r.runId)).size;
-  const nDone = o.state.runs.filter((r) => r.status === "done").length;
+/** How many distinct runs the sweep plans and how many of them are done. */
+interface Progress {
+  nRuns: number;
+  nDone: number;
+}
+
+/** The page metadata of a sweep: setup, runs done and the cell with the best pairing accuracy. */
+function sweepMeta(o: SweepReportOptions, cells: CellData[], params: string[], p: Progress): ReportMeta {
+  const { sweep } = o.sweep;
   const best =
     cells.filter((c) => c.stats.accuracy?.n).sort((a, b) =>
       b.stats.accuracy!.mean - a.stats.accuracy!.mean
     )[0];
-  const keyMetrics: Record<string, string> = { runs: `${nDone}/${nRuns} done` };
+  const keyMetrics: Record<string, string> = { runs: `${p.nDone}/${p.nRuns} done` };
   if (best) keyMetrics[`best: ${best.label}`] = fmtStat(best.stats.accuracy, METRICS[0]) ?? "–";
-  const title = `Sweep ${sweep.name}`;
-  const meta: ReportMeta = {
+  return {
     kind: "sweep",
-    title,
+    title: `Sweep ${sweep.name}`,
     date: o.state.updatedAt,
     experiment: sweep.experiment,
     runId: null,
@@ -396,8 +408,19 @@ export async function renderSweepReport(o: SweepReportOptions, baseDir: string):
     ],
     keyMetrics,
   };
-  const setup = renderKv([
-    ["Sweep file", relative(base, o.sweep.path) || o.sweep.path],
+}
+
+/** The sweep's setup as key-value pairs: file, experiment, what is swept, seeds, progress. */
+function renderSweepSetup(
+  o: SweepReportOptions,
+  baseDir: string,
+  cells: CellData[],
+  params: string[],
+  p: Progress,
+): string {
+  const { sweep } = o.sweep;
+  return renderKv([
+    ["Sweep file", relative(baseDir, o.sweep.path) || o.sweep.path],
     ["Experiment", sweep.experiment],
     ["Preset", sweep.preset ?? "(spec default)"],
     ["Swept", params.join(", ") || "–"],
@@ -406,23 +429,43 @@ export async function renderSweepReport(o: SweepReportOptions, baseDir: string):
       Object.entries(sweep.sets ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ") || "–",
     ],
     ["Seeds", sweep.seeds.join(", ")],
-    ["Cells x seeds", `${cells.length} x ${sweep.seeds.length} = ${o.runs.length} (${nRuns} distinct runs)`],
-    ["Status", `${nDone}/${nRuns} done`],
+    [
+      "Cells x seeds",
+      `${cells.length} x ${sweep.seeds.length} = ${o.runs.length} (${p.nRuns} distinct runs)`,
+    ],
+    ["Status", `${p.nDone}/${p.nRuns} done`],
     ["Updated", o.state.updatedAt],
   ], "Sweep");
+}
+
+/** Render the sweep report HTML for a page placed in `baseDir` (links are relative to it). */
+export async function renderSweepReport(o: SweepReportOptions, baseDir: string): Promise<string> {
+  const cells = await collect(o);
+  const { sweep } = o.sweep;
+  const params = sweptParams(sweep);
+  const base = resolve(baseDir);
+  const runLink = await runLinks(o.runs, base);
+  const charts = paramCharts(cells, params, !!sweep.list);
+  const across = await acrossRuns(cells, o.resamples);
+  const progress = {
+    nRuns: new Set(o.runs.map((r) => r.runId)).size,
+    nDone: o.state.runs.filter((r) => r.status === "done").length,
+  };
+  const meta = sweepMeta(o, cells, params, progress);
+  const { nRuns, nDone } = progress;
   const incomplete = nDone < nRuns
     ? `<p class="warn">${
       nRuns - nDone
     } of ${nRuns} runs are not done; cells aggregate the finished runs only (see n per cell and the run table).</p>`
     : "";
   const body = `
-<h1>${escapeHtml(title)}</h1>
+<h1>${escapeHtml(meta.title)}</h1>
 <p class="setup">${escapeHtml(setupLine(meta))}</p>
 <p class="sub">${escapeHtml(sweep.description ?? "")}</p>
 ${incomplete}
-${setup}
+${renderSweepSetup(o, base, cells, params, progress)}
 <h2 id="cells">Cells</h2>
-${cellTable}
+${renderCellTable(cells, runLink)}
 <p class="note">CIs are percentile bootstraps of the mean over seeds (resampling the per-seed values); with 3 seeds
 they cannot reach beyond the observed range and are optimistic. A cell with one finished run shows its value alone.</p>
 ${across.warnings.length ? `<p class="warn">${across.warnings.map(escapeHtml).join("<br>")}</p>` : ""}
@@ -435,10 +478,10 @@ ${charts.length ? chartGrid(charts) : `<p class="note">No finished runs with met
 <h2 id="curves">Training curves per cell</h2>
 ${across.curves}
 <h2 id="runs">Runs</h2>
-${runTable}
+${renderRunTable(cells, runLink)}
 <p class="note">Generated by geo-r1 lib/sweep from the sweep state and the run records; opens offline.</p>
 `;
-  return await renderPage({ title, body, meta });
+  return await renderPage({ title: meta.title, body, meta });
 }
 
 /**
