@@ -244,197 +244,283 @@ const CANVAS_PROBE = `(() => {
   return JSON.stringify(out);
 })()`;
 
-async function checkInProcess(htmlPath: string, opts: BrowserCheckOptions): Promise<BrowserCheckResult> {
-  const chromium = opts.chromium ?? findChromium();
-  if (!chromium) throw new Error("chromium not found (set CHROMIUM_PATH or run .ci/install-chromium.sh)");
-  const timeout = opts.timeoutMs ?? 60_000;
-  const width = opts.width ?? 1280;
-  const profile = await Deno.makeTempDir({ prefix: "geo-r1-chromium-" });
-  const url = pathToFileURL(resolve(htmlPath)).href;
-  const child = new Deno.Command(chromium, {
-    args: [
-      ...CHROMIUM_FLAGS,
-      `--user-data-dir=${profile}`,
-      "--remote-debugging-port=0",
-      `--window-size=${width},900`,
-      "about:blank",
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  // Read stderr until the DevTools URL appears, then keep draining it so Chromium never blocks on the pipe.
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let stderrTail = "";
-  let wsUrl: string | null = null;
-  const drain = (async () => {
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A headless Chromium child with a throwaway profile; its stderr is drained so it never blocks on the pipe. */
+class Chromium {
+  #child: Deno.ChildProcess;
+  #profile: string;
+  #stderrTail = "";
+  #drain: Promise<void>;
+  private constructor(child: Deno.ChildProcess, profile: string) {
+    this.#child = child;
+    this.#profile = profile;
+    this.#drain = this.#readStderr();
+  }
+  /** Start `binary` on about:blank with a DevTools port chosen by Chromium and a `width` x 900 window. */
+  static async launch(binary: string, width: number): Promise<Chromium> {
+    const profile = await Deno.makeTempDir({ prefix: "geo-r1-chromium-" });
+    const child = new Deno.Command(binary, {
+      args: [
+        ...CHROMIUM_FLAGS,
+        `--user-data-dir=${profile}`,
+        "--remote-debugging-port=0",
+        `--window-size=${width},900`,
+        "about:blank",
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    return new Chromium(child, profile);
+  }
+  async #readStderr(): Promise<void> {
+    const reader = this.#child.stderr.pipeThrough(new TextDecoderStream()).getReader();
     while (true) {
       const { value, done } = await reader.read();
       if (done) break;
-      stderrTail = (stderrTail + value).slice(-8000);
+      this.#stderrTail = (this.#stderrTail + value).slice(-8000);
     }
-  })();
-  let cdp: Cdp | null = null;
-  try {
+  }
+  /** The DevTools websocket URL, once Chromium prints it on stderr. */
+  async devToolsUrl(timeoutMs: number): Promise<string> {
     const t0 = Date.now();
-    while (!wsUrl) {
-      const m = /DevTools listening on (ws:\/\/\S+)/.exec(stderrTail);
-      if (m) wsUrl = m[1];
-      else if (Date.now() - t0 > timeout) {
-        throw new Error(`chromium did not start: ${stderrTail.slice(-1000)}`);
-      } else await new Promise((r) => setTimeout(r, 50));
+    while (true) {
+      const m = /DevTools listening on (ws:\/\/\S+)/.exec(this.#stderrTail);
+      if (m) return m[1];
+      if (Date.now() - t0 > timeoutMs) {
+        throw new Error(`chromium did not start: ${this.#stderrTail.slice(-1000)}`);
+      }
+      await sleep(50);
     }
-    cdp = await Cdp.connect(wsUrl);
-    const version = await cdp.send<{ product: string }>("Browser.getVersion");
+  }
+  /** Kill the process and remove its profile. */
+  async close(): Promise<void> {
+    try {
+      this.#child.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    await this.#child.status;
+    await this.#drain.catch(() => {});
+    await Deno.remove(this.#profile, { recursive: true }).catch(() => {});
+  }
+}
+
+/** One page target attached in flat mode: commands and evaluations go to its session. */
+class PageSession {
+  readonly cdp: Cdp;
+  readonly sessionId: string;
+  private constructor(cdp: Cdp, sessionId: string) {
+    this.cdp = cdp;
+    this.sessionId = sessionId;
+  }
+  static async open(cdp: Cdp): Promise<PageSession> {
     const { targetId } = await cdp.send<{ targetId: string }>("Target.createTarget", { url: "about:blank" });
     const { sessionId } = await cdp.send<{ sessionId: string }>("Target.attachToTarget", {
       targetId,
       flatten: true,
     });
-    const consoleErrors: string[] = [];
-    const network: string[] = [];
-    let loaded = false;
-    cdp.on((m) => {
-      if (m.sessionId !== sessionId || !m.params) return;
-      // deno-lint-ignore no-explicit-any
-      const p = m.params as Record<string, any>;
-      switch (m.method) {
-        case "Runtime.consoleAPICalled":
-          if (p.type === "error" || p.type === "assert") {
-            consoleErrors.push(
-              `console.${p.type}: ${
-                (p.args ?? []).map((a: { value?: unknown; description?: string }) =>
-                  a.value ?? a.description ?? ""
-                ).join(" ")
-              }`,
-            );
-          }
-          break;
-        case "Runtime.exceptionThrown":
-          consoleErrors.push(
-            `exception: ${p.exceptionDetails?.exception?.description ?? p.exceptionDetails?.text}`,
-          );
-          break;
-        case "Log.entryAdded":
-          if (p.entry?.level === "error") {
-            consoleErrors.push(`log(${p.entry.source}): ${p.entry.text} ${p.entry.url ?? ""}`.trim());
-          }
-          break;
-        case "Network.requestWillBeSent":
-          if (!isLocal(String(p.request?.url))) network.push(String(p.request.url));
-          break;
-        case "Network.webSocketCreated":
-          network.push(String(p.url));
-          break;
-        case "Fetch.requestPaused": {
-          const u = String(p.request?.url);
-          if (isLocal(u)) {
-            cdp!.send("Fetch.continueRequest", { requestId: p.requestId }, sessionId).catch(() => {});
-          } else {
-            if (!network.includes(u)) network.push(u);
-            cdp!.send(
-              "Fetch.failRequest",
-              { requestId: p.requestId, errorReason: "BlockedByClient" },
-              sessionId,
-            )
-              .catch(() => {});
-          }
-          break;
-        }
-        case "Page.loadEventFired":
-          loaded = true;
-          break;
-      }
-    });
-    for (const d of ["Runtime.enable", "Log.enable", "Network.enable", "Page.enable"]) {
-      await cdp.send(d, {}, sessionId);
+    return new PageSession(cdp, sessionId);
+  }
+  send<T = Record<string, unknown>>(method: string, params: Record<string, unknown> = {}): Promise<T> {
+    return this.cdp.send<T>(method, params, this.sessionId);
+  }
+  /** The JSON value of `expression` evaluated in the page; throws on an exception. */
+  async evaluate(expression: string): Promise<unknown> {
+    const r = await this.send<{ result: { value?: unknown }; exceptionDetails?: unknown }>(
+      "Runtime.evaluate",
+      { expression, returnByValue: true },
+    );
+    if (r.exceptionDetails) {
+      throw new Error(`evaluate failed: ${JSON.stringify(r.exceptionDetails).slice(0, 500)}`);
     }
-    await cdp.send("Fetch.enable", { patterns: [{ urlPattern: "*" }] }, sessionId);
-    await cdp.send("Emulation.setDeviceMetricsOverride", {
-      width,
-      height: 900,
-      deviceScaleFactor: 1,
-      mobile: false,
-    }, sessionId);
-    await cdp.send("Page.navigate", { url }, sessionId);
-    const evaluate = async (expression: string) => {
-      const r = await cdp!.send<{ result: { value?: unknown }; exceptionDetails?: unknown }>(
-        "Runtime.evaluate",
-        { expression, returnByValue: true },
-        sessionId,
-      );
-      if (r.exceptionDetails) {
-        throw new Error(`evaluate failed: ${JSON.stringify(r.exceptionDetails).slice(0, 500)}`);
-      }
-      return r.result.value;
-    };
+    return r.result.value;
+  }
+}
+
+/** What a page did while it was watched. */
+interface PageEvents {
+  consoleErrors: string[];
+  /** URLs of the network requests it attempted (each was failed). */
+  network: string[];
+  loaded: boolean;
+}
+
+// deno-lint-ignore no-explicit-any
+type EventParams = Record<string, any>;
+
+/** The console error line of a DevTools event, or null when the event is no error. */
+function consoleErrorOf(method: string | undefined, p: EventParams): string | null {
+  switch (method) {
+    case "Runtime.consoleAPICalled":
+      if (p.type !== "error" && p.type !== "assert") return null;
+      return `console.${p.type}: ${
+        (p.args ?? []).map((a: { value?: unknown; description?: string }) => a.value ?? a.description ?? "")
+          .join(" ")
+      }`;
+    case "Runtime.exceptionThrown":
+      return `exception: ${p.exceptionDetails?.exception?.description ?? p.exceptionDetails?.text}`;
+    case "Log.entryAdded":
+      if (p.entry?.level !== "error") return null;
+      return `log(${p.entry.source}): ${p.entry.text} ${p.entry.url ?? ""}`.trim();
+    default:
+      return null;
+  }
+}
+
+/** Let a paused local request continue; fail any other and record its URL. */
+function routePausedRequest(page: PageSession, p: EventParams, network: string[]): void {
+  const u = String(p.request?.url);
+  if (isLocal(u)) {
+    page.send("Fetch.continueRequest", { requestId: p.requestId }).catch(() => {});
+  } else {
+    if (!network.includes(u)) network.push(u);
+    page.send("Fetch.failRequest", { requestId: p.requestId, errorReason: "BlockedByClient" }).catch(
+      () => {},
+    );
+  }
+}
+
+/** Record the page's console errors, exceptions and network attempts, and its load event, from now on. */
+function watchPage(page: PageSession): PageEvents {
+  const events: PageEvents = { consoleErrors: [], network: [], loaded: false };
+  page.cdp.on((m) => {
+    if (m.sessionId !== page.sessionId || !m.params) return;
+    const p = m.params as EventParams;
+    const error = consoleErrorOf(m.method, p);
+    if (error !== null) events.consoleErrors.push(error);
+    switch (m.method) {
+      case "Network.requestWillBeSent":
+        if (!isLocal(String(p.request?.url))) events.network.push(String(p.request.url));
+        break;
+      case "Network.webSocketCreated":
+        events.network.push(String(p.url));
+        break;
+      case "Fetch.requestPaused":
+        routePausedRequest(page, p, events.network);
+        break;
+      case "Page.loadEventFired":
+        events.loaded = true;
+        break;
+    }
+  });
+  return events;
+}
+
+/** Enable the watched domains, intercept every request, fix the viewport and navigate to `url`. */
+async function navigate(page: PageSession, url: string, width: number): Promise<void> {
+  for (const d of ["Runtime.enable", "Log.enable", "Network.enable", "Page.enable"]) await page.send(d);
+  await page.send("Fetch.enable", { patterns: [{ urlPattern: "*" }] });
+  await page.send("Emulation.setDeviceMetricsOverride", {
+    width,
+    height: 900,
+    deviceScaleFactor: 1,
+    mobile: false,
+  });
+  await page.send("Page.navigate", { url });
+}
+
+/**
+ * When the page has charts: wait (until `t0 + timeoutMs`) for the chart bootstrap's `window.__reportReady`,
+ * then two animation frames so that any responsive re-layout has painted. Null when it has none.
+ */
+async function waitForCharts(
+  page: PageSession,
+  t0: number,
+  timeoutMs: number,
+): Promise<BrowserCheckResult["ready"]> {
+  const hasCharts = Boolean(await page.evaluate(`document.querySelectorAll("figure.chart").length > 0`));
+  if (!hasCharts) return null;
+  let ready: BrowserCheckResult["ready"] = null;
+  while (true) {
+    ready = JSON.parse(String(await page.evaluate(`JSON.stringify(window.__reportReady ?? null)`)));
+    if (ready) break;
+    if (Date.now() - t0 > timeoutMs) break;
+    await sleep(100);
+  }
+  await page.send("Runtime.evaluate", {
+    expression: `new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(1))))`,
+    awaitPromise: true,
+  });
+  return ready;
+}
+
+/** Save a PNG of the page's top `height` CSS pixels at `width` to `path`; returns its absolute path. */
+async function saveScreenshot(
+  page: PageSession,
+  path: string,
+  width: number,
+  height: number,
+): Promise<string> {
+  const shot = await page.send<{ data: string }>("Page.captureScreenshot", {
+    format: "png",
+    captureBeyondViewport: true,
+    clip: { x: 0, y: 0, width, height, scale: 1 },
+  });
+  const bin = atob(shot.data);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  await Deno.writeFile(path, bytes);
+  return resolve(path);
+}
+
+/** Close the browser through DevTools, then the socket, each with a short timeout. */
+async function closeDevTools(cdp: Cdp): Promise<void> {
+  await withTimeout(cdp.send("Browser.close"), 5000, "Browser.close").catch(() => {});
+  cdp.close();
+  await withTimeout(cdp.closed, 2000, "websocket close").catch(() => {});
+}
+
+async function checkInProcess(htmlPath: string, opts: BrowserCheckOptions): Promise<BrowserCheckResult> {
+  const binary = opts.chromium ?? findChromium();
+  if (!binary) throw new Error("chromium not found (set CHROMIUM_PATH or run .ci/install-chromium.sh)");
+  const timeout = opts.timeoutMs ?? 60_000;
+  const width = opts.width ?? 1280;
+  const url = pathToFileURL(resolve(htmlPath)).href;
+  const chromium = await Chromium.launch(binary, width);
+  let cdp: Cdp | null = null;
+  try {
+    cdp = await Cdp.connect(await chromium.devToolsUrl(timeout));
+    const version = await cdp.send<{ product: string }>("Browser.getVersion");
+    const page = await PageSession.open(cdp);
+    const events = watchPage(page);
+    await navigate(page, url, width);
     const t1 = Date.now();
-    while (!loaded) {
+    while (!events.loaded) {
       if (Date.now() - t1 > timeout) throw new Error(`page did not load: ${url}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
-    const hasCharts = Boolean(await evaluate(`document.querySelectorAll("figure.chart").length > 0`));
-    let ready: BrowserCheckResult["ready"] = null;
-    if (hasCharts) {
-      while (true) {
-        const v = await evaluate(`JSON.stringify(window.__reportReady ?? null)`);
-        ready = JSON.parse(String(v));
-        if (ready) break;
-        if (Date.now() - t1 > timeout) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      // two animation frames so that any responsive re-layout has painted
-      await cdp.send("Runtime.evaluate", {
-        expression: `new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(1))))`,
-        awaitPromise: true,
-      }, sessionId);
-    }
-    const canvases = JSON.parse(String(await evaluate(CANVAS_PROBE))) as CanvasCheck[];
-    const title = String(await evaluate("document.title"));
-    const pageHeight = Number(await evaluate("document.documentElement.scrollHeight"));
-    let screenshot: string | null = null;
-    if (opts.screenshotPath) {
-      const h = Math.min(pageHeight, opts.maxScreenshotHeight ?? 12000);
-      const shot = await cdp.send<{ data: string }>("Page.captureScreenshot", {
-        format: "png",
-        captureBeyondViewport: true,
-        clip: { x: 0, y: 0, width, height: h, scale: 1 },
-      }, sessionId);
-      const bin = atob(shot.data);
-      const bytes = new Uint8Array(bin.length);
-      for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-      await Deno.writeFile(opts.screenshotPath, bytes);
-      screenshot = resolve(opts.screenshotPath);
-    }
-    const probe = opts.probe === undefined ? undefined : await evaluate(opts.probe);
+    const ready = await waitForCharts(page, t1, timeout);
+    const canvases = JSON.parse(String(await page.evaluate(CANVAS_PROBE))) as CanvasCheck[];
+    const title = String(await page.evaluate("document.title"));
+    const pageHeight = Number(await page.evaluate("document.documentElement.scrollHeight"));
+    const screenshot = opts.screenshotPath
+      ? await saveScreenshot(
+        page,
+        opts.screenshotPath,
+        width,
+        Math.min(pageHeight, opts.maxScreenshotHeight ?? 12000),
+      )
+      : null;
+    const probe = opts.probe === undefined ? undefined : await page.evaluate(opts.probe);
     // let late events (e.g. a lazily started request) arrive before reporting
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     return {
       url,
       title,
       ready,
       canvases,
-      consoleErrors,
-      networkRequests: network,
+      consoleErrors: events.consoleErrors,
+      networkRequests: events.network,
       screenshot,
       pageHeight,
       chromiumVersion: version.product,
       ...(opts.probe === undefined ? {} : { probe }),
     };
   } finally {
-    if (cdp) {
-      await withTimeout(cdp.send("Browser.close"), 5000, "Browser.close").catch(() => {});
-      cdp.close();
-      await withTimeout(cdp.closed, 2000, "websocket close").catch(() => {});
-    }
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-    await child.status;
-    await drain.catch(() => {});
-    await Deno.remove(profile, { recursive: true }).catch(() => {});
+    if (cdp) await closeDevTools(cdp);
+    await chromium.close();
   }
 }
 
