@@ -156,144 +156,26 @@ export function tail(text: string, lines = 20, chars = 2000): string {
 
 /** Run the given runs with `workers` parallel subprocesses, recording everything in the state. */
 export async function runLocal(o: LocalOptions): Promise<LocalResult> {
-  const res: LocalResult = { completed: 0, failed: 0, busy: 0, interrupted: 0 };
-  const t0 = performance.now();
-  const total = o.store.state.runs.length;
-  const pos = (r: PlannedRun) => `${o.store.state.runs.findIndex((x) => x.runId === r.runId) + 1}/${total}`;
-  const children = new Set<{ kill(): void }>();
-  const onAbort = () => {
-    for (const c of children) c.kill();
-  };
+  const executor = new LocalExecutor(o);
+  const onAbort = () => executor.killAll();
   o.signal?.addEventListener("abort", onAbort);
   await Deno.mkdir(o.locksDir, { recursive: true });
+  try {
+    await runPool(o, (run) => executor.execOne(run));
+  } finally {
+    o.signal?.removeEventListener("abort", onAbort);
+  }
+  return executor.result;
+}
 
-  const execOne = async (run: PlannedRun) => {
-    const st = o.store.run(run.runId);
-    const lockPath = join(o.locksDir, `${run.runId}.json`);
-    if (!(await acquireRunLock(lockPath, o.store.state.sweep))) {
-      const holder = await readLock(lockPath);
-      await o.store.update(() => {
-        st.status = "busy";
-        st.error = `run is being run by another sweep (${holder?.sweep ?? "?"}, pid ${holder?.pid ?? "?"})`;
-      });
-      res.busy++;
-      o.log(`busy    ${pos(run)} ${run.label} seed ${run.seed}: ${st.error}`);
-      return;
-    }
-    try {
-      const before = await runDirStatus(run.runDir);
-      if (before.complete) {
-        await o.store.update(() => {
-          st.status = "done";
-          st.skipped = true;
-        });
-        return;
-      }
-      const argv = o.argvOf(run, before.exists);
-      await Deno.mkdir(dirname(st.log), { recursive: true });
-      const logFile = await Deno.open(st.log, { append: true, create: true });
-      const offset = (await logFile.stat()).size;
-      await logFile.write(
-        new TextEncoder().encode(
-          `=== geo-r1 sweep '${o.store.state.sweep}' attempt ${st.attempts + 1} at ${
-            new Date().toISOString()
-          }` +
-            ` (pid ${Deno.pid})\n=== ${argv.map((a) => JSON.stringify(a)).join(" ")}\n`,
-        ),
-      );
-      logFile.close();
-      const started = performance.now();
-      const child = new Deno.Command("sh", {
-        args: ["-c", RUN_WRAPPER, WRAPPER_MARK, run.runId, st.log, ...argv],
-        cwd: o.cwd,
-        stdin: "piped",
-        stdout: "null",
-        stderr: "null",
-        env: o.env,
-        // A session and process group of its own (setsid): killing the sweep's group spares the watcher.
-        detached: true,
-      }).spawn();
-      const writer = child.stdin.getWriter();
-      const handle = { kill: () => writer.close().catch(() => {}) };
-      children.add(handle);
-      await Deno.writeTextFile(
-        lockPath,
-        JSON.stringify({
-          pid: Deno.pid,
-          sweep: o.store.state.sweep,
-          wrapperPid: child.pid,
-          at: new Date().toISOString(),
-        }),
-      );
-      await o.store.update(() => {
-        st.status = "running";
-        st.attempts++;
-        st.startedAt = new Date().toISOString();
-        st.endedAt = null;
-        st.elapsedS = null;
-        st.exitCode = null;
-        st.error = null;
-        st.pid = child.pid;
-      });
-      o.log(
-        `start   ${pos(run)} ${run.label} seed ${run.seed} -> ${run.runId}${
-          before.exists ? " (resume)" : ""
-        }`,
-      );
-      const status = await child.status;
-      children.delete(handle);
-      await writer.close().catch(() => {});
-      const elapsed = (performance.now() - started) / 1000;
-      const after = await runDirStatus(run.runDir);
-      let logText = "";
-      try {
-        const all = await Deno.readFile(st.log);
-        logText = new TextDecoder().decode(all.subarray(offset));
-        if (after.exists) await atomicWrite(join(run.runDir, "log.txt"), all);
-      } catch { /* log unreadable: keep going */ }
-      const interrupted = o.signal?.aborted && !after.complete;
-      await o.store.update(() => {
-        st.pid = null;
-        st.endedAt = new Date().toISOString();
-        st.elapsedS = Math.round(elapsed * 100) / 100;
-        st.exitCode = status.code;
-        if (interrupted) {
-          st.status = "pending";
-          st.error = "interrupted (the sweep was stopped)";
-        } else if (status.code === 0 && after.complete) {
-          st.status = "done";
-        } else {
-          st.status = "failed";
-          const why = status.code === 0
-            ? "exited 0 but the run directory has no done manifest, eval.json and report.html"
-            : `exit code ${status.code}${status.signal ? ` (${status.signal})` : ""}`;
-          st.error = `${why}\n${tail(logText)}`;
-        }
-      });
-      if (interrupted) {
-        res.interrupted++;
-        o.log(`stopped ${pos(run)} ${run.label} seed ${run.seed} after ${fmtS(elapsed)}`);
-      } else if (st.status === "done") {
-        res.completed++;
-        o.log(`done    ${pos(run)} ${run.label} seed ${run.seed} in ${fmtS(elapsed)}`);
-      } else {
-        res.failed++;
-        o.log(
-          `FAILED  ${pos(run)} ${run.label} seed ${run.seed} after ${fmtS(elapsed)}: ${
-            st.error?.split("\n")[0]
-          }`,
-        );
-        const t = tail(logText, 5, 800);
-        if (t) o.log(t.split("\n").map((l) => `        | ${l}`).join("\n"));
-        o.log(`        log: ${st.log}`);
-      }
-      o.log(progressLine(o.store.state.runs, (performance.now() - t0) / 1000));
-    } finally {
-      await Deno.remove(lockPath).catch(() => {});
-    }
-  };
-
-  // Pool: each worker takes the first pending run whose exclusivity key is not running.
+/**
+ * Run `exec` on every run with at most `o.workers` at once: each worker takes the first pending run whose
+ * exclusivity key is not running, and waits while every pending run's key is.
+ */
+async function runPool(
+  o: Pick<LocalOptions, "runs" | "workers" | "signal" | "exclusive">,
+  exec: (run: PlannedRun) => Promise<void>,
+): Promise<void> {
   const pending = [...o.runs];
   const activeKeys = new Set<string>();
   const waiters: (() => void)[] = [];
@@ -317,7 +199,7 @@ export async function runLocal(o: LocalOptions): Promise<LocalResult> {
       const key = o.exclusive?.(r);
       if (key !== undefined) activeKeys.add(key);
       try {
-        await execOne(r);
+        await exec(r);
       } finally {
         if (key !== undefined) activeKeys.delete(key);
         notify();
@@ -327,8 +209,210 @@ export async function runLocal(o: LocalOptions): Promise<LocalResult> {
   try {
     await Promise.all(Array.from({ length: Math.max(1, Math.min(o.workers, o.runs.length)) }, worker));
   } finally {
-    o.signal?.removeEventListener("abort", onAbort);
     o.signal?.removeEventListener("abort", notify);
   }
-  return res;
+}
+
+/** How a run's wrapper ended. */
+interface RunExit {
+  status: Deno.CommandStatus;
+  elapsedS: number;
+  /** The run's output of this attempt (the log after its header). */
+  logText: string;
+  /** The sweep was stopped before the run completed: it goes back to `pending`. */
+  interrupted: boolean;
+  complete: boolean;
+}
+
+/** One sweep invocation's runs: locks, wrapper processes, state updates and progress lines. */
+class LocalExecutor {
+  /** Counts of what the runs did so far. */
+  readonly result: LocalResult = { completed: 0, failed: 0, busy: 0, interrupted: 0 };
+  readonly #o: LocalOptions;
+  readonly #t0 = performance.now();
+  readonly #children = new Set<{ kill(): void }>();
+  readonly #total: number;
+
+  constructor(o: LocalOptions) {
+    this.#o = o;
+    this.#total = o.store.state.runs.length;
+  }
+
+  /** Kill every running wrapper (its run's entry goes back to `pending` when it has exited). */
+  killAll(): void {
+    for (const c of this.#children) c.kill();
+  }
+
+  /** Lock, run and record one run; a run another sweep holds is recorded as busy. */
+  async execOne(run: PlannedRun): Promise<void> {
+    const st = this.#o.store.run(run.runId);
+    const lockPath = join(this.#o.locksDir, `${run.runId}.json`);
+    if (!(await acquireRunLock(lockPath, this.#o.store.state.sweep))) {
+      await this.#markBusy(run, st, lockPath);
+      return;
+    }
+    try {
+      const before = await runDirStatus(run.runDir);
+      if (before.complete) {
+        await this.#o.store.update(() => {
+          st.status = "done";
+          st.skipped = true;
+        });
+        return;
+      }
+      const exit = await this.#runWrapper(run, st, lockPath, before.exists);
+      await this.#recordExit(st, exit);
+      this.#logOutcome(run, st, exit);
+      this.#o.log(progressLine(this.#o.store.state.runs, (performance.now() - this.#t0) / 1000));
+    } finally {
+      await Deno.remove(lockPath).catch(() => {});
+    }
+  }
+
+  /** `i/n`: the run's place in the sweep. */
+  #pos(run: PlannedRun): string {
+    return `${this.#o.store.state.runs.findIndex((x) => x.runId === run.runId) + 1}/${this.#total}`;
+  }
+
+  async #markBusy(run: PlannedRun, st: RunState, lockPath: string): Promise<void> {
+    const holder = await readLock(lockPath);
+    await this.#o.store.update(() => {
+      st.status = "busy";
+      st.error = `run is being run by another sweep (${holder?.sweep ?? "?"}, pid ${holder?.pid ?? "?"})`;
+    });
+    this.result.busy++;
+    this.#o.log(`busy    ${this.#pos(run)} ${run.label} seed ${run.seed}: ${st.error}`);
+  }
+
+  /** Start the run's wrapper, record it as running, and wait for it to exit. */
+  async #runWrapper(run: PlannedRun, st: RunState, lockPath: string, resume: boolean): Promise<RunExit> {
+    const o = this.#o;
+    const argv = o.argvOf(run, resume);
+    const offset = await appendLogHeader(st.log, o.store.state.sweep, st.attempts + 1, argv);
+    const started = performance.now();
+    const child = spawnWrapper(run.runId, st.log, argv, o.cwd, o.env);
+    const writer = child.stdin.getWriter();
+    const handle = { kill: () => writer.close().catch(() => {}) };
+    this.#children.add(handle);
+    await Deno.writeTextFile(
+      lockPath,
+      JSON.stringify({
+        pid: Deno.pid,
+        sweep: o.store.state.sweep,
+        wrapperPid: child.pid,
+        at: new Date().toISOString(),
+      }),
+    );
+    await o.store.update(() => {
+      st.status = "running";
+      st.attempts++;
+      st.startedAt = new Date().toISOString();
+      st.endedAt = null;
+      st.elapsedS = null;
+      st.exitCode = null;
+      st.error = null;
+      st.pid = child.pid;
+    });
+    o.log(
+      `start   ${this.#pos(run)} ${run.label} seed ${run.seed} -> ${run.runId}${resume ? " (resume)" : ""}`,
+    );
+    const status = await child.status;
+    this.#children.delete(handle);
+    await writer.close().catch(() => {});
+    const elapsedS = (performance.now() - started) / 1000;
+    const after = await runDirStatus(run.runDir);
+    const logText = await readAttemptLog(st.log, offset, after.exists ? run.runDir : null);
+    const interrupted = (o.signal?.aborted ?? false) && !after.complete;
+    return { status, elapsedS, logText, interrupted, complete: after.complete };
+  }
+
+  async #recordExit(st: RunState, exit: RunExit): Promise<void> {
+    const { status } = exit;
+    await this.#o.store.update(() => {
+      st.pid = null;
+      st.endedAt = new Date().toISOString();
+      st.elapsedS = Math.round(exit.elapsedS * 100) / 100;
+      st.exitCode = status.code;
+      if (exit.interrupted) {
+        st.status = "pending";
+        st.error = "interrupted (the sweep was stopped)";
+      } else if (status.code === 0 && exit.complete) {
+        st.status = "done";
+      } else {
+        st.status = "failed";
+        const why = status.code === 0
+          ? "exited 0 but the run directory has no done manifest, eval.json and report.html"
+          : `exit code ${status.code}${status.signal ? ` (${status.signal})` : ""}`;
+        st.error = `${why}\n${tail(exit.logText)}`;
+      }
+    });
+  }
+
+  /** Count the outcome and print its line (a failure also prints the log's tail and path). */
+  #logOutcome(run: PlannedRun, st: RunState, exit: RunExit): void {
+    const o = this.#o;
+    const what = `${this.#pos(run)} ${run.label} seed ${run.seed}`;
+    if (exit.interrupted) {
+      this.result.interrupted++;
+      o.log(`stopped ${what} after ${fmtS(exit.elapsedS)}`);
+    } else if (st.status === "done") {
+      this.result.completed++;
+      o.log(`done    ${what} in ${fmtS(exit.elapsedS)}`);
+    } else {
+      this.result.failed++;
+      o.log(`FAILED  ${what} after ${fmtS(exit.elapsedS)}: ${st.error?.split("\n")[0]}`);
+      const t = tail(exit.logText, 5, 800);
+      if (t) o.log(t.split("\n").map((l) => `        | ${l}`).join("\n"));
+      o.log(`        log: ${st.log}`);
+    }
+  }
+}
+
+/** Append the attempt's header to the run's log; returns the log's size before it (the attempt's start). */
+async function appendLogHeader(log: string, sweep: string, attempt: number, argv: string[]): Promise<number> {
+  await Deno.mkdir(dirname(log), { recursive: true });
+  const logFile = await Deno.open(log, { append: true, create: true });
+  const offset = (await logFile.stat()).size;
+  await logFile.write(
+    new TextEncoder().encode(
+      `=== geo-r1 sweep '${sweep}' attempt ${attempt} at ${new Date().toISOString()}` +
+        ` (pid ${Deno.pid})\n=== ${argv.map((a) => JSON.stringify(a)).join(" ")}\n`,
+    ),
+  );
+  logFile.close();
+  return offset;
+}
+
+/** Start `argv` inside {@link RUN_WRAPPER}, its output appended to `log`; its stdin is the watched pipe. */
+function spawnWrapper(
+  runId: string,
+  log: string,
+  argv: string[],
+  cwd: string,
+  env: Record<string, string> | undefined,
+): Deno.ChildProcess {
+  return new Deno.Command("sh", {
+    args: ["-c", RUN_WRAPPER, WRAPPER_MARK, runId, log, ...argv],
+    cwd,
+    stdin: "piped",
+    stdout: "null",
+    stderr: "null",
+    env,
+    // A session and process group of its own (setsid): killing the sweep's group spares the watcher.
+    detached: true,
+  }).spawn();
+}
+
+/**
+ * The log from `offset` on (this attempt's output), and a copy of the whole log as `<runDir>/log.txt` when
+ * the run directory exists. An unreadable log gives "".
+ */
+async function readAttemptLog(log: string, offset: number, runDir: string | null): Promise<string> {
+  let logText = "";
+  try {
+    const all = await Deno.readFile(log);
+    logText = new TextDecoder().decode(all.subarray(offset));
+    if (runDir !== null) await atomicWrite(join(runDir, "log.txt"), all);
+  } catch { /* log unreadable: keep going */ }
+  return logText;
 }
