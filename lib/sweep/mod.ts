@@ -13,12 +13,21 @@ import { displayPath } from "../spec/load.ts";
 import { realPath } from "../run/sandbox.ts";
 import { type PlannedRun, planRuns, type Resolver } from "./expand.ts";
 import { type LocalResult, runLocal, waitForExit, WRAPPER_MARK } from "./local.ts";
-import { slurmJobActive, slurmScript, type SlurmTask, submitSlurm, waitForSlurmJob } from "./slurm.ts";
+import {
+  slurmJobActive,
+  slurmScript,
+  type SlurmScriptOptions,
+  type SlurmTask,
+  submitSlurm,
+  waitForSlurmJob,
+} from "./slurm.ts";
 import { type LoadedSweep, loadSweep } from "./spec.ts";
 import {
+  type Invocation,
   mergeState,
   processAlive,
   readState,
+  type RunDirStatus,
   runDirStatus,
   StateStore,
   sweepDir,
@@ -169,8 +178,60 @@ async function lockSweep(dir: string, name: string): Promise<string> {
 
 /** Run (or resume) a sweep. */
 export async function runSweep(o: SweepOptions): Promise<SweepResult> {
+  const plan = await planSweep(o);
+  if (o.dryRun) return await printDryRun(plan, o.out ?? ((t: string) => console.log(t)));
+  const lockPath = await lockSweep(plan.dir, plan.loaded.sweep.name);
+  try {
+    const { store, inv } = await openInvocation(plan, o.squeue);
+    let result: SweepResult;
+    if (plan.executor === "local") {
+      result = await executeLocally(plan, o, store, inv);
+    } else {
+      result = { ...(await runSlurm(plan, o, store, inv)), runs: plan.runs };
+    }
+    const finished = plan.executor === "local" || o.wait;
+    if ((o.report ?? true) && finished && !o.signal?.aborted) {
+      const { writeSweepReport } = await import("./report.ts");
+      result.reportPath = await writeSweepReport({
+        sweep: plan.loaded,
+        state: store.state,
+        runs: plan.runs,
+        out: join(plan.dir, "report.html"),
+        reportsDir: o.reportsDir === undefined ? "reports" : o.reportsDir,
+      });
+      plan.log(`sweep report: ${displayPath(result.reportPath)}`);
+    }
+    return result;
+  } finally {
+    await Deno.remove(lockPath).catch(() => {});
+  }
+}
+
+/** A sweep's resolved options, its runs and what each needs, before anything is written. */
+interface SweepPlan {
+  loaded: LoadedSweep;
+  executor: "local" | "slurm";
+  workers: number;
+  /** Working directory of the per-run command. */
+  cwd: string;
+  runsDir: string;
+  /** Every run of the sweep (a run id may repeat when two cells resolve to one spec). */
+  runs: PlannedRun[];
+  /** The runs still to do: unique run ids whose run directory is not complete. */
+  todo: PlannedRun[];
+  dirStatus: Map<string, RunDirStatus>;
+  /** The sweep's directory (state, logs, report) and its state file. */
+  dir: string;
+  statePath: string;
+  logOf(r: PlannedRun): string;
+  /** The per-run argv, without `--resume`. */
+  argvOf(r: PlannedRun): string[];
+  log(line: string): void;
+}
+
+/** Check the options, expand the sweep into runs and find which are complete. */
+async function planSweep(o: SweepOptions): Promise<SweepPlan> {
   const log = o.log ?? ((l: string) => console.error(l));
-  const out = o.out ?? ((t: string) => console.log(t));
   const runsDir = resolve(o.runsDir ?? "runs");
   const loaded = await loadSweep(o.sweep);
   const { sweep } = loaded;
@@ -189,156 +250,170 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
   const argvOf = (r: PlannedRun) => perRunArgv(command, loaded, r, runsDir);
 
   // What each run needs: complete runs are skipped, others resumed (dir exists) or started.
-  const dirStatus = new Map<string, Awaited<ReturnType<typeof runDirStatus>>>();
+  const dirStatus = new Map<string, RunDirStatus>();
   for (const r of runs) if (!dirStatus.has(r.runId)) dirStatus.set(r.runId, await runDirStatus(r.runDir));
   const todo = runs.filter((r, i) =>
     runs.findIndex((x) => x.runId === r.runId) === i && !dirStatus.get(r.runId)!.complete
   );
+  return {
+    loaded,
+    executor,
+    workers,
+    cwd,
+    runsDir,
+    runs,
+    todo,
+    dirStatus,
+    dir,
+    statePath,
+    logOf,
+    argvOf,
+    log,
+  };
+}
 
-  if (o.dryRun && executor === "local") {
+/**
+ * Print what a run would do and write nothing: local, every run (done / resume / new) and its command;
+ * Slurm, the job script for the runs still to do.
+ */
+async function printDryRun(plan: SweepPlan, out: (text: string) => void): Promise<SweepResult> {
+  const { loaded, runs, todo, workers, statePath } = plan;
+  const { sweep } = loaded;
+  const state = () =>
+    readState(statePath).then((prev) => mergeState(prev, baseState(loaded), runs, plan.logOf));
+  if (plan.executor === "local") {
     const lines = [
       `sweep '${sweep.name}' (${
         displayPath(loaded.path)
       }): ${runs.length} runs, ${todo.length} to run, ${workers} worker${workers === 1 ? "" : "s"}`,
     ];
     for (const r of runs) {
-      const s = dirStatus.get(r.runId)!;
+      const s = plan.dirStatus.get(r.runId)!;
       const what = s.complete ? "done (skip)" : s.exists ? "resume" : "new";
       lines.push(`  ${r.runId}  ${what.padEnd(11)}  ${r.label} seed ${r.seed}`);
-      if (!s.complete) lines.push(`      ${[...argvOf(r), "--resume"].map(shellWord).join(" ")}`);
+      if (!s.complete) lines.push(`      ${[...plan.argvOf(r), "--resume"].map(shellWord).join(" ")}`);
     }
     out(lines.join("\n"));
-    const state = mergeState(await readState(statePath), baseState(loaded), runs, logOf);
-    return { state, statePath, runs, exitCode: 0 };
+    return { state: await state(), statePath, runs, exitCode: 0 };
   }
+  const script = todo.length ? slurmScript(slurmOpts(plan)) : "";
+  out(script || `# sweep '${sweep.name}': every run is complete; nothing to submit`);
+  return { state: await state(), statePath, runs, script, exitCode: 0 };
+}
 
-  if (o.dryRun) {
-    // Slurm dry run: the script for the runs still to do, nothing written.
-    const script = todo.length ? slurmScript(slurmOpts(loaded, todo, workers, cwd, dir, argvOf, logOf)) : "";
-    out(script || `# sweep '${sweep.name}': every run is complete; nothing to submit`);
-    const state = mergeState(await readState(statePath), baseState(loaded), runs, logOf);
-    return { state, statePath, runs, script, exitCode: 0 };
-  }
-
-  const lockPath = await lockSweep(dir, sweep.name);
-  try {
-    const prev = await readState(statePath);
-    // A job array submitted earlier that is still queued or running owns its runs: refuse to run them twice.
-    const prevJob = prev?.slurm?.jobId;
-    if (prevJob) {
-      const active = await slurmJobActive(prevJob, o.squeue).catch(() => executor === "slurm");
-      if (active) {
-        throw new UserError(
-          `sweep '${sweep.name}': Slurm job ${prevJob} from an earlier submission is still queued or running ` +
-            `(or squeue failed); wait for it (squeue -j ${prevJob}) or cancel it (scancel ${prevJob}) first`,
-          1,
-        );
-      }
-    }
-    const state = mergeState(prev, baseState(loaded), runs, logOf);
-    const store = new StateStore(statePath, state);
-    // Runs a killed sweep left "running": their wrappers die with it (see local.ts); wait until they have.
-    for (const r of state.runs) {
-      if (r.status === "running" && r.pid) {
-        await waitForExit(r.pid, [WRAPPER_MARK, r.runId], 30_000).catch((e) => {
-          throw new UserError(`run ${r.runId}: ${(e as Error).message}`, 1);
-        });
-      }
-    }
-    for (const r of state.runs) {
-      const s = dirStatus.get(r.runId)!;
-      if (s.complete) {
-        if (r.status !== "done") r.skipped = r.attempts === 0;
-        r.status = "done";
-      } else {
-        r.status = "pending";
-      }
-      r.pid = null;
-    }
-    const inv = {
-      pid: Deno.pid,
-      host: Deno.hostname(),
-      executor,
-      startedAt: new Date().toISOString(),
-      endedAt: null as string | null,
-      started: 0,
-      completed: 0,
-      failed: 0,
-    };
-    state.invocations.push(inv);
-    await store.update();
-    const nDone = state.runs.filter((r) => r.status === "done").length;
-    log(
-      `sweep '${sweep.name}': ${state.runs.length} runs (${nDone} complete, ${todo.length} to run), executor ${executor}` +
-        (executor === "local" ? `, ${workers} worker${workers === 1 ? "" : "s"}` : "") +
-        `; state ${displayPath(statePath)}`,
-    );
-
-    let result: SweepResult;
-    if (executor === "local") {
-      const local = todo.length
-        ? await runLocal({
-          store,
-          runs: todo,
-          argvOf: (r) => [...argvOf(r), "--resume"],
-          cwd,
-          workers,
-          locksDir: join(runsDir, "sweeps", ".locks"),
-          log,
-          signal: o.signal,
-          env: o.env,
-          // Runs of one seed share cached upstream stages (e.g. base and SFT across GRPO cells): never two
-          // at once, so no two processes train the same stage into cache/stages/<hash>/ together.
-          exclusive: (r) => `seed ${r.seed}`,
-        })
-        : { completed: 0, failed: 0, busy: 0, interrupted: 0 };
-      inv.started = state.runs.filter((r) =>
-        r.attempts > 0 && r.startedAt && r.startedAt >= inv.startedAt
-      ).length;
-      inv.completed = local.completed;
-      inv.failed = local.failed;
-      inv.endedAt = new Date().toISOString();
-      await store.update();
-      const bad = local.failed + local.busy + local.interrupted;
-      log(
-        `sweep '${sweep.name}': ${
-          state.runs.filter((r) => r.status === "done").length
-        }/${state.runs.length} done` +
-          (local.failed ? `, ${local.failed} failed` : "") +
-          (local.busy ? `, ${local.busy} busy in another sweep` : "") +
-          (local.interrupted ? `, ${local.interrupted} interrupted` : ""),
+/**
+ * Open the sweep's state for this invocation (the sweep lock is held): refuse while an earlier Slurm job
+ * array still owns its runs, wait for the wrappers of a killed sweep, mark each run done or pending, and
+ * record the invocation.
+ */
+async function openInvocation(
+  plan: SweepPlan,
+  squeue: string | undefined,
+): Promise<{ store: StateStore; inv: Invocation }> {
+  const { loaded, executor, workers, statePath } = plan;
+  const { sweep } = loaded;
+  const prev = await readState(statePath);
+  // A job array submitted earlier that is still queued or running owns its runs: refuse to run them twice.
+  const prevJob = prev?.slurm?.jobId;
+  if (prevJob) {
+    const active = await slurmJobActive(prevJob, squeue).catch(() => executor === "slurm");
+    if (active) {
+      throw new UserError(
+        `sweep '${sweep.name}': Slurm job ${prevJob} from an earlier submission is still queued or running ` +
+          `(or squeue failed); wait for it (squeue -j ${prevJob}) or cancel it (scancel ${prevJob}) first`,
+        1,
       );
-      result = { state, statePath, runs, local, exitCode: bad ? 1 : 0 };
-    } else {
-      result = {
-        ...(await runSlurm(o, loaded, store, todo, { workers, cwd, dir, argvOf, logOf, log, inv })),
-        runs,
-      };
     }
-
-    const finished = executor === "local" || o.wait;
-    if ((o.report ?? true) && finished && !o.signal?.aborted) {
-      const { writeSweepReport } = await import("./report.ts");
-      result.reportPath = await writeSweepReport({
-        sweep: loaded,
-        state,
-        runs,
-        out: join(dir, "report.html"),
-        reportsDir: o.reportsDir === undefined ? "reports" : o.reportsDir,
-      });
-      log(`sweep report: ${displayPath(result.reportPath)}`);
-    }
-    return result;
-  } finally {
-    await Deno.remove(lockPath).catch(() => {});
   }
+  const state = mergeState(prev, baseState(loaded), plan.runs, plan.logOf);
+  const store = new StateStore(statePath, state);
+  // Runs a killed sweep left "running": their wrappers die with it (see local.ts); wait until they have.
+  for (const r of state.runs) {
+    if (r.status === "running" && r.pid) {
+      await waitForExit(r.pid, [WRAPPER_MARK, r.runId], 30_000).catch((e) => {
+        throw new UserError(`run ${r.runId}: ${(e as Error).message}`, 1);
+      });
+    }
+  }
+  for (const r of state.runs) {
+    const s = plan.dirStatus.get(r.runId)!;
+    if (s.complete) {
+      if (r.status !== "done") r.skipped = r.attempts === 0;
+      r.status = "done";
+    } else {
+      r.status = "pending";
+    }
+    r.pid = null;
+  }
+  const inv: Invocation = {
+    pid: Deno.pid,
+    host: Deno.hostname(),
+    executor,
+    startedAt: new Date().toISOString(),
+    endedAt: null,
+    started: 0,
+    completed: 0,
+    failed: 0,
+  };
+  state.invocations.push(inv);
+  await store.update();
+  const nDone = state.runs.filter((r) => r.status === "done").length;
+  plan.log(
+    `sweep '${sweep.name}': ${state.runs.length} runs (${nDone} complete, ${plan.todo.length} to run), executor ${executor}` +
+      (executor === "local" ? `, ${workers} worker${workers === 1 ? "" : "s"}` : "") +
+      `; state ${displayPath(statePath)}`,
+  );
+  return { store, inv };
+}
+
+/** Run the runs still to do with the local executor, then record the invocation and print the summary. */
+async function executeLocally(
+  plan: SweepPlan,
+  o: SweepOptions,
+  store: StateStore,
+  inv: Invocation,
+): Promise<SweepResult> {
+  const { state } = store;
+  const local = plan.todo.length
+    ? await runLocal({
+      store,
+      runs: plan.todo,
+      argvOf: (r) => [...plan.argvOf(r), "--resume"],
+      cwd: plan.cwd,
+      workers: plan.workers,
+      locksDir: join(plan.runsDir, "sweeps", ".locks"),
+      log: plan.log,
+      signal: o.signal,
+      env: o.env,
+      // Runs of one seed share cached upstream stages (e.g. base and SFT across GRPO cells): never two
+      // at once, so no two processes train the same stage into cache/stages/<hash>/ together.
+      exclusive: (r) => `seed ${r.seed}`,
+    })
+    : { completed: 0, failed: 0, busy: 0, interrupted: 0 };
+  inv.started =
+    state.runs.filter((r) => r.attempts > 0 && r.startedAt && r.startedAt >= inv.startedAt).length;
+  inv.completed = local.completed;
+  inv.failed = local.failed;
+  inv.endedAt = new Date().toISOString();
+  await store.update();
+  const bad = local.failed + local.busy + local.interrupted;
+  plan.log(
+    `sweep '${plan.loaded.sweep.name}': ${
+      state.runs.filter((r) => r.status === "done").length
+    }/${state.runs.length} done` +
+      (local.failed ? `, ${local.failed} failed` : "") +
+      (local.busy ? `, ${local.busy} busy in another sweep` : "") +
+      (local.interrupted ? `, ${local.interrupted} interrupted` : ""),
+  );
+  return { state, statePath: plan.statePath, runs: plan.runs, local, exitCode: bad ? 1 : 0 };
 }
 
 function shellWord(s: string): string {
   return /^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
-function baseState(loaded: LoadedSweep): Omit<SweepState, "runs"> {
+/** The fields of a new sweep state, without its runs (see {@link mergeState}). */
+export function baseState(loaded: LoadedSweep): Omit<SweepState, "runs"> {
   const now = new Date().toISOString();
   return {
     version: 1,
@@ -352,63 +427,47 @@ function baseState(loaded: LoadedSweep): Omit<SweepState, "runs"> {
   };
 }
 
-function slurmOpts(
-  loaded: LoadedSweep,
-  todo: PlannedRun[],
-  workers: number,
-  cwd: string,
-  dir: string,
-  argvOf: (r: PlannedRun) => string[],
-  logOf: (r: PlannedRun) => string,
-) {
-  const tasks: SlurmTask[] = todo.map((r) => ({
+/** The Slurm job array of the runs still to do. */
+function slurmOpts(plan: SweepPlan): SlurmScriptOptions {
+  const tasks: SlurmTask[] = plan.todo.map((r) => ({
     runId: r.runId,
     runDir: r.runDir,
-    log: logOf(r),
-    argv: argvOf(r),
+    log: plan.logOf(r),
+    argv: plan.argvOf(r),
   }));
   return {
-    sweep: loaded.sweep.name,
+    sweep: plan.loaded.sweep.name,
     tasks,
-    workers,
-    cwd: resolve(cwd),
-    outDir: join(dir, "slurm"),
-    runsJson: join(dir, "slurm", "runs.json"),
-    slurm: loaded.sweep.slurm,
+    workers: plan.workers,
+    cwd: resolve(plan.cwd),
+    outDir: join(plan.dir, "slurm"),
+    runsJson: join(plan.dir, "slurm", "runs.json"),
+    slurm: plan.loaded.sweep.slurm,
   };
 }
 
+/**
+ * Submit the runs still to do as a Slurm job array and record them as submitted; with `o.wait`, wait for
+ * the array and record each run's outcome.
+ */
 async function runSlurm(
+  plan: SweepPlan,
   o: SweepOptions,
-  loaded: LoadedSweep,
   store: StateStore,
-  todo: PlannedRun[],
-  c: {
-    workers: number;
-    cwd: string;
-    dir: string;
-    argvOf: (r: PlannedRun) => string[];
-    logOf: (r: PlannedRun) => string;
-    log: (l: string) => void;
-    inv: SweepState["invocations"][number];
-  },
+  inv: Invocation,
 ): Promise<SweepResult> {
   const { state } = store;
+  const { todo } = plan;
   const base = { state, statePath: store.path, runs: [] as PlannedRun[] };
   if (!todo.length) {
-    c.log(`sweep '${state.sweep}': every run is complete; nothing to submit`);
-    c.inv.endedAt = new Date().toISOString();
+    plan.log(`sweep '${state.sweep}': every run is complete; nothing to submit`);
+    inv.endedAt = new Date().toISOString();
     await store.update();
     return { ...base, exitCode: 0, jobId: null };
   }
-  const so = slurmOpts(loaded, todo, c.workers, c.cwd, c.dir, c.argvOf, c.logOf);
+  const so = slurmOpts(plan);
   const script = slurmScript(so);
-  await Deno.mkdir(so.outDir, { recursive: true });
-  await Deno.mkdir(join(c.dir, "logs"), { recursive: true });
-  await atomicWriteJson(so.runsJson, so.tasks);
-  const scriptPath = join(so.outDir, "job.sh");
-  await atomicWrite(scriptPath, script);
-  await Deno.chmod(scriptPath, 0o755).catch(() => {});
+  const scriptPath = await writeJobFiles(plan.dir, so, script);
   let jobId: string;
   try {
     jobId = await submitSlurm(scriptPath, o.sbatch);
@@ -432,17 +491,38 @@ async function runSlurm(
       st.startedAt = new Date().toISOString();
     }
   });
-  c.log(
-    `submitted Slurm job array ${jobId} (${todo.length} tasks, at most ${c.workers} at once): ${
+  plan.log(
+    `submitted Slurm job array ${jobId} (${todo.length} tasks, at most ${plan.workers} at once): ${
       displayPath(scriptPath)
     }`,
   );
   if (!o.wait) {
-    c.inv.endedAt = new Date().toISOString();
+    inv.endedAt = new Date().toISOString();
     await store.update();
     return { ...base, exitCode: 0, jobId, script };
   }
   await waitForSlurmJob(jobId, { squeue: o.squeue, pollMs: o.pollMs ?? 5000 });
+  const failed = await recordSlurmOutcomes(store, todo, inv);
+  plan.log(`Slurm job ${jobId} finished: ${todo.length - failed}/${todo.length} runs done`);
+  return { ...base, exitCode: failed ? 1 : 0, jobId, script };
+}
+
+/** Write the job array's task list and script (executable) under the sweep's directory; returns the script path. */
+async function writeJobFiles(dir: string, so: SlurmScriptOptions, script: string): Promise<string> {
+  await Deno.mkdir(so.outDir, { recursive: true });
+  await Deno.mkdir(join(dir, "logs"), { recursive: true });
+  await atomicWriteJson(so.runsJson, so.tasks);
+  const scriptPath = join(so.outDir, "job.sh");
+  await atomicWrite(scriptPath, script);
+  await Deno.chmod(scriptPath, 0o755).catch(() => {});
+  return scriptPath;
+}
+
+/**
+ * After the job array has ended: each run is done when its run directory is complete, else failed with the
+ * exit code and tail of its log. Records the invocation; returns the number of failed runs.
+ */
+async function recordSlurmOutcomes(store: StateStore, todo: PlannedRun[], inv: Invocation): Promise<number> {
   let failed = 0;
   for (const r of todo) {
     const s = await runDirStatus(r.runDir);
@@ -450,7 +530,7 @@ async function runSlurm(
     st.endedAt = new Date().toISOString();
     if (s.complete) {
       st.status = "done";
-      c.inv.completed++;
+      inv.completed++;
     } else {
       st.status = "failed";
       failed++;
@@ -464,9 +544,8 @@ async function runSlurm(
         text.trimEnd().split("\n").slice(-20).join("\n");
     }
   }
-  c.inv.failed = failed;
-  c.inv.endedAt = new Date().toISOString();
+  inv.failed = failed;
+  inv.endedAt = new Date().toISOString();
   await store.update();
-  c.log(`Slurm job ${jobId} finished: ${todo.length - failed}/${todo.length} runs done`);
-  return { ...base, exitCode: failed ? 1 : 0, jobId, script };
+  return failed;
 }
