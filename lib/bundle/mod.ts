@@ -207,6 +207,37 @@ export async function createBundle(o: BundleOptions = {}): Promise<BundleResult>
   const asTar = out.endsWith(".tar");
   const level = Math.max(0, Math.min(9, Math.round(o.xzLevel ?? 6)));
   const xz = `xz -T0 -${level}`;
+  await checkBundleInputs(root);
+  await Deno.mkdir(dirname(out), { recursive: true });
+  const stage = await Deno.makeTempDir({ dir: dirname(out), prefix: ".bundle-stage-" });
+  try {
+    const dir = join(stage, "geo-r1-bundle");
+    await Deno.mkdir(join(dir, "app"), { recursive: true });
+    const files = await copyProjectFiles(root, join(dir, "app"));
+    log(`bundle: ${files.length} project files`);
+    const denoBin = o.denoBinary ?? Deno.execPath();
+    log(`bundle: compressing ${denoBin} (xz -${level})`);
+    await exec("sh", ["-c", `${xz} -c "$1" > "$2"`, "sh", denoBin, join(dir, "deno.xz")]);
+    log(`bundle: compressing node_modules without *.map (xz -${level})`);
+    await packNodeModules(root, join(dir, "node_modules.tar.xz"), xz);
+    const libs = await copyLibs(o.includeLibs ?? [], join(dir, "lib"));
+    await Deno.writeTextFile(join(dir, "run.sh"), runScript(), { mode: 0o755 });
+    await Deno.chmod(join(dir, "run.sh"), 0o755);
+    const manifest = await bundleManifest(root, dir, files.length, libs);
+    await Deno.writeTextFile(join(dir, "BUNDLE.json"), JSON.stringify(manifest, null, 2) + "\n");
+    await publish(stage, dir, out, asTar);
+    const bytes = asTar
+      ? (await Deno.stat(out)).size
+      : Object.values(manifest.payloads).reduce((s, p) => s + p.bytes, 0);
+    log(`bundle: wrote ${relative(Deno.cwd(), out) || out} (${(bytes / 1048576).toFixed(1)} MiB)`);
+    return { path: out, files: files.length, bytes, manifest };
+  } finally {
+    await Deno.remove(stage, { recursive: true }).catch(() => {});
+  }
+}
+
+/** `root` must be the project root with its node_modules installed, and `tar` and `xz` on PATH. */
+async function checkBundleInputs(root: string): Promise<void> {
   for (const f of ["deno.json", "main.ts"]) {
     if (!(await isFile(join(root, f)))) throw new Error(`${root} is not the project root (no ${f})`);
   }
@@ -220,82 +251,85 @@ export async function createBundle(o: BundleOptions = {}): Promise<BundleResult>
   for (const tool of ["tar", "xz"]) {
     if ((await tryExec(tool, ["--version"])) === null) throw new Error(`bundle needs '${tool}' on PATH`);
   }
-  await Deno.mkdir(dirname(out), { recursive: true });
-  const stage = await Deno.makeTempDir({ dir: dirname(out), prefix: ".bundle-stage-" });
-  try {
-    const dir = join(stage, "geo-r1-bundle");
-    await Deno.mkdir(join(dir, "app"), { recursive: true });
-    // 1. Project files.
-    const files = await projectFiles(root);
-    for (const rel of files) {
-      const dst = join(dir, "app", rel);
-      await Deno.mkdir(dirname(dst), { recursive: true });
-      await Deno.copyFile(join(root, rel), dst);
-    }
-    log(`bundle: ${files.length} project files`);
-    // 2. Deno binary.
-    const denoBin = o.denoBinary ?? Deno.execPath();
-    log(`bundle: compressing ${denoBin} (xz -${level})`);
-    await exec("sh", ["-c", `${xz} -c "$1" > "$2"`, "sh", denoBin, join(dir, "deno.xz")]);
-    // 3. node_modules without source maps (symlinks kept as links). Exit code 1 of GNU tar only means a file
-    // changed while being read: other deno processes touch node_modules/.deno's lock and setup cache.
-    log(`bundle: compressing node_modules without *.map (xz -${level})`);
-    await exec("tar", [
-      "--exclude=*.map",
-      "--warning=no-file-changed",
-      "-I",
-      xz,
-      "-cf",
-      join(dir, "node_modules.tar.xz"),
-      "-C",
-      root,
-      "node_modules",
-    ], { okCodes: [1] });
-    // 4. Extra libraries.
-    const libs: string[] = [];
-    for (const lib of o.includeLibs ?? []) {
-      await Deno.mkdir(join(dir, "lib"), { recursive: true });
-      await Deno.copyFile(lib, join(dir, "lib", basename(lib)));
-      libs.push(basename(lib));
-    }
-    // 5. Launcher and manifest.
-    await Deno.writeTextFile(join(dir, "run.sh"), runScript(), { mode: 0o755 });
-    await Deno.chmod(join(dir, "run.sh"), 0o755);
-    const commit = (await tryExec("git", ["rev-parse", "HEAD"], root))?.trim() || null;
-    const status = await tryExec("git", ["status", "--porcelain"], root);
-    const payloads: BundleManifest["payloads"] = {};
-    for (const p of ["deno.xz", "node_modules.tar.xz"]) {
-      payloads[p] = { bytes: (await Deno.stat(join(dir, p))).size, sha256: await sha256File(join(dir, p)) };
-    }
-    const manifest: BundleManifest = {
-      format: "geo-r1/bundle",
-      version: 1,
-      created: new Date().toISOString(),
-      deno: Deno.version.deno,
-      os: Deno.build.os,
-      arch: Deno.build.arch,
-      git: { commit, dirty: status === null ? null : status.trim().length > 0 },
-      permissions: BUNDLE_PERMISSIONS,
-      files: files.length,
-      payloads,
-      libs,
-    };
-    await Deno.writeTextFile(join(dir, "BUNDLE.json"), JSON.stringify(manifest, null, 2) + "\n");
-    // 6. Output.
-    const tmp = `${out}.tmp-${Deno.pid}`;
-    if (asTar) {
-      await exec("tar", ["-cf", tmp, "-C", stage, "geo-r1-bundle"]);
-    } else {
-      await Deno.rename(dir, tmp);
-    }
-    await Deno.remove(out, { recursive: true }).catch(() => {});
-    await Deno.rename(tmp, out);
-    const bytes = asTar
-      ? (await Deno.stat(out)).size
-      : Object.values(payloads).reduce((s, p) => s + p.bytes, 0);
-    log(`bundle: wrote ${relative(Deno.cwd(), out) || out} (${(bytes / 1048576).toFixed(1)} MiB)`);
-    return { path: out, files: files.length, bytes, manifest };
-  } finally {
-    await Deno.remove(stage, { recursive: true }).catch(() => {});
+}
+
+/** Copy the {@link projectFiles} of `root` into `app`; returns their paths. */
+async function copyProjectFiles(root: string, app: string): Promise<string[]> {
+  const files = await projectFiles(root);
+  for (const rel of files) {
+    const dst = join(app, rel);
+    await Deno.mkdir(dirname(dst), { recursive: true });
+    await Deno.copyFile(join(root, rel), dst);
   }
+  return files;
+}
+
+/**
+ * Pack `root`'s node_modules without source maps (symlinks kept as links) into `dst`, compressed by `xz`.
+ * Exit code 1 of GNU tar only means a file changed while being read: other deno processes touch
+ * node_modules/.deno's lock and setup cache.
+ */
+async function packNodeModules(root: string, dst: string, xz: string): Promise<void> {
+  await exec("tar", [
+    "--exclude=*.map",
+    "--warning=no-file-changed",
+    "-I",
+    xz,
+    "-cf",
+    dst,
+    "-C",
+    root,
+    "node_modules",
+  ], { okCodes: [1] });
+}
+
+/** Copy the extra libraries into `libDir` (created when there is one); returns their file names. */
+async function copyLibs(includeLibs: string[], libDir: string): Promise<string[]> {
+  const libs: string[] = [];
+  for (const lib of includeLibs) {
+    await Deno.mkdir(libDir, { recursive: true });
+    await Deno.copyFile(lib, join(libDir, basename(lib)));
+    libs.push(basename(lib));
+  }
+  return libs;
+}
+
+/** BUNDLE.json of the bundle assembled in `dir`: versions, git commit and state, payload sizes and hashes. */
+async function bundleManifest(
+  root: string,
+  dir: string,
+  files: number,
+  libs: string[],
+): Promise<BundleManifest> {
+  const commit = (await tryExec("git", ["rev-parse", "HEAD"], root))?.trim() || null;
+  const status = await tryExec("git", ["status", "--porcelain"], root);
+  const payloads: BundleManifest["payloads"] = {};
+  for (const p of ["deno.xz", "node_modules.tar.xz"]) {
+    payloads[p] = { bytes: (await Deno.stat(join(dir, p))).size, sha256: await sha256File(join(dir, p)) };
+  }
+  return {
+    format: "geo-r1/bundle",
+    version: 1,
+    created: new Date().toISOString(),
+    deno: Deno.version.deno,
+    os: Deno.build.os,
+    arch: Deno.build.arch,
+    git: { commit, dirty: status === null ? null : status.trim().length > 0 },
+    permissions: BUNDLE_PERMISSIONS,
+    files,
+    payloads,
+    libs,
+  };
+}
+
+/** Put the assembled bundle `dir` (inside `stage`) at `out`: a tar file or the directory, replacing `out`. */
+async function publish(stage: string, dir: string, out: string, asTar: boolean): Promise<void> {
+  const tmp = `${out}.tmp-${Deno.pid}`;
+  if (asTar) {
+    await exec("tar", ["-cf", tmp, "-C", stage, basename(dir)]);
+  } else {
+    await Deno.rename(dir, tmp);
+  }
+  await Deno.remove(out, { recursive: true }).catch(() => {});
+  await Deno.rename(tmp, out);
 }
