@@ -72,6 +72,33 @@ function parseRunCommand(text: string | undefined): string[] | undefined {
 
 async function runSweepCommand(values: Record<string, unknown>, positionals: string[]): Promise<number> {
   const v = values as SweepValues;
+  const args = checkArgs(v, positionals);
+  const { runSweep } = await import("../sweep/mod.ts");
+  const runsDir = v["runs-dir"] ?? "runs";
+  if (v["report-only"]) return await reportOnly(args.name, runsDir);
+  return await untilStopped(async (signal) => {
+    const res = await runSweep({
+      sweep: args.name,
+      runsDir,
+      workers: args.workers,
+      executor: args.executor,
+      dryRun: v["dry-run"] ?? false,
+      wait: v.wait ?? false,
+      report: !(v["no-report"] ?? false),
+      command: args.command,
+      signal,
+    });
+    return res.exitCode;
+  });
+}
+
+/** The checked arguments of `sweep`. */
+function checkArgs(v: SweepValues, positionals: string[]): {
+  name: string;
+  workers: number | undefined;
+  executor: "local" | "slurm" | undefined;
+  command: string[] | undefined;
+} {
   if (positionals.length !== 1) {
     throw new UserError(
       `sweep: expected one sweep NAME${positionals.length ? `, got ${positionals.join(" ")}` : ""} ` +
@@ -89,43 +116,41 @@ async function runSweepCommand(values: Record<string, unknown>, positionals: str
     throw new UserError(`sweep: --executor must be local or slurm, got '${v.executor}'`);
   }
   const command = parseRunCommand(v["run-command"]);
+  return { name: positionals[0], workers, executor: v.executor, command };
+}
+
+/** `--report-only`: (re)write the sweep report from the run directories on disk; nothing runs. */
+async function reportOnly(name: string, runsDir: string): Promise<number> {
   const mod = await import("../sweep/mod.ts");
-  const runsDir = v["runs-dir"] ?? "runs";
+  const { join } = await import("node:path");
+  const loaded = await mod.loadSweep(name);
+  const runs = await mod.planRuns(loaded, { runsDir });
+  const dir = mod.sweepDir(runsDir, loaded.sweep.name);
+  const statePath = join(dir, "state.json");
+  const state = mod.mergeState(
+    await mod.readState(statePath),
+    mod.baseState(loaded),
+    runs,
+    (r) => join(dir, "logs", `${r.runId}.log`),
+  );
+  for (const r of state.runs) if ((await mod.runDirStatus(r.runDir)).complete) r.status = "done";
+  const { writeSweepReport } = await import("../sweep/report.ts");
+  const out = await writeSweepReport({
+    sweep: loaded,
+    state,
+    runs,
+    out: join(dir, "report.html"),
+    reportsDir: "reports",
+  });
+  console.error(`sweep report: ${out}`);
+  return 0;
+}
 
-  if (v["report-only"]) {
-    const { join } = await import("node:path");
-    const loaded = await mod.loadSweep(positionals[0]);
-    const runs = await mod.planRuns(loaded, { runsDir });
-    const dir = mod.sweepDir(runsDir, loaded.sweep.name);
-    const statePath = join(dir, "state.json");
-    const state = mod.mergeState(
-      await mod.readState(statePath),
-      {
-        version: 1,
-        sweep: loaded.sweep.name,
-        file: loaded.path,
-        experiment: loaded.experimentArg,
-        preset: loaded.sweep.preset ?? null,
-        createdAt: new Date().toISOString(),
-        updatedAt: new Date().toISOString(),
-        invocations: [],
-      },
-      runs,
-      (r) => join(dir, "logs", `${r.runId}.log`),
-    );
-    for (const r of state.runs) if ((await mod.runDirStatus(r.runDir)).complete) r.status = "done";
-    const { writeSweepReport } = await import("../sweep/report.ts");
-    const out = await writeSweepReport({
-      sweep: loaded,
-      state,
-      runs,
-      out: join(dir, "report.html"),
-      reportsDir: "reports",
-    });
-    console.error(`sweep report: ${out}`);
-    return 0;
-  }
-
+/**
+ * Run `fn` with SIGINT (and SIGTERM) aborting its signal: the sweep stops its runs, and the exit code is
+ * 130 once a signal came.
+ */
+async function untilStopped(fn: (signal: AbortSignal) => Promise<number>): Promise<number> {
   const ac = new AbortController();
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   let stoppedBy: string | null = null;
@@ -141,19 +166,8 @@ async function runSweepCommand(values: Record<string, unknown>, positionals: str
     return [s, h] as const;
   });
   try {
-    const res = await mod.runSweep({
-      sweep: positionals[0],
-      runsDir,
-      workers,
-      executor: v.executor as "local" | "slurm" | undefined,
-      dryRun: v["dry-run"] ?? false,
-      wait: v.wait ?? false,
-      report: !(v["no-report"] ?? false),
-      command,
-      signal: ac.signal,
-    });
-    if (stoppedBy) return 130;
-    return res.exitCode;
+    const code = await fn(ac.signal);
+    return stoppedBy ? 130 : code;
   } finally {
     for (const [s, h] of installed) Deno.removeSignalListener(s, h);
   }
