@@ -24,7 +24,7 @@ import {
 } from "../eval/geo.ts";
 import { truthLatLon } from "../reward/rewards.ts";
 import { deriveSeed } from "../rng.ts";
-import { ImageBank, trainMethod } from "../baselines/mod.ts";
+import { ImageBank, type Predictor, trainMethod } from "../baselines/mod.ts";
 import { progress } from "../run/progress.ts";
 import { evalMetrics } from "./eval_metrics.ts";
 
@@ -66,44 +66,17 @@ export async function runBaselineStage(
   await Deno.remove(plan.dir, { recursive: true }).catch(() => {});
   await Deno.mkdir(plan.dir, { recursive: true });
   const st = plan.spec;
-  const shape = c.spec.world.groundShape;
-  const usesImages = st.method !== "nearest-prior";
   c.log(`stage ${plan.name} [baseline ${st.method}] ${plan.hash}: ${st.trainViews} views, ${st.steps} steps`);
-  const train = usesImages ? c.sampler.examples("geolocate", "train", 0, st.trainViews) : [];
-  const locations = usesImages ? train.map((e) => truthLatLon(e)!) : c.trainLocations(st.trainViews);
-  const gallery = c.trainLocations(st.gallery);
-  const bar = c.verbose === false ? null : progress(st.steps, plan.name);
-  const predictor = await trainMethod({
-    spec: st,
-    name: plan.name,
-    images: usesImages ? new ImageBank(train.map((e) => e.ground!), shape) : null,
-    locations,
-    gallery,
-    onStep: async (m) => {
-      bar?.update(m.step + 1, { loss: m.loss });
-      const rec: MetricRecord = { stage: plan.name, kind: "baseline", time: Date.now(), ...m };
-      await appendJsonl(metricsPath, rec);
-    },
-  });
-  bar?.stop();
+  const { predictor, gallery } = await trainBaseline(plan, c, metricsPath);
   const test = c.testExamples("geolocate", c.spec.eval.n);
   let answers: LatLon[];
   try {
-    answers = predictor.predict(new ImageBank(test.map((e) => e.ground!), shape));
+    answers = predictor.predict(new ImageBank(test.map((e) => e.ground!), c.spec.world.groundShape));
   } finally {
     predictor.dispose();
   }
   const truth = test.map((e) => truthLatLon(e)!);
-  const metrics = geolocateMetrics(
-    test.map((ex, i) => ({
-      km: isValidLatLon(answers[i]) ? haversineKm(answers[i], truth[i]) : Infinity,
-      tokens: 0,
-      parsed: isValidLatLon(answers[i]),
-      repeated: false,
-      cluster: c.sampler.regionKey(ex.scene.lat, ex.scene.lon),
-    })),
-    { resamples: c.spec.eval.bootstrap, seed: deriveSeed(c.spec.eval.seed, "bootstrap/geolocate") },
-  );
+  const metrics = scoreAnswers(test, answers, truth, c);
   const row: StageEval = {
     stage: plan.name,
     label,
@@ -113,27 +86,88 @@ export async function runBaselineStage(
     gallery: [],
   };
   await atomicWriteJson(evalPath, row);
+  await recordTest(plan, metricsPath, evalHash, row, predictor.trainSeconds);
+  c.log(
+    `eval ${plan.name} (${label}): geolocate@2500km ${(100 * metrics.thresholds["2500"]).toFixed(1)}%, ` +
+      `median ${metrics.medianKm.toFixed(0)} km, trained in ${predictor.trainSeconds.toFixed(1)} s`,
+  );
+  return { row, cached: false };
+}
+
+/**
+ * Train the stage's method on the first `trainViews` train views (metadata only for nearest-prior), logging
+ * each step to `metricsPath`; returns the predictor and the gallery of known train locations.
+ */
+async function trainBaseline(
+  plan: BaselineStagePlan,
+  c: BaselineStageContext,
+  metricsPath: string,
+): Promise<{ predictor: Predictor; gallery: LatLon[] }> {
+  const st = plan.spec;
+  const usesImages = st.method !== "nearest-prior";
+  const train = usesImages ? c.sampler.examples("geolocate", "train", 0, st.trainViews) : [];
+  const locations = usesImages ? train.map((e) => truthLatLon(e)!) : c.trainLocations(st.trainViews);
+  const gallery = c.trainLocations(st.gallery);
+  const bar = c.verbose === false ? null : progress(st.steps, plan.name);
+  const predictor = await trainMethod({
+    spec: st,
+    name: plan.name,
+    images: usesImages ? new ImageBank(train.map((e) => e.ground!), c.spec.world.groundShape) : null,
+    locations,
+    gallery,
+    onStep: async (m) => {
+      bar?.update(m.step + 1, { loss: m.loss });
+      const rec: MetricRecord = { stage: plan.name, kind: "baseline", time: Date.now(), ...m };
+      await appendJsonl(metricsPath, rec);
+    },
+  });
+  bar?.stop();
+  return { predictor, gallery };
+}
+
+/** The geolocation metrics of the answers, with the cluster bootstrap over region cells the VLM rows use. */
+function scoreAnswers(
+  test: Example[],
+  answers: LatLon[],
+  truth: LatLon[],
+  c: BaselineStageContext,
+): ReturnType<typeof geolocateMetrics> {
+  return geolocateMetrics(
+    test.map((ex, i) => ({
+      km: isValidLatLon(answers[i]) ? haversineKm(answers[i], truth[i]) : Infinity,
+      tokens: 0,
+      parsed: isValidLatLon(answers[i]),
+      repeated: false,
+      cluster: c.sampler.regionKey(ex.scene.lat, ex.scene.lon),
+    })),
+    { resamples: c.spec.eval.bootstrap, seed: deriveSeed(c.spec.eval.seed, "bootstrap/geolocate") },
+  );
+}
+
+/** Append the test record (the row's eval metrics) to the stage's metrics and mark the stage done (`done.json`). */
+async function recordTest(
+  plan: BaselineStagePlan,
+  metricsPath: string,
+  evalHash: string,
+  row: StageEval,
+  trainSeconds: number,
+): Promise<void> {
   const rec: MetricRecord = {
     stage: plan.name,
     kind: "test",
-    step: st.steps,
+    step: plan.spec.steps,
     time: Date.now(),
     evalHash,
-    train_time_s: predictor.trainSeconds,
+    train_time_s: trainSeconds,
     ...evalMetrics(row, ""),
   };
   await appendJsonl(metricsPath, rec);
   await atomicWriteJson(join(plan.dir, "done.json"), {
     hash: plan.hash,
     stage: plan.name,
-    trainSeconds: predictor.trainSeconds,
+    trainSeconds,
     at: new Date().toISOString(),
   });
-  c.log(
-    `eval ${plan.name} (${label}): geolocate@2500km ${(100 * metrics.thresholds["2500"]).toFixed(1)}%, ` +
-      `median ${metrics.medianKm.toFixed(0)} km, trained in ${predictor.trainSeconds.toFixed(1)} s`,
-  );
-  return { row, cached: false };
 }
 
 /**

@@ -121,71 +121,83 @@ export async function evaluateModel(c: EvalContext): Promise<StageEval> {
       c.replicas,
     );
     doneBefore += examples.length;
-    if (task === "pairing") {
-      result.pairing = pairingMetrics(
-        scored.map((s) => {
-          const parsed = parseCompletion(s.text);
-          return {
-            correct: accuracyReward(s.text, s.ex) === 1,
-            tokens: s.tokens,
-            formatOk: parsed.ok,
-            tier: tierOf(s.ex),
-            followsMatch: followsMatch(parsed),
-            cluster: c.clusterOf?.(s.ex),
-          };
-        }),
-        { resamples: c.spec.bootstrap, seed: deriveSeed(c.spec.seed, "bootstrap/pairing") },
-      );
-    } else if (task === "geolocate") {
-      result.geolocate = geolocateMetrics(
-        scored.map((s) => {
-          const km = completionDistanceKm(s.text, s.ex);
-          return {
-            km,
-            tokens: s.tokens,
-            parsed: Number.isFinite(km),
-            repeated: hasRepeatedNgram(s.ids),
-            cluster: c.clusterOf?.(s.ex),
-          };
-        }),
-        { resamples: c.spec.bootstrap, seed: deriveSeed(c.spec.seed, "bootstrap/geolocate") },
-      );
-    } else if (task === "control") {
-      const m = pairingMetrics(
-        scored.map((s) => ({
-          correct: accuracyReward(s.text, s.ex) === 1,
-          tokens: s.tokens,
-          formatOk: parseCompletion(s.text).ok,
-          tier: "none",
-          followsMatch: null,
-        })),
-        { resamples: c.spec.bootstrap, seed: deriveSeed(c.spec.seed, "bootstrap/control") },
-      );
-      result.control = {
-        n: m.n,
-        accuracy: m.accuracy,
-        ci: m.ci,
-        meanLength: m.meanLength,
-        formatRate: m.formatRate,
-      };
-    } else if (task === "geoqa") {
-      result.geoqa = geoqaMetrics(
-        scored.map((s) => ({ kind: s.ex.qaKind ?? "unknown", correct: accuracyReward(s.text, s.ex) === 1 })),
-      );
-    }
+    scoreTask(result, task, scored, c);
     const keep = task === "pairing" ? c.spec.gallery : Math.min(2, c.spec.gallery);
     for (const s of scored.slice(0, keep)) result.gallery.push(await galleryItem(c, s));
-    if (c.predictions) {
-      const recs = scored.map((s) => predictionRecord(c, s));
-      for (const i of worstIndices(recs, c.spec.gallery)) {
-        const imgs = await saveImages(c, scored[i]);
-        recs[i].groundPng = imgs.groundPng;
-        recs[i].aerialPngs = imgs.aerialPngs;
-      }
-      c.predictions.push(...recs);
-    }
+    if (c.predictions) c.predictions.push(...(await predictionRecords(c, scored)));
   }
   return result;
+}
+
+/** Put the metrics of one task's completions into `result` (caption has none). */
+function scoreTask(result: StageEval, task: TaskName, scored: Scored[], c: EvalContext): void {
+  const bootstrap = (name: string) => ({
+    resamples: c.spec.bootstrap,
+    seed: deriveSeed(c.spec.seed, `bootstrap/${name}`),
+  });
+  if (task === "pairing") {
+    result.pairing = pairingMetrics(
+      scored.map((s) => {
+        const parsed = parseCompletion(s.text);
+        return {
+          correct: accuracyReward(s.text, s.ex) === 1,
+          tokens: s.tokens,
+          formatOk: parsed.ok,
+          tier: tierOf(s.ex),
+          followsMatch: followsMatch(parsed),
+          cluster: c.clusterOf?.(s.ex),
+        };
+      }),
+      bootstrap("pairing"),
+    );
+  } else if (task === "geolocate") {
+    result.geolocate = geolocateMetrics(
+      scored.map((s) => {
+        const km = completionDistanceKm(s.text, s.ex);
+        return {
+          km,
+          tokens: s.tokens,
+          parsed: Number.isFinite(km),
+          repeated: hasRepeatedNgram(s.ids),
+          cluster: c.clusterOf?.(s.ex),
+        };
+      }),
+      bootstrap("geolocate"),
+    );
+  } else if (task === "control") {
+    const m = pairingMetrics(
+      scored.map((s) => ({
+        correct: accuracyReward(s.text, s.ex) === 1,
+        tokens: s.tokens,
+        formatOk: parseCompletion(s.text).ok,
+        tier: "none",
+        followsMatch: null,
+      })),
+      bootstrap("control"),
+    );
+    result.control = {
+      n: m.n,
+      accuracy: m.accuracy,
+      ci: m.ci,
+      meanLength: m.meanLength,
+      formatRate: m.formatRate,
+    };
+  } else if (task === "geoqa") {
+    result.geoqa = geoqaMetrics(
+      scored.map((s) => ({ kind: s.ex.qaKind ?? "unknown", correct: accuracyReward(s.text, s.ex) === 1 })),
+    );
+  }
+}
+
+/** One prediction record per completion; the `spec.gallery` worst of them get their images saved. */
+async function predictionRecords(c: EvalContext, scored: Scored[]): Promise<PredictionRecord[]> {
+  const recs = scored.map((s) => predictionRecord(c, s));
+  for (const i of worstIndices(recs, c.spec.gallery)) {
+    const imgs = await saveImages(c, scored[i]);
+    recs[i].groundPng = imgs.groundPng;
+    recs[i].aerialPngs = imgs.aerialPngs;
+  }
+  return recs;
 }
 
 /** One test example as the model answered it. */
