@@ -6,8 +6,9 @@
 import { UserError } from "../errors.ts";
 import { displayPath, listExperiments, loadSpec, resolveExperimentPath } from "../spec/load.ts";
 import { nearest } from "../spec/suggest.ts";
-import type { BackendName } from "../spec/types.ts";
-import { RunDir } from "../run/rundir.ts";
+import type { BackendName, ExperimentSpec } from "../spec/types.ts";
+import type { DataSource } from "../data/source.ts";
+import { type PreparedRun, RunDir } from "../run/rundir.ts";
 import { checkPath } from "../run/sandbox.ts";
 import { removeStaleTemps } from "../run/atomic.ts";
 import { join } from "node:path";
@@ -90,6 +91,44 @@ interface ExpValues {
 
 async function runExp(values: Record<string, unknown>, positionals: string[]): Promise<number> {
   const v = values as ExpValues;
+  const { path, sets } = checkArgs(v, positionals);
+  const { spec, hash, sources } = await loadSpec(path, { preset: v.preset, sets });
+  const runId = RunDir.runId(spec.name, hash);
+  if (v["dry-run"]) {
+    console.log(JSON.stringify({ runId, hash, sources: sources.map(displayPath), spec }, null, 2));
+    return 0;
+  }
+  const dirs: OutputDirs = {
+    runsDir: v["runs-dir"] ?? DEFAULT_RUNS_DIR,
+    cacheDir: v["cache-dir"] ?? DEFAULT_STAGE_CACHE_DIR,
+    reportsDir: v["reports-dir"] ?? "reports",
+  };
+  // A finished run is a record: repeating its command (with or without --resume) prints its results and
+  // leaves every file as it is. --no-cache asks for retraining, which the usual checks below handle.
+  if (!v["no-cache"]) {
+    const finished = await finishedRun(join(dirs.runsDir, runId));
+    if (finished) {
+      await showFinishedRun(finished, dirs.reportsDir);
+      return 0;
+    }
+  }
+  checkOutputDirs(dirs, runId);
+  const started = await startRun(spec, hash, dirs, v);
+  await runPipeline(started, spec, hash, dirs.cacheDir, v["no-cache"] ?? false);
+  const report = await writeReport(started, dirs.reportsDir);
+  console.error(`done: ${displayPath(started.run.path)} | report ${displayPath(report)}`);
+  return 0;
+}
+
+/** Where `exp` writes: run directories, the stage cache and the published reports. */
+interface OutputDirs {
+  runsDir: string;
+  cacheDir: string;
+  reportsDir: string;
+}
+
+/** Check the positional NAME, `--seed` and `--backend`; returns the spec path and the `--set` overrides. */
+function checkArgs(v: ExpValues, positionals: string[]): { path: string; sets: string[] } {
   if (positionals.length === 0) {
     throw new UserError(`exp: missing experiment NAME (available: ${listExperiments().join(", ")})`);
   }
@@ -114,57 +153,73 @@ async function runExp(values: Record<string, unknown>, positionals: string[]): P
     }
     sets.push(`backend=${v.backend}`);
   }
-  const { spec, hash, sources } = await loadSpec(path, { preset: v.preset, sets });
-  const runId = RunDir.runId(spec.name, hash);
-  if (v["dry-run"]) {
-    console.log(JSON.stringify({ runId, hash, sources: sources.map(displayPath), spec }, null, 2));
-    return 0;
-  }
+  return { path, sets };
+}
 
-  // A finished run is a record: repeating its command (with or without --resume) prints its results and
-  // leaves every file as it is. --no-cache asks for retraining, which the usual checks below handle.
-  if (!v["no-cache"]) {
-    const finished = await finishedRun(join(v["runs-dir"] ?? DEFAULT_RUNS_DIR, runId));
-    if (finished) {
-      const { formatTable } = await import("../pipeline/table.ts");
-      const m = finished.manifest;
-      console.error(
-        `run ${displayPath(finished.dir)} is finished (done ${m.endedAt ?? "?"}, commit ${
-          (m.git?.commit ?? "unknown").slice(0, 12)
-        }); nothing to do. Its results (eval.json):`,
-      );
-      console.log(formatTable(finished.rows));
-      // A crash while the report or the reports index was written leaves temps and a missing file: both
-      // are derived from the records, so they are cleaned and written; the records stay as they are.
-      const reportsDir = v["reports-dir"] ?? "reports";
-      await removeStaleTemps(finished.dir);
-      let report = join(finished.dir, "report.html");
-      if (!(await exists(report))) {
-        const { writeRunReport } = await import("../report/mod.ts");
-        report = await writeRunReport(finished.dir, { reportsDir });
-      } else if (await indexNeedsRepair(reportsDir)) {
-        const { writeReportsIndex } = await import("../report/index_page.ts");
-        await writeReportsIndex(reportsDir);
-      }
-      console.error(
-        `report ${displayPath(report)} (remove the run directory, or pass --no-cache, to re-run)`,
-      );
-      return 0;
-    }
+/**
+ * Print a finished run's results and leave its records as they are. A crash while the report or the
+ * reports index was written leaves temps and a missing file: both are derived from the records, so they
+ * are cleaned and written.
+ */
+async function showFinishedRun(
+  finished: { dir: string; manifest: Manifest; rows: StageEval[] },
+  reportsDir: string,
+): Promise<void> {
+  const { formatTable } = await import("../pipeline/table.ts");
+  const m = finished.manifest;
+  console.error(
+    `run ${displayPath(finished.dir)} is finished (done ${m.endedAt ?? "?"}, commit ${
+      (m.git?.commit ?? "unknown").slice(0, 12)
+    }); nothing to do. Its results (eval.json):`,
+  );
+  console.log(formatTable(finished.rows));
+  await removeStaleTemps(finished.dir);
+  let report = join(finished.dir, "report.html");
+  if (!(await exists(report))) {
+    const { writeRunReport } = await import("../report/mod.ts");
+    report = await writeRunReport(finished.dir, { reportsDir });
+  } else if (await indexNeedsRepair(reportsDir)) {
+    const { writeReportsIndex } = await import("../report/index_page.ts");
+    await writeReportsIndex(reportsDir);
   }
-  // Every output directory is checked (real path, links followed) before the backend starts or any stage
-  // trains, so a refusal costs nothing and leaves nothing behind.
-  const runsDir = v["runs-dir"] ?? DEFAULT_RUNS_DIR;
-  const cacheDir = v["cache-dir"] ?? DEFAULT_STAGE_CACHE_DIR;
-  const reportsDir = v["reports-dir"] ?? "reports";
-  for (
-    const [opt, dir] of [["--runs-dir", runsDir], ["--cache-dir", cacheDir], ["--reports-dir", reportsDir]]
-  ) {
+  console.error(
+    `report ${displayPath(report)} (remove the run directory, or pass --no-cache, to re-run)`,
+  );
+}
+
+/**
+ * Every output directory is checked (real path, links followed) before the backend starts or any stage
+ * trains, so a refusal costs nothing and leaves nothing behind.
+ */
+function checkOutputDirs(dirs: OutputDirs, runId: string): void {
+  const options: [string, string][] = [
+    ["--runs-dir", dirs.runsDir],
+    ["--cache-dir", dirs.cacheDir],
+    ["--reports-dir", dirs.reportsDir],
+  ];
+  for (const [opt, dir] of options) {
     checkPath(dir, "read", opt);
     checkPath(dir, "write", opt);
   }
-  checkPath(join(runsDir, runId), "write", "run directory");
+  checkPath(join(dirs.runsDir, runId), "write", "run directory");
+}
 
+/** A run directory made (or reopened) and ready to train into. */
+interface StartedRun extends PreparedRun {
+  source: DataSource;
+  pipeline: typeof import("../pipeline/run.ts");
+}
+
+/**
+ * Open the data source and the backend, then create (or reopen, with --resume) the run directory and
+ * print its header line.
+ */
+async function startRun(
+  spec: ExperimentSpec,
+  hash: string,
+  dirs: OutputDirs,
+  v: ExpValues,
+): Promise<StartedRun> {
   // Loaded here, after the cheap checks, so that --help, --dry-run and a bad spec never load tfjs.
   const pipeline = await import("../pipeline/run.ts");
   // A bad folder source stops here, before the run directory exists.
@@ -172,53 +227,67 @@ async function runExp(values: Record<string, unknown>, positionals: string[]): P
   const source = await openDataSource(spec, { stages: spec.pipeline, evalTasks: spec.eval.tasks });
   const { initBackend, tfjsVersion } = await import("../backend.ts");
   const backend = await initBackend(spec.backend);
-  const { run, manifest, resumed, mismatches } = await RunDir.prepare({
-    runsDir,
+  const prepared = await RunDir.prepare({
+    runsDir: dirs.runsDir,
     spec,
     hash,
     backend,
     tfjsVersion: tfjsVersion(),
     resume: v.resume ?? false,
     forceResume: v["force-resume"] ?? false,
-    cacheDir,
+    cacheDir: dirs.cacheDir,
   });
-  const where = displayPath(run.path);
   console.error(
-    `${resumed ? "resuming" : "run"} ${where} | spec ${hash.slice(0, 12)} | backend ${backend.name}` +
+    `${prepared.resumed ? "resuming" : "run"} ${displayPath(prepared.run.path)} | spec ${
+      hash.slice(0, 12)
+    } | backend ${backend.name}` +
       (backend.adapter
         ? ` (${backend.adapter}${backend.isFallbackAdapter ? ", fallback adapter" : ""})`
         : ""),
   );
-  for (const m of mismatches) console.error(`warning: --force-resume: ${m}`);
+  for (const m of prepared.mismatches) console.error(`warning: --force-resume: ${m}`);
+  return { ...prepared, source, pipeline };
+}
+
+/** Train and evaluate every stage, then mark the run done (or failed, with the error, and rethrow). */
+async function runPipeline(
+  started: StartedRun,
+  spec: ExperimentSpec,
+  hash: string,
+  cacheDir: string,
+  noCache: boolean,
+): Promise<void> {
+  const { run, manifest } = started;
   try {
-    await pipeline.runExperiment({
+    await started.pipeline.runExperiment({
       spec,
       specHash: hash,
       runDir: run.path,
       manifest,
       cacheRoot: cacheDir,
-      noCache: v["no-cache"] ?? false,
-      resume: resumed,
+      noCache,
+      resume: started.resumed,
       verbose: true,
-      source,
+      source: started.source,
     });
     await run.finish("done", undefined, manifest);
   } catch (e) {
     await run.finish("failed", (e as Error).message ?? String(e), manifest).catch(() => {});
     throw e;
   }
+}
+
+/** Write and publish the run's report; returns its path. A failure marks the run failed and rethrows. */
+async function writeReport(started: StartedRun, reportsDir: string): Promise<string> {
   const { writeRunReport } = await import("../report/mod.ts");
-  let report: string;
   try {
-    report = await writeRunReport(run.path, { reportsDir });
+    return await writeRunReport(started.run.path, { reportsDir });
   } catch (e) {
     // Training and eval are done (and cached): a re-run with --resume only rewrites the report.
     const msg = `report: ${(e as Error).message ?? String(e)}`;
-    await run.finish("failed", msg, manifest).catch(() => {});
+    await started.run.finish("failed", msg, started.manifest).catch(() => {});
     throw e;
   }
-  console.error(`done: ${where} | report ${displayPath(report)}`);
-  return 0;
 }
 
 /** The manifest and eval rows of `dir` when it holds a finished run (status done, eval.json readable). */
