@@ -15,6 +15,11 @@ import { atomicWriteJson } from "../run/atomic.ts";
 import type { Command } from "./command.ts";
 import { lexists, renameIntoPlace } from "../run/fs.ts";
 import { EVAL_DEFAULTS } from "../spec/defaults.ts";
+import type { CheckpointMeta } from "../model/checkpoint.ts";
+import type { VLM } from "../model/types.ts";
+import type { DataSource } from "../data/source.ts";
+import type { ReplicaPool } from "../train/replicas.ts";
+import type { BackendRecord } from "../run/manifest.ts";
 
 const TASK_NAMES = ["pairing", "geolocate", "geoqa", "control"];
 const BACKEND_NAMES = ["auto", "wasm", "webgpu", "cpu", "tensorflow"];
@@ -240,6 +245,30 @@ async function runEval(values: Record<string, unknown>, positionals: string[]): 
     );
   }
   const target = await resolveTarget(positionals[0], v.stage);
+  const { spec } = await loadSpec(target.specPath, { sets: await specOverrides(v) });
+
+  const { readCheckpointMeta } = await import("../model/checkpoint.ts");
+  const ckptMeta = await readCheckpointMeta(target.checkpoint);
+  checkShapes(ckptMeta.config, spec, target.checkpoint);
+
+  // Everything a bad input can break is read and checked before anything is written.
+  const { openDataSource } = await import("../data/source.ts");
+  const source = await openDataSource(spec, { stages: [], evalTasks: spec.eval.tasks });
+  const evalHash = sha256Hex(canonicalJson({
+    model: ckptMeta.files,
+    world: spec.world,
+    data: spec.data,
+    eval: spec.eval,
+    content: source.contentHash,
+  }));
+  const out = await outputDir(v, target, evalHash);
+  await evaluateInto(out, { target, targetArg: positionals[0], spec, ckptMeta, source });
+  console.error(`done: ${displayPath(out)} | report ${displayPath(join(out, "report.html"))}`);
+  return 0;
+}
+
+/** The `--set` overrides the options stand for, checked: --data, --tasks, --n, --set, --backend in that order. */
+async function specOverrides(v: EvalValues): Promise<string[]> {
   for (const s of v.set ?? []) {
     if (!/^(world|data|eval)\./.test(s)) {
       throw new UserError(`eval: --set ${s}: eval changes world., data. and eval. fields only`);
@@ -262,22 +291,14 @@ async function runEval(values: Record<string, unknown>, positionals: string[]): 
   if (v.n !== undefined) sets.push(`eval.n=${parseCount(v.n)}`);
   sets.push(...(v.set ?? []));
   if (v.backend !== undefined) sets.push(`backend=${v.backend}`);
-  const { spec } = await loadSpec(target.specPath, { sets });
+  return sets;
+}
 
-  const { readCheckpointMeta } = await import("../model/checkpoint.ts");
-  const ckptMeta = await readCheckpointMeta(target.checkpoint);
-  checkShapes(ckptMeta.config, spec, target.checkpoint);
-
-  // Everything a bad input can break is read and checked before anything is written.
-  const { openDataSource } = await import("../data/source.ts");
-  const source = await openDataSource(spec, { stages: [], evalTasks: spec.eval.tasks });
-  const evalHash = sha256Hex(canonicalJson({
-    model: ckptMeta.files,
-    world: spec.world,
-    data: spec.data,
-    eval: spec.eval,
-    content: source.contentHash,
-  }));
+/**
+ * The output folder (absolute): `--out`, else `evals/<target>-<hash8>`. It may not overlap the evaluated
+ * run or checkpoint, its name must be a file-name-safe word, and it must not exist unless `--force`.
+ */
+async function outputDir(v: EvalValues, target: Target, evalHash: string): Promise<string> {
   const out = resolve(v.out ?? join("evals", `${target.name}-${evalHash.slice(0, 8)}`));
   for (const p of target.protect) {
     if (out === p || out.startsWith(p + sep) || p.startsWith(out + sep)) {
@@ -295,18 +316,30 @@ async function runEval(values: Record<string, unknown>, positionals: string[]): 
   if ((await lexists(out)) && !v.force) {
     throw new UserError(`eval: ${displayPath(out)} already exists (use --force to replace it)`);
   }
+  return out;
+}
 
+/** An evaluation whose inputs are all read and checked. */
+interface EvalJob {
+  target: Target;
+  /** TARGET as given on the command line. */
+  targetArg: string;
+  spec: ExperimentSpec;
+  ckptMeta: CheckpointMeta;
+  source: DataSource;
+}
+
+/**
+ * Evaluate the target's model and write the output folder: assembled under a temporary sibling name, renamed
+ * into place, removed on failure; then print the summary table.
+ */
+async function evaluateInto(out: string, job: EvalJob): Promise<void> {
+  const { target, spec } = job;
   const { initBackend, tfjsVersion } = await import("../backend.ts");
   const backend = await initBackend(spec.backend);
   const { loadCheckpoint } = await import("../model/checkpoint.ts");
-  const { tokenizerFromJSON } = await import("../data/tokenizer.ts");
-  const { evaluateModel } = await import("../pipeline/evaluate.ts");
   const { formatTable } = await import("../pipeline/run.ts");
   const { ReplicaPool } = await import("../train/replicas.ts");
-  const { buildManifest } = await import("../run/manifest.ts");
-  const { writeRunReport } = await import("../report/run_report.ts");
-  const { progress } = await import("../run/progress.ts");
-
   const runId = basename(out);
   console.error(
     `eval ${displayPath(target.checkpoint)} (${target.label}) | ${
@@ -326,67 +359,9 @@ async function runEval(values: Record<string, unknown>, positionals: string[]): 
     : undefined;
   try {
     await Deno.mkdir(join(tmp, "samples"), { recursive: true });
-    const manifest: Manifest & { evalOf: Record<string, unknown> } = {
-      ...(await buildManifest({
-        spec,
-        specHash: sha256Hex(canonicalJson(spec)),
-        runId,
-        backend,
-        tfjsVersion: tfjsVersion(),
-      })),
-      stages: [{
-        name: target.stage,
-        kind: "eval",
-        hash: target.stageHash,
-        cached: true,
-        dir: target.checkpoint,
-      }],
-      evalOf: {
-        target: displayPath(positionals[0]),
-        kind: target.kind,
-        experiment: target.experiment,
-        stage: target.stage,
-        checkpoint: displayPath(target.checkpoint),
-        dataContentHash: source.contentHash,
-      },
-    };
-    const tasks = spec.eval.tasks.filter((t) => t !== "caption");
-    const bar = progress(tasks.length * spec.eval.n, `eval ${target.stage}`);
-    const testCache = new Map<string, ReturnType<typeof source.sampler.examples>>();
-    let row: StageEval;
-    try {
-      row = await evaluateModel({
-        model,
-        tokenizer: tokenizerFromJSON(ckptMeta.tokenizer),
-        testExamples: (task, n) => {
-          const key = `${task}/${n}`;
-          if (!testCache.has(key)) testCache.set(key, source.sampler.examples(task, "test", 0, n));
-          return testCache.get(key)!;
-        },
-        spec: spec.eval,
-        samplesDir: join(tmp, "samples"),
-        samplesRel: "samples",
-        stage: target.stage,
-        label: target.label,
-        stageHash: target.stageHash,
-        progress: (d) => bar?.update(d),
-        replicas,
-        clusterOf: (ex) => source.sampler.regionKey(ex.scene.lat, ex.scene.lon),
-      });
-    } finally {
-      bar?.stop();
-    }
-    const evalFile: EvalFile = { experiment: target.experiment, runId, rows: [row] };
-    await atomicWriteJson(join(tmp, "spec.resolved.json"), spec);
-    await atomicWriteJson(join(tmp, "eval.json"), evalFile);
-    await atomicWriteJson(join(tmp, "manifest.json"), {
-      ...manifest,
-      status: "done",
-      endedAt: new Date().toISOString(),
-    });
-    // An evaluation trains nothing: an empty metrics file keeps the report free of a missing-file warning.
-    await Deno.writeTextFile(join(tmp, "metrics.jsonl"), "");
-    await writeRunReport(tmp, { publish: false });
+    const manifest = await evalManifest(job, runId, backend, tfjsVersion());
+    const row = await evaluateTarget(job, model, tmp, replicas);
+    await writeEvalFolder(tmp, job, runId, row, manifest);
     await renameIntoPlace(tmp, out);
     console.log(formatTable([row]));
   } catch (e) {
@@ -396,8 +371,95 @@ async function runEval(values: Record<string, unknown>, positionals: string[]): 
     replicas?.close();
     model.dispose();
   }
-  console.error(`done: ${displayPath(out)} | report ${displayPath(join(out, "report.html"))}`);
-  return 0;
+}
+
+/** The output's manifest: a run's, whose one stage is the evaluated model, plus what was evaluated. */
+async function evalManifest(
+  job: EvalJob,
+  runId: string,
+  backend: BackendRecord,
+  tfjsVersion: string,
+): Promise<Manifest & { evalOf: Record<string, unknown> }> {
+  const { target, spec } = job;
+  const { buildManifest } = await import("../run/manifest.ts");
+  return {
+    ...(await buildManifest({ spec, specHash: sha256Hex(canonicalJson(spec)), runId, backend, tfjsVersion })),
+    stages: [{
+      name: target.stage,
+      kind: "eval",
+      hash: target.stageHash,
+      cached: true,
+      dir: target.checkpoint,
+    }],
+    evalOf: {
+      target: displayPath(job.targetArg),
+      kind: target.kind,
+      experiment: target.experiment,
+      stage: target.stage,
+      checkpoint: displayPath(target.checkpoint),
+      dataContentHash: job.source.contentHash,
+    },
+  };
+}
+
+/** Evaluate the model on the test split (samples into `<tmp>/samples`) with a progress bar. */
+async function evaluateTarget(
+  job: EvalJob,
+  model: VLM,
+  tmp: string,
+  replicas?: ReplicaPool,
+): Promise<StageEval> {
+  const { target, spec, source } = job;
+  const { tokenizerFromJSON } = await import("../data/tokenizer.ts");
+  const { evaluateModel } = await import("../pipeline/evaluate.ts");
+  const { progress } = await import("../run/progress.ts");
+  const tasks = spec.eval.tasks.filter((t) => t !== "caption");
+  const bar = progress(tasks.length * spec.eval.n, `eval ${target.stage}`);
+  const testCache = new Map<string, ReturnType<typeof source.sampler.examples>>();
+  try {
+    return await evaluateModel({
+      model,
+      tokenizer: tokenizerFromJSON(job.ckptMeta.tokenizer),
+      testExamples: (task, n) => {
+        const key = `${task}/${n}`;
+        if (!testCache.has(key)) testCache.set(key, source.sampler.examples(task, "test", 0, n));
+        return testCache.get(key)!;
+      },
+      spec: spec.eval,
+      samplesDir: join(tmp, "samples"),
+      samplesRel: "samples",
+      stage: target.stage,
+      label: target.label,
+      stageHash: target.stageHash,
+      progress: (d) => bar?.update(d),
+      replicas,
+      clusterOf: (ex) => source.sampler.regionKey(ex.scene.lat, ex.scene.lon),
+    });
+  } finally {
+    bar?.stop();
+  }
+}
+
+/** Write the run-directory records of the evaluation into `tmp`, then its report. */
+async function writeEvalFolder(
+  tmp: string,
+  job: EvalJob,
+  runId: string,
+  row: StageEval,
+  manifest: Manifest,
+): Promise<void> {
+  const { writeRunReport } = await import("../report/run_report.ts");
+  const evalFile: EvalFile = { experiment: job.target.experiment, runId, rows: [row] };
+  await atomicWriteJson(join(tmp, "spec.resolved.json"), job.spec);
+  await atomicWriteJson(join(tmp, "eval.json"), evalFile);
+  await atomicWriteJson(join(tmp, "manifest.json"), {
+    ...manifest,
+    status: "done",
+    endedAt: new Date().toISOString(),
+  });
+  // An evaluation trains nothing: an empty metrics file keeps the report free of a missing-file warning.
+  await Deno.writeTextFile(join(tmp, "metrics.jsonl"), "");
+  await writeRunReport(tmp, { publish: false });
 }
 
 /** The spec's view shapes and candidate count must be the ones the model was built for. */
