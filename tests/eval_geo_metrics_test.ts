@@ -33,6 +33,23 @@ Deno.test("geolocateMetrics() reports parse rate, repetition rate and per-exampl
   assertEquals(m.thresholds["25"], 0.25);
 });
 
+Deno.test("geolocateMetrics() counts distinct answer points and the most common one's share", () => {
+  const at = (lat: number, lon: number) => ({ lat, lon });
+  const m = geolocateMetrics([
+    { km: 10, tokens: 3, point: at(38, 78) },
+    { km: 900, tokens: 3, point: at(38.001, 78.004) }, // the same point to 0.01 degree
+    { km: 2000, tokens: 3, point: at(38, 11) },
+    { km: Infinity, tokens: 3, point: null }, // unparseable: no point, still a view
+  ]);
+  assertEquals([m.distinctAnswers, m.topAnswerShare], [2, 0.5]);
+  // Items without points (older callers): no diversity numbers at all.
+  const old = geolocateMetrics([{ km: 10, tokens: 3 }, { km: 20, tokens: 3 }]);
+  assert(!("distinctAnswers" in old) && !("topAnswerShare" in old), JSON.stringify(Object.keys(old)));
+  // Nothing parsed: no point, and no view got one.
+  const none = geolocateMetrics([{ km: Infinity, tokens: 1, point: null }]);
+  assertEquals([none.distinctAnswers, none.topAnswerShare], [0, 0]);
+});
+
 Deno.test("geolocateMetrics() with cells: cluster bootstrap, counted cells, cells kept", () => {
   // Two cells, each all hits or all misses: the cluster bootstrap can only give 0, 1/2 or 1 per resample
   // (equal cell sizes), so the 95% interval is [0, 1]; the example bootstrap of 20 values is far narrower.

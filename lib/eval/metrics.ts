@@ -11,7 +11,7 @@
  */
 import type { StageEval } from "../run/records.ts";
 import { deriveSeed } from "../rng.ts";
-import { GEO_THRESHOLDS_KM, MAX_DISTANCE_KM } from "./geo.ts";
+import { GEO_THRESHOLDS_KM, type LatLon, MAX_DISTANCE_KM } from "./geo.ts";
 import {
   bootstrapCi,
   type BootstrapOptions,
@@ -55,6 +55,8 @@ export interface GeolocateItem {
   parsed?: boolean;
   /** The completion repeats some n-gram of tokens ({@link hasRepeatedNgram}); absent: false. */
   repeated?: boolean;
+  /** The predicted point (null when unparseable); absent: answer diversity is not reported. */
+  point?: LatLon | null;
 }
 
 /** Token n-gram length of the degenerate-repetition metric. */
@@ -175,9 +177,31 @@ export function geolocateMetrics(
     meanLength: safeMean(items.map((x) => x.tokens)),
     parseRate: safeMean(items.map((x) => ((x.parsed ?? Number.isFinite(x.km)) ? 1 : 0))),
     repetitionRate: safeMean(items.map((x) => (x.repeated ? 1 : 0))),
+    ...answerDiversity(items),
     ...bootstrapKind(clusters),
     errorsKm: km,
     ...(clusters ? { cells: clusters } : {}),
+  };
+}
+
+/**
+ * How many different points the answers name (to 0.01 degree), and the share of all views given the most
+ * common one: a policy that writes a few regional hubs scores within 2,500 km without reading the view's
+ * location, and these two numbers show it. Empty when no item carries its point.
+ */
+function answerDiversity(
+  items: readonly GeolocateItem[],
+): { distinctAnswers?: number; topAnswerShare?: number } {
+  if (!items.length || items.some((x) => x.point === undefined)) return {};
+  const counts = new Map<string, number>();
+  for (const x of items) {
+    if (!x.point) continue;
+    const key = `${x.point.lat.toFixed(2)}, ${x.point.lon.toFixed(2)}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return {
+    distinctAnswers: counts.size,
+    topAnswerShare: Math.max(0, ...counts.values()) / items.length,
   };
 }
 

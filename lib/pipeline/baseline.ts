@@ -138,6 +138,7 @@ function scoreAnswers(
       tokens: 0,
       parsed: isValidLatLon(answers[i]),
       repeated: false,
+      point: isValidLatLon(answers[i]) ? answers[i] : null,
       cluster: c.sampler.regionKey(ex.scene.lat, ex.scene.lon),
     })),
     { resamples: c.spec.eval.bootstrap, seed: deriveSeed(c.spec.eval.seed, "bootstrap/geolocate") },

@@ -27,6 +27,8 @@ export function evalMetrics(res: StageEval, prefix: "" | "val_"): Record<string,
     put("geolocate", "mean_length", res.geolocate.meanLength);
     put("geolocate", "parse_rate", res.geolocate.parseRate);
     put("geolocate", "repetition_rate", res.geolocate.repetitionRate);
+    put("geolocate", "distinct_answers", res.geolocate.distinctAnswers);
+    put("geolocate", "top_answer_share", res.geolocate.topAnswerShare);
   }
   if (res.geoqa) put("geoqa", "accuracy", res.geoqa.accuracy);
   if (res.control) {

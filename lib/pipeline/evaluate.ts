@@ -14,6 +14,7 @@ import { collatePrompts, disposeInput } from "../model/collate.ts";
 import { parseCompletion, type ParsedCompletion } from "../reward/parse.ts";
 import { accuracyReward, completionDistanceKm } from "../reward/rewards.ts";
 import { geolocateMetrics, geoqaMetrics, hasRepeatedNgram, pairingMetrics } from "../eval/metrics.ts";
+import { parseLatLon } from "../eval/geo.ts";
 import { deriveSeed } from "../rng.ts";
 import { encodePng } from "../data/images.ts";
 import { statedMatch } from "../data/cot.ts";
@@ -154,12 +155,14 @@ function scoreTask(result: StageEval, task: TaskName, scored: Scored[], c: EvalC
     result.geolocate = geolocateMetrics(
       scored.map((s) => {
         const km = completionDistanceKm(s.text, s.ex);
+        const answer = parseCompletion(s.text).answer;
         return {
           km,
           tokens: s.tokens,
           parsed: Number.isFinite(km),
           repeated: hasRepeatedNgram(s.ids),
           cluster: c.clusterOf?.(s.ex),
+          point: Number.isFinite(km) && answer !== null ? parseLatLon(answer) : null,
         };
       }),
       bootstrap("geolocate"),

@@ -99,6 +99,8 @@ export function renderGeolocate(rows: StageEval[]): string {
       { label: "Median error (km)", num: true },
       { label: "Parse rate", num: true },
       { label: "Repeated 6-gram", num: true },
+      { label: "Distinct answers", num: true },
+      { label: "Top answer", num: true },
       { label: "Length (tokens)", num: true },
       { label: "n", num: true },
     ],
@@ -114,6 +116,8 @@ export function renderGeolocate(rows: StageEval[]): string {
         fmtNum(g.medianKm, 0),
         g.parseRate === undefined ? null : fmtPct(g.parseRate),
         g.repetitionRate === undefined ? null : fmtPct(g.repetitionRate),
+        g.distinctAnswers ?? null,
+        g.topAnswerShare === undefined ? null : fmtPct(g.topAnswerShare),
         fmtNum(g.meanLength, 1),
         g.n,
       ];

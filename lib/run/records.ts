@@ -174,6 +174,10 @@ export interface StageEval {
     parseRate?: number;
     /** Share of completions with a repeated token 6-gram (degenerate repetition). */
     repetitionRate?: number;
+    /** Different points among the parsed answers (to 0.01 degree); absent in older eval files. */
+    distinctAnswers?: number;
+    /** Share of all views answered with the most common point (absent in older eval files). */
+    topAnswerShare?: number;
     /** How the CIs resample: whole region cells of the test views, or single examples (absent: example). */
     bootstrap?: "cluster" | "example";
     /** Distinct region cells among the test views (cluster bootstrap only). */
