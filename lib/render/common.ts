@@ -6,7 +6,7 @@
  * (direction (sin rot, cos rot)) and its `hw` axis along (cos rot, -sin rot).
  * @module
  */
-import type { RGB, Road } from "../world/types.ts";
+import type { Layout, RGB, Road } from "../world/types.ts";
 
 export const DEG = Math.PI / 180;
 export const WATER: RGB = [38, 92, 150];
@@ -30,9 +30,15 @@ export function clamp255(x: number): number {
 }
 
 /** Per-road constants both rasterisers need: cos/sin of the bearing, the axis offset and half width (m). */
-export function roadFrames(
-  roads: readonly Road[],
-): { rc: Float64Array; rs: Float64Array; ro: Float64Array; rw: Float64Array } {
+export interface RoadFrames {
+  rc: Float64Array;
+  rs: Float64Array;
+  ro: Float64Array;
+  rw: Float64Array;
+}
+
+/** The `RoadFrames` of a layout's roads, computed once per image. */
+export function roadFrames(roads: readonly Road[]): RoadFrames {
   const n = roads.length;
   const rc = new Float64Array(n),
     rs = new Float64Array(n),
@@ -45,4 +51,43 @@ export function roadFrames(
     rw[k] = roads[k].width / 2;
   }
   return { rc, rs, ro, rw };
+}
+
+/**
+ * The colour of the road network at ground point (x, y): the first road (in layout order) whose band holds the
+ * point gives its centre line within `lineHalf` metres of the axis, else its surface; null off every road.
+ */
+export function roadColourAt(
+  frames: RoadFrames,
+  x: number,
+  y: number,
+  lineHalf: number,
+  surface: RGB,
+  line: RGB,
+): RGB | null {
+  const { rc, rs, ro, rw } = frames;
+  for (let k = 0; k < rc.length; k++) {
+    const p = x * rc[k] - y * rs[k] - ro[k];
+    const a = p < 0 ? -p : p;
+    if (a < rw[k]) return a < lineHalf ? line : surface;
+  }
+  return null;
+}
+
+/** A layout's water half-plane as both rasterisers test it: (x, y) is water when x sx + y cy > distance. */
+export interface WaterPlane {
+  sx: number;
+  cy: number;
+  distance: number;
+}
+
+/** The `WaterPlane` of a layout's water, or null without water. */
+export function waterPlane(water: Layout["water"]): WaterPlane | null {
+  if (!water) return null;
+  return { sx: Math.sin(water.bearing * DEG), cy: Math.cos(water.bearing * DEG), distance: water.distance };
+}
+
+/** Whether ground point (x, y) lies in the water half-plane. */
+export function inWater(plane: WaterPlane | null, x: number, y: number): boolean {
+  return plane !== null && x * plane.sx + y * plane.cy > plane.distance;
 }

@@ -7,10 +7,29 @@
  * painted far to near at their true azimuths and angular sizes; the sky has a gradient and the sun disc.
  * @module
  */
-import type { RGBImage, Scene } from "../world/types.ts";
-import { DEG, roadFrames, SUN, TREE, TREE_LIT, TRUNK, wallOf, WATER, WATER_FAR } from "./common.ts";
+import type { Building, Layout, RGB, RGBImage, Scene, SceneMeta, Tree } from "../world/types.ts";
+import {
+  DEG,
+  inWater,
+  roadColourAt,
+  type RoadFrames,
+  roadFrames,
+  SUN,
+  TREE,
+  TREE_LIT,
+  TRUNK,
+  wallOf,
+  WATER,
+  WATER_FAR,
+  type WaterPlane,
+  waterPlane,
+} from "./common.ts";
 
 const CAM_H = 2;
+/** Half width (m) of a road's centre line. */
+const LINE_HALF = 0.6;
+/** Angular radius of the sun disc and of its glow. */
+const COS_SUN = Math.cos(4.5 * DEG), COS_GLOW = Math.cos(14 * DEG);
 
 interface Geometry {
   h: number;
@@ -65,196 +84,342 @@ function geometry(h: number, w: number): Geometry {
   return g;
 }
 
+/** The pixels of a panorama being painted, `h` rows of `w` columns. */
+interface Canvas {
+  data: Uint8Array;
+  h: number;
+  w: number;
+}
+
+/** Sky colours and sun direction of a scene; the horizon colour is also the distance haze. */
+interface Light {
+  zenith: number[];
+  horizon: number[];
+  sunUp: boolean;
+  sinSE: number;
+  cosSE: number;
+  /** east and north components of the sun's azimuth */
+  sdx: number;
+  sdy: number;
+}
+
+/** What the ground plane shows: water, roads (surface and centre line) and the vegetation colour. */
+interface Plane {
+  water: WaterPlane | null;
+  roads: RoadFrames;
+  ground: RGB;
+  surface: RGB;
+  line: RGB;
+}
+
+/**
+ * Buildings and trees with their per-image constants, and the hit buffers a column's ray fills: entry
+ * distance `t`, object index `k` (buildings first, then trees), wall shade (buildings) or miss distance `q` of
+ * the ray from the trunk axis (trees), and `order`, the hits sorted far to near.
+ */
+interface Objects {
+  buildings: Building[];
+  cosRot: Float64Array;
+  sinRot: Float64Array;
+  walls: RGB[];
+  trees: Tree[];
+  t: Float64Array;
+  k: Int32Array;
+  shade: Float64Array;
+  q: Float64Array;
+  order: Int32Array;
+}
+
 /** Render the ground panorama of a scene; `shape` = [height, width]. */
 export function renderGround(scene: Scene, shape: [number, number]): RGBImage {
   const [h, w] = shape;
   const G = geometry(h | 0, w | 0);
-  const L = scene.layout, meta = scene.meta, st = meta.style;
-  const data = new Uint8Array(h * w * 3);
-  const hz = G.horizon;
-  const roads = L.roads, nr = roads.length;
-  const { rc, rs, ro, rw } = roadFrames(roads);
-  const lineHalf = 0.6;
-  const wt = L.water;
-  const wsx = wt ? Math.sin(wt.bearing * DEG) : 0, wcy = wt ? Math.cos(wt.bearing * DEG) : 0;
-  const wd = wt ? wt.distance : 0;
-  const gr = L.ground, sf = st.roadSurface, ln = st.roadLine;
-  // sky colours depend on the sun height
-  const sunEl = meta.sunElevation, sunAz = meta.sunAzimuth * DEG;
-  const day = Math.max(0.25, Math.min(1, (sunEl + 6) / 20));
-  const zen = [60 * day, 118 * day, 200 * day], hor = [196 * day, 214 * day, 232 * day];
-  const haze = hor;
-  const sinSE = Math.sin(sunEl * DEG), cosSE = Math.cos(sunEl * DEG);
-  const sunUp = sunEl > -1;
-  const cosSun = Math.cos(4.5 * DEG), cosGlow = Math.cos(14 * DEG);
-  const sdx = Math.sin(sunAz), sdy = Math.cos(sunAz);
-  // objects: building frames precomputed once per call
-  const B = L.buildings, nb = B.length;
-  const bc = new Float64Array(nb), bs = new Float64Array(nb);
-  for (let k = 0; k < nb; k++) {
-    bc[k] = Math.cos(B[k].rot * DEG);
-    bs[k] = Math.sin(B[k].rot * DEG);
-  }
-  const walls = B.map((b) => wallOf(b.roof));
-  const T = L.trees, nt = T.length;
-  const hitT = new Float64Array(nb + nt),
-    hitK = new Int32Array(nb + nt),
-    hitShade = new Float64Array(nb + nt);
-  const hitQ = new Float64Array(nb + nt);
-  const order = new Int32Array(nb + nt);
-
+  const canvas: Canvas = { data: new Uint8Array(h * w * 3), h, w };
+  const light = lightOf(scene.meta);
+  const plane = planeOf(scene);
+  const objects = objectsOf(scene.layout);
   for (let c = 0; c < w; c++) {
     const dx = G.sinA[c], dy = G.cosA[c];
-    // --- sky ---
-    const cosDaz = dx * sdx + dy * sdy;
-    for (let r = 0; r < hz; r++) {
-      const o = (r * w + c) * 3;
-      const f = (hz - r) / hz;
-      let R = hor[0] + (zen[0] - hor[0]) * f,
-        Gc = hor[1] + (zen[1] - hor[1]) * f,
-        Bc = hor[2] + (zen[2] - hor[2]) * f;
-      if (sunUp) {
-        const ca = G.sinE[r] * sinSE + G.cosE[r] * cosSE * cosDaz;
-        if (ca > cosSun) (R = SUN[0]), (Gc = SUN[1]), (Bc = SUN[2]);
-        else if (ca > cosGlow) {
-          const k = (ca - cosGlow) / (cosSun - cosGlow);
-          R += (255 - R) * k * 0.7;
-          Gc += (240 - Gc) * k * 0.7;
-          Bc += (200 - Bc) * k * 0.5;
-        }
-      }
-      data[o] = R;
-      data[o + 1] = Gc;
-      data[o + 2] = Bc;
-    }
-    // --- ground plane along the ray ---
-    for (let r = hz; r < h; r++) {
-      const t = G.tRow[r];
-      const x = t * dx, y = t * dy;
-      let R: number, Gc: number, Bc: number;
-      if (wt && x * wsx + y * wcy > wd) {
-        const k = Math.min(1, t / 120);
-        R = WATER[0] + (WATER_FAR[0] - WATER[0]) * k;
-        Gc = WATER[1] + (WATER_FAR[1] - WATER[1]) * k;
-        Bc = WATER[2] + (WATER_FAR[2] - WATER[2]) * k;
-      } else {
-        R = gr[0], Gc = gr[1], Bc = gr[2];
-        for (let k = 0; k < nr; k++) {
-          const p = x * rc[k] - y * rs[k] - ro[k];
-          const a = p < 0 ? -p : p;
-          if (a < rw[k]) {
-            if (a < lineHalf) (R = ln[0]), (Gc = ln[1]), (Bc = ln[2]);
-            else (R = sf[0]), (Gc = sf[1]), (Bc = sf[2]);
-            break;
-          }
-        }
-        const hf = G.hazeRow[r];
-        R += (haze[0] - R) * hf;
-        Gc += (haze[1] - Gc) * hf;
-        Bc += (haze[2] - Bc) * hf;
-      }
-      const o = (r * w + c) * 3;
-      data[o] = R;
-      data[o + 1] = Gc;
-      data[o + 2] = Bc;
-    }
-    // --- objects hit by this column's ray ---
-    let nh = 0;
-    for (let k = 0; k < nb; k++) {
-      const b = B[k];
-      const ca = bc[k], sa = bs[k];
-      // local frame: u along (c, -s) [hw], v along (s, c) [hh]; origin at -centre
-      const ou = -b.x * ca + b.y * sa, ov = -b.x * sa - b.y * ca;
-      const du = dx * ca - dy * sa, dv = dx * sa + dy * ca;
-      let tmin = -Infinity, tmax = Infinity, face = 0;
-      if (Math.abs(du) < 1e-12) {
-        if (ou < -b.hw || ou > b.hw) continue;
-      } else {
-        let t1 = (-b.hw - ou) / du, t2 = (b.hw - ou) / du;
-        if (t1 > t2) [t1, t2] = [t2, t1];
-        if (t1 > tmin) (tmin = t1), (face = du > 0 ? -1 : 1);
-        if (t2 < tmax) tmax = t2;
-      }
-      if (Math.abs(dv) < 1e-12) {
-        if (ov < -b.hh || ov > b.hh) continue;
-      } else {
-        let t1 = (-b.hh - ov) / dv, t2 = (b.hh - ov) / dv;
-        if (t1 > t2) [t1, t2] = [t2, t1];
-        if (t1 > tmin) (tmin = t1), (face = dv > 0 ? -2 : 2);
-        if (t2 < tmax) tmax = t2;
-      }
-      if (tmin >= tmax || tmin <= 0.1) continue;
-      // face normal in world (east, north)
-      let nx: number, ny: number;
-      if (face === 1 || face === -1) (nx = face * ca), (ny = -face * sa);
-      else (nx = (face / 2) * sa), (ny = (face / 2) * ca);
-      const lit = sunUp ? Math.max(0, nx * sdx + ny * sdy) : 0;
-      hitT[nh] = tmin;
-      hitK[nh] = k;
-      hitShade[nh] = 0.62 + 0.38 * lit;
-      nh++;
-    }
-    for (let k = 0; k < nt; k++) {
-      const tr = T[k];
-      const along = tr.x * dx + tr.y * dy;
-      if (along <= 0.5) continue;
-      const q = Math.abs(tr.x * dy - tr.y * dx);
-      if (q >= tr.r) continue;
-      hitT[nh] = along - Math.sqrt(tr.r * tr.r - q * q);
-      hitK[nh] = nb + k;
-      hitQ[nh] = q;
-      nh++;
-    }
+    paintSky(canvas, G, light, c, dx, dy);
+    paintPlane(canvas, G, plane, light.horizon, c, dx, dy);
+    const nh = castRay(objects, light, dx, dy);
     if (nh === 0) continue;
-    // insertion sort, far to near (few hits per column)
-    for (let i = 0; i < nh; i++) {
-      let j = i;
-      while (j > 0 && hitT[order[j - 1]] < hitT[i]) (order[j] = order[j - 1]), j--;
-      order[j] = i;
-    }
-    for (let oi = 0; oi < nh; oi++) {
-      const i = order[oi];
-      const t = Math.max(0.5, hitT[i]);
-      const k = hitK[i];
-      const hf = 1 - Math.exp(-t / 260);
-      if (k < nb) {
-        const b = B[k];
-        const top = (b.height - CAM_H) / t, bottom = -CAM_H / t, eave = (b.height * 0.8 - CAM_H) / t;
-        const wc = walls[k], rf = b.roof, sh = hitShade[i];
-        for (let r = 0; r < h; r++) {
-          const te = G.tanE[r];
-          if (te > top || te < bottom) continue;
-          const o = (r * w + c) * 3;
-          let R: number, Gc: number, Bc: number;
-          if (te > eave) (R = rf[0] * 0.9), (Gc = rf[1] * 0.9), (Bc = rf[2] * 0.9);
-          else (R = wc[0] * sh), (Gc = wc[1] * sh), (Bc = wc[2] * sh);
-          data[o] = R + (haze[0] - R) * hf;
-          data[o + 1] = Gc + (haze[1] - Gc) * hf;
-          data[o + 2] = Bc + (haze[2] - Bc) * hf;
-        }
-      } else {
-        const tr = T[k - nb];
-        const s = Math.sqrt(Math.max(0, 1 - (hitQ[i] / tr.r) ** 2));
-        const cz = tr.height - tr.r; // crown centre height
-        const ctop = (cz + tr.r * s - CAM_H) / t, cbot = (cz - tr.r * s - CAM_H) / t;
-        const trunk = hitQ[i] < Math.max(0.35, 0.2 * tr.r);
-        const bottom = -CAM_H / t;
-        for (let r = 0; r < h; r++) {
-          const te = G.tanE[r];
-          const o = (r * w + c) * 3;
-          let R: number, Gc: number, Bc: number;
-          if (te <= ctop && te >= cbot) {
-            const litSide = te > (ctop + cbot) / 2;
-            const col = litSide ? TREE_LIT : TREE;
-            (R = col[0]), (Gc = col[1]), (Bc = col[2]);
-          } else if (trunk && te < cbot && te >= bottom) (R = TRUNK[0]), (Gc = TRUNK[1]), (Bc = TRUNK[2]);
-          else continue;
-          data[o] = R + (haze[0] - R) * hf;
-          data[o + 1] = Gc + (haze[1] - Gc) * hf;
-          data[o + 2] = Bc + (haze[2] - Bc) * hf;
-        }
+    sortFarToNear(objects, nh);
+    paintObjects(canvas, G, objects, light.horizon, c, nh);
+  }
+  return { width: w, height: h, data: canvas.data };
+}
+
+/** Sky colours from the sun's height (dusk darkens them), and the sun's direction. */
+function lightOf(meta: SceneMeta): Light {
+  const sunEl = meta.sunElevation, sunAz = meta.sunAzimuth * DEG;
+  const day = Math.max(0.25, Math.min(1, (sunEl + 6) / 20));
+  return {
+    zenith: [60 * day, 118 * day, 200 * day],
+    horizon: [196 * day, 214 * day, 232 * day],
+    sunUp: sunEl > -1,
+    sinSE: Math.sin(sunEl * DEG),
+    cosSE: Math.cos(sunEl * DEG),
+    sdx: Math.sin(sunAz),
+    sdy: Math.cos(sunAz),
+  };
+}
+
+function planeOf(scene: Scene): Plane {
+  const L = scene.layout, style = scene.meta.style;
+  return {
+    water: waterPlane(L.water),
+    roads: roadFrames(L.roads),
+    ground: L.ground,
+    surface: style.roadSurface,
+    line: style.roadLine,
+  };
+}
+
+function objectsOf(L: Layout): Objects {
+  const B = L.buildings, nb = B.length, n = nb + L.trees.length;
+  const cosRot = new Float64Array(nb), sinRot = new Float64Array(nb);
+  for (let k = 0; k < nb; k++) {
+    cosRot[k] = Math.cos(B[k].rot * DEG);
+    sinRot[k] = Math.sin(B[k].rot * DEG);
+  }
+  return {
+    buildings: B,
+    cosRot,
+    sinRot,
+    walls: B.map((b) => wallOf(b.roof)),
+    trees: L.trees,
+    t: new Float64Array(n),
+    k: new Int32Array(n),
+    shade: new Float64Array(n),
+    q: new Float64Array(n),
+    order: new Int32Array(n),
+  };
+}
+
+/** Rows above the horizon of column c: the zenith-to-horizon gradient, the sun disc and its glow. */
+function paintSky(canvas: Canvas, G: Geometry, light: Light, c: number, dx: number, dy: number): void {
+  const { data, w } = canvas, hz = G.horizon;
+  const zen = light.zenith, hor = light.horizon;
+  const cosDaz = dx * light.sdx + dy * light.sdy;
+  for (let r = 0; r < hz; r++) {
+    const o = (r * w + c) * 3;
+    const f = (hz - r) / hz;
+    let R = hor[0] + (zen[0] - hor[0]) * f,
+      Gc = hor[1] + (zen[1] - hor[1]) * f,
+      Bc = hor[2] + (zen[2] - hor[2]) * f;
+    if (light.sunUp) {
+      const ca = G.sinE[r] * light.sinSE + G.cosE[r] * light.cosSE * cosDaz;
+      if (ca > COS_SUN) (R = SUN[0]), (Gc = SUN[1]), (Bc = SUN[2]);
+      else if (ca > COS_GLOW) {
+        const k = (ca - COS_GLOW) / (COS_SUN - COS_GLOW);
+        R += (255 - R) * k * 0.7;
+        Gc += (240 - Gc) * k * 0.7;
+        Bc += (200 - Bc) * k * 0.5;
       }
     }
+    data[o] = R;
+    data[o + 1] = Gc;
+    data[o + 2] = Bc;
   }
-  return { width: w, height: h, data };
+}
+
+/**
+ * Rows below the horizon of column c: the ground point each row's ray meets shows water (bluer with distance)
+ * or a road or the vegetation colour, hazed with distance.
+ */
+function paintPlane(
+  canvas: Canvas,
+  G: Geometry,
+  plane: Plane,
+  haze: number[],
+  c: number,
+  dx: number,
+  dy: number,
+): void {
+  const { data, h, w } = canvas;
+  for (let r = G.horizon; r < h; r++) {
+    const t = G.tRow[r];
+    const x = t * dx, y = t * dy;
+    let R: number, Gc: number, Bc: number;
+    if (inWater(plane.water, x, y)) {
+      const k = Math.min(1, t / 120);
+      R = WATER[0] + (WATER_FAR[0] - WATER[0]) * k;
+      Gc = WATER[1] + (WATER_FAR[1] - WATER[1]) * k;
+      Bc = WATER[2] + (WATER_FAR[2] - WATER[2]) * k;
+    } else {
+      const col = roadColourAt(plane.roads, x, y, LINE_HALF, plane.surface, plane.line) ?? plane.ground;
+      R = col[0], Gc = col[1], Bc = col[2];
+      const hf = G.hazeRow[r];
+      R += (haze[0] - R) * hf;
+      Gc += (haze[1] - Gc) * hf;
+      Bc += (haze[2] - Bc) * hf;
+    }
+    const o = (r * w + c) * 3;
+    data[o] = R;
+    data[o + 1] = Gc;
+    data[o + 2] = Bc;
+  }
+}
+
+/** Fill the hit buffers with the buildings, then the trees, that the ray (dx, dy) meets; returns the count. */
+function castRay(objects: Objects, light: Light, dx: number, dy: number): number {
+  const nh = hitBuildings(objects, light, dx, dy);
+  return hitTrees(objects, dx, dy, nh);
+}
+
+/**
+ * Slab test of the ray against each building's footprint (local frame: u along (c, -s) [hw], v along (s, c)
+ * [hh], origin at -centre). A hit records the entry distance and the shade of the face it enters: lit by the
+ * sun in proportion to how squarely the face looks at it.
+ */
+function hitBuildings(objects: Objects, light: Light, dx: number, dy: number): number {
+  const B = objects.buildings;
+  let nh = 0;
+  for (let k = 0; k < B.length; k++) {
+    const b = B[k];
+    const ca = objects.cosRot[k], sa = objects.sinRot[k];
+    const ou = -b.x * ca + b.y * sa, ov = -b.x * sa - b.y * ca;
+    const du = dx * ca - dy * sa, dv = dx * sa + dy * ca;
+    let tmin = -Infinity, tmax = Infinity, face = 0;
+    if (Math.abs(du) < 1e-12) {
+      if (ou < -b.hw || ou > b.hw) continue;
+    } else {
+      let t1 = (-b.hw - ou) / du, t2 = (b.hw - ou) / du;
+      if (t1 > t2) [t1, t2] = [t2, t1];
+      if (t1 > tmin) (tmin = t1), (face = du > 0 ? -1 : 1);
+      if (t2 < tmax) tmax = t2;
+    }
+    if (Math.abs(dv) < 1e-12) {
+      if (ov < -b.hh || ov > b.hh) continue;
+    } else {
+      let t1 = (-b.hh - ov) / dv, t2 = (b.hh - ov) / dv;
+      if (t1 > t2) [t1, t2] = [t2, t1];
+      if (t1 > tmin) (tmin = t1), (face = dv > 0 ? -2 : 2);
+      if (t2 < tmax) tmax = t2;
+    }
+    if (tmin >= tmax || tmin <= 0.1) continue;
+    // face normal in world (east, north)
+    let nx: number, ny: number;
+    if (face === 1 || face === -1) (nx = face * ca), (ny = -face * sa);
+    else (nx = (face / 2) * sa), (ny = (face / 2) * ca);
+    const lit = light.sunUp ? Math.max(0, nx * light.sdx + ny * light.sdy) : 0;
+    objects.t[nh] = tmin;
+    objects.k[nh] = k;
+    objects.shade[nh] = 0.62 + 0.38 * lit;
+    nh++;
+  }
+  return nh;
+}
+
+/** Append the trees (vertical cylinders of radius r) that the ray meets ahead of the camera. */
+function hitTrees(objects: Objects, dx: number, dy: number, nh: number): number {
+  const T = objects.trees, nb = objects.buildings.length;
+  for (let k = 0; k < T.length; k++) {
+    const tr = T[k];
+    const along = tr.x * dx + tr.y * dy;
+    if (along <= 0.5) continue;
+    const q = Math.abs(tr.x * dy - tr.y * dx);
+    if (q >= tr.r) continue;
+    objects.t[nh] = along - Math.sqrt(tr.r * tr.r - q * q);
+    objects.k[nh] = nb + k;
+    objects.q[nh] = q;
+    nh++;
+  }
+  return nh;
+}
+
+/** Insertion sort of the first nh hits into `order`, far to near (a column has few hits). */
+function sortFarToNear(objects: Objects, nh: number): void {
+  const { t, order } = objects;
+  for (let i = 0; i < nh; i++) {
+    let j = i;
+    while (j > 0 && t[order[j - 1]] < t[i]) (order[j] = order[j - 1]), j--;
+    order[j] = i;
+  }
+}
+
+/** Paint column c's hits far to near, so nearer objects cover farther ones; each is hazed by its distance. */
+function paintObjects(
+  canvas: Canvas,
+  G: Geometry,
+  objects: Objects,
+  haze: number[],
+  c: number,
+  nh: number,
+): void {
+  const nb = objects.buildings.length;
+  for (let oi = 0; oi < nh; oi++) {
+    const i = objects.order[oi];
+    const t = Math.max(0.5, objects.t[i]);
+    const k = objects.k[i];
+    const hf = 1 - Math.exp(-t / 260);
+    if (k < nb) {
+      paintBuilding(canvas, G, objects.buildings[k], objects.walls[k], objects.shade[i], t, hf, haze, c);
+    } else paintTree(canvas, G, objects.trees[k - nb], objects.q[i], t, hf, haze, c);
+  }
+}
+
+/** A building at distance t: its wall (shaded by the face it shows) up to the eave, then a roof-coloured band. */
+function paintBuilding(
+  canvas: Canvas,
+  G: Geometry,
+  b: Building,
+  wall: RGB,
+  shade: number,
+  t: number,
+  hf: number,
+  haze: number[],
+  c: number,
+): void {
+  const { data, h, w } = canvas;
+  const top = (b.height - CAM_H) / t, bottom = -CAM_H / t, eave = (b.height * 0.8 - CAM_H) / t;
+  const rf = b.roof;
+  for (let r = 0; r < h; r++) {
+    const te = G.tanE[r];
+    if (te > top || te < bottom) continue;
+    const o = (r * w + c) * 3;
+    let R: number, Gc: number, Bc: number;
+    if (te > eave) (R = rf[0] * 0.9), (Gc = rf[1] * 0.9), (Bc = rf[2] * 0.9);
+    else (R = wall[0] * shade), (Gc = wall[1] * shade), (Bc = wall[2] * shade);
+    data[o] = R + (haze[0] - R) * hf;
+    data[o + 1] = Gc + (haze[1] - Gc) * hf;
+    data[o + 2] = Bc + (haze[2] - Bc) * hf;
+  }
+}
+
+/**
+ * A tree at distance t, met at distance q from its axis: the crown's chord at q (upper half lit), and the
+ * trunk below it when the ray passes close to the axis.
+ */
+function paintTree(
+  canvas: Canvas,
+  G: Geometry,
+  tr: Tree,
+  q: number,
+  t: number,
+  hf: number,
+  haze: number[],
+  c: number,
+): void {
+  const { data, h, w } = canvas;
+  const s = Math.sqrt(Math.max(0, 1 - (q / tr.r) ** 2));
+  const cz = tr.height - tr.r; // crown centre height
+  const ctop = (cz + tr.r * s - CAM_H) / t, cbot = (cz - tr.r * s - CAM_H) / t;
+  const trunk = q < Math.max(0.35, 0.2 * tr.r);
+  const bottom = -CAM_H / t;
+  for (let r = 0; r < h; r++) {
+    const te = G.tanE[r];
+    const o = (r * w + c) * 3;
+    let R: number, Gc: number, Bc: number;
+    if (te <= ctop && te >= cbot) {
+      const litSide = te > (ctop + cbot) / 2;
+      const col = litSide ? TREE_LIT : TREE;
+      (R = col[0]), (Gc = col[1]), (Bc = col[2]);
+    } else if (trunk && te < cbot && te >= bottom) (R = TRUNK[0]), (Gc = TRUNK[1]), (Bc = TRUNK[2]);
+    else continue;
+    data[o] = R + (haze[0] - R) * hf;
+    data[o + 1] = Gc + (haze[1] - Gc) * hf;
+    data[o + 2] = Bc + (haze[2] - Bc) * hf;
+  }
 }
