@@ -4,25 +4,52 @@
  * sun), roofs (the half facing away from the sun a little darker), tree crowns.
  * @module
  */
-import type { RGBImage, Scene } from "../world/types.ts";
-import { DEG, roadFrames, TREE, TREE_LIT, WATER } from "./common.ts";
+import type { RGB, RGBImage, Scene } from "../world/types.ts";
+import { DEG, inWater, roadColourAt, roadFrames, TREE, TREE_LIT, WATER, waterPlane } from "./common.ts";
+
+/** A tile being painted: n x n pixels covering [-H, H] metres on both axes, `mpp` metres a pixel. */
+interface Tile {
+  data: Uint8Array;
+  n: number;
+  H: number;
+  mpp: number;
+}
+
+/** The direction shadows fall (unit, east/north), their length per metre of height, and the sun. */
+interface Shadows {
+  shx: number;
+  shy: number;
+  perM: number;
+  /** sun azimuth (radians) */
+  saz: number;
+  /** whether the sun is above the horizon (no shadows, no shaded roof half otherwise) */
+  sun: boolean;
+}
 
 /** Render the aerial tile (size x size pixels) of a scene. */
 export function renderAerial(scene: Scene, size: number): RGBImage {
-  const L = scene.layout, st = scene.meta.style;
+  const L = scene.layout;
   const n = size | 0;
-  const data = new Uint8Array(n * n * 3);
-  const H = L.halfExtent, mpp = (2 * H) / n;
-  const roads = L.roads;
-  const nr = roads.length;
-  const { rc, rs, ro, rw } = roadFrames(roads);
+  const tile: Tile = { data: new Uint8Array(n * n * 3), n, H: L.halfExtent, mpp: (2 * L.halfExtent) / n };
+  paintGround(tile, scene);
+  const shadows = shadowsOf(scene);
+  if (shadows.sun) paintShadows(tile, scene, shadows);
+  // roof: two halves along the hh axis; the half facing away from the sun is darker
+  for (const bd of L.buildings) {
+    fillRect(tile, bd.x, bd.y, bd.hw, bd.hh, bd.rot, bd.roof, shadows.sun ? shadows.saz : null);
+  }
+  paintCrowns(tile, scene, shadows);
+  return { width: n, height: n, data: tile.data };
+}
+
+/** Per pixel: the vegetation colour lightly mottled, the water half-plane, the roads. */
+function paintGround(tile: Tile, scene: Scene): void {
+  const { data, n, H, mpp } = tile;
+  const L = scene.layout, style = scene.meta.style;
+  const frames = roadFrames(L.roads);
   const lineHalf = Math.max(0.6, mpp * 0.45);
-  const w = L.water;
-  const wsx = w ? Math.sin(w.bearing * DEG) : 0,
-    wcy = w ? Math.cos(w.bearing * DEG) : 0,
-    wd = w ? w.distance : 0;
-  const g = L.ground, sf = st.roadSurface, ln = st.roadLine;
-  // ground, water, roads: per pixel
+  const water = waterPlane(L.water);
+  const g = L.ground, sf = style.roadSurface, ln = style.roadLine;
   for (let j = 0; j < n; j++) {
     const y = H - (j + 0.5) * mpp;
     for (let i = 0; i < n; i++) {
@@ -32,94 +59,68 @@ export function renderAerial(scene: Scene, size: number): RGBImage {
       // light mottling so that the ground is not flat (deterministic in position)
       const m = ((((i * 73856093) ^ (j * 19349663)) >>> 0) % 9) - 4;
       r += m, gg += m, b += m;
-      if (w && x * wsx + y * wcy > wd) {
+      if (inWater(water, x, y)) {
         r = WATER[0], gg = WATER[1], b = WATER[2];
       } else {
-        for (let k = 0; k < nr; k++) {
-          const p = x * rc[k] - y * rs[k] - ro[k];
-          const a = p < 0 ? -p : p;
-          if (a < rw[k]) {
-            if (a < lineHalf) (r = ln[0]), (gg = ln[1]), (b = ln[2]);
-            else (r = sf[0]), (gg = sf[1]), (b = sf[2]);
-            break;
-          }
-        }
+        const road = roadColourAt(frames, x, y, lineHalf, sf, ln);
+        if (road) (r = road[0]), (gg = road[1]), (b = road[2]);
       }
       data[o] = r;
       data[o + 1] = gg;
       data[o + 2] = b;
     }
   }
-  // shadows (cast away from the sun), then roofs and crowns
-  const el = Math.max(8, scene.meta.sunElevation), saz = scene.meta.sunAzimuth * DEG;
-  const sun = scene.meta.sunElevation > 0;
-  const shx = -Math.sin(saz), shy = -Math.cos(saz);
-  const shadowPerM = 1 / Math.tan(el * DEG);
-  if (sun) {
-    for (const bd of L.buildings) {
-      const len = Math.min(14, bd.height * shadowPerM);
-      for (const f of [0.35, 0.7, 1]) {
-        fillRect(
-          data,
-          n,
-          H,
-          mpp,
-          bd.x + shx * len * f,
-          bd.y + shy * len * f,
-          bd.hw,
-          bd.hh,
-          bd.rot,
-          -1,
-          0,
-          0,
-          0,
-        );
-      }
-    }
-    for (const t of L.trees) {
-      const len = Math.min(12, t.height * shadowPerM);
-      fillDisc(data, n, H, mpp, t.x + shx * len * 0.6, t.y + shy * len * 0.6, t.r, -1, 0, 0);
-    }
-  }
-  for (const bd of L.buildings) {
-    // roof: two halves along the hh axis; the half facing away from the sun is darker
-    const rr = bd.roof;
-    fillRect(data, n, H, mpp, bd.x, bd.y, bd.hw, bd.hh, bd.rot, rr[0], rr[1], rr[2], sun ? saz : null);
-  }
-  for (const t of L.trees) fillDisc(data, n, H, mpp, t.x, t.y, t.r, TREE[0], TREE[1], TREE[2]);
-  for (const t of L.trees) {
-    fillDisc(
-      data,
-      n,
-      H,
-      mpp,
-      t.x - 0.3 * t.r * shx,
-      t.y - 0.3 * t.r * shy,
-      t.r * 0.45,
-      TREE_LIT[0],
-      TREE_LIT[1],
-      TREE_LIT[2],
-    );
-  }
-  return { width: n, height: n, data };
 }
 
-/** Fill a rotated rectangle; r < 0 darkens (shadow). With `sunAz`, the hw half away from the sun is shaded. */
+/** Shadows fall away from the sun; a low sun is treated as 8 degrees so that they stay short. */
+function shadowsOf(scene: Scene): Shadows {
+  const el = Math.max(8, scene.meta.sunElevation), saz = scene.meta.sunAzimuth * DEG;
+  return {
+    shx: -Math.sin(saz),
+    shy: -Math.cos(saz),
+    perM: 1 / Math.tan(el * DEG),
+    saz,
+    sun: scene.meta.sunElevation > 0,
+  };
+}
+
+/** Building shadows (the footprint swept in three steps along the shadow) and tree shadows (one disc). */
+function paintShadows(tile: Tile, scene: Scene, sh: Shadows): void {
+  const L = scene.layout;
+  for (const bd of L.buildings) {
+    const len = Math.min(14, bd.height * sh.perM);
+    for (const f of [0.35, 0.7, 1]) {
+      fillRect(tile, bd.x + sh.shx * len * f, bd.y + sh.shy * len * f, bd.hw, bd.hh, bd.rot, null);
+    }
+  }
+  for (const t of L.trees) {
+    const len = Math.min(12, t.height * sh.perM);
+    fillDisc(tile, t.x + sh.shx * len * 0.6, t.y + sh.shy * len * 0.6, t.r, null);
+  }
+}
+
+/** Tree crowns, then a lit spot on each crown's sun side. */
+function paintCrowns(tile: Tile, scene: Scene, sh: Shadows): void {
+  const T = scene.layout.trees;
+  for (const t of T) fillDisc(tile, t.x, t.y, t.r, TREE);
+  for (const t of T) fillDisc(tile, t.x - 0.3 * t.r * sh.shx, t.y - 0.3 * t.r * sh.shy, t.r * 0.45, TREE_LIT);
+}
+
+/**
+ * Fill a rotated rectangle with `colour`, or darken it (a shadow) when `colour` is null. With `sunAz`, the hw
+ * half away from the sun is shaded.
+ */
 function fillRect(
-  data: Uint8Array,
-  n: number,
-  H: number,
-  mpp: number,
+  tile: Tile,
   cx: number,
   cy: number,
   hw: number,
   hh: number,
   rot: number,
-  r: number,
-  g: number,
-  b: number,
+  colour: RGB | null,
   sunAz: number | null = null,
 ): void {
+  const { data, n, H, mpp } = tile;
   const c = Math.cos(rot * DEG), s = Math.sin(rot * DEG);
   // hw axis (c, -s), hh axis (s, c)
   const ext = Math.abs(hw * c) + Math.abs(hh * s), eyt = Math.abs(hw * s) + Math.abs(hh * c);
@@ -138,32 +139,23 @@ function fillRect(
       const u = x * c - y * s, v = x * s + y * c;
       if (u > gw || u < -gw || v > gh || v < -gh) continue;
       const o = (j * n + i) * 3;
-      if (r < 0) {
+      if (colour === null) {
         data[o] = (data[o] * 0.5) | 0;
         data[o + 1] = (data[o + 1] * 0.5) | 0;
         data[o + 2] = (data[o + 2] * 0.55) | 0;
       } else {
         const k = sunSign !== 0 && u * sunSign < 0 ? 0.8 : 1;
-        data[o] = r * k;
-        data[o + 1] = g * k;
-        data[o + 2] = b * k;
+        data[o] = colour[0] * k;
+        data[o + 1] = colour[1] * k;
+        data[o + 2] = colour[2] * k;
       }
     }
   }
 }
 
-function fillDisc(
-  data: Uint8Array,
-  n: number,
-  H: number,
-  mpp: number,
-  cx: number,
-  cy: number,
-  rad: number,
-  r: number,
-  g: number,
-  b: number,
-): void {
+/** Fill a disc with `colour`, or darken it (a shadow) when `colour` is null. */
+function fillDisc(tile: Tile, cx: number, cy: number, rad: number, colour: RGB | null): void {
+  const { data, n, H, mpp } = tile;
   const rr = rad + mpp * 0.3;
   const i0 = Math.max(0, Math.floor((cx - rr + H) / mpp)),
     i1 = Math.min(n - 1, Math.floor((cx + rr + H) / mpp));
@@ -176,14 +168,14 @@ function fillDisc(
       const x = (i + 0.5) * mpp - H - cx;
       if (x * x + y * y > r2) continue;
       const o = (j * n + i) * 3;
-      if (r < 0) {
+      if (colour === null) {
         data[o] = (data[o] * 0.55) | 0;
         data[o + 1] = (data[o + 1] * 0.55) | 0;
         data[o + 2] = (data[o + 2] * 0.6) | 0;
       } else {
-        data[o] = r;
-        data[o + 1] = g;
-        data[o + 2] = b;
+        data[o] = colour[0];
+        data[o + 1] = colour[1];
+        data[o + 2] = colour[2];
       }
     }
   }
