@@ -5,7 +5,19 @@
  * @module
  */
 import { deriveSeed, hashString32, Rng } from "../rng.ts";
-import type { Building, Climate, Layout, RGB, Road, Scene, SceneMeta, Settlement, Tree } from "./types.ts";
+import type {
+  Building,
+  Climate,
+  Continent,
+  Layout,
+  RegionStyle,
+  RGB,
+  Road,
+  Scene,
+  SceneMeta,
+  Settlement,
+  Tree,
+} from "./types.ts";
 import { CLIMATES } from "./types.ts";
 import { bucketKey, cellIndex, type Geo, haversineKm, sampleGrid } from "./geo.ts";
 import { climateCell } from "./climate.ts";
@@ -127,21 +139,79 @@ export function roundCoord(x: number): number {
   return Math.round(x * 1e5) / 1e5;
 }
 
+/** What a place's geography fixes before any local draw. */
+interface Place {
+  facts: GeoFacts;
+  country: { iso3: string; name: string; continent: Continent };
+  style: RegionStyle;
+  vegetation: string;
+  settlement: Settlement;
+}
+
+/** The sun at the scene's timestamp. */
+interface SunAt {
+  t: Date;
+  el: number;
+  az: number;
+}
+
+/** Whether a point keeps clear of water and roads: the placement tests of buildings and trees. */
+interface Clearance {
+  /** Whether (x, y) lies within `margin` metres of the water half-plane (or in it). */
+  waterAt(x: number, y: number, margin: number): boolean;
+  /** Distance (m) from (x, y) to the nearest road's edge (negative on a road). */
+  roadDist(x: number, y: number): number;
+}
+
+/**
+ * The scene at (latIn, lonIn). Every local draw comes from one stream seeded by the rounded location, in
+ * this order: water, roads, buildings, trees, timestamp, ground and vegetation tints. The order is part of the
+ * world: a change to it changes every scene.
+ */
 export function makeScene(geo: Geo, seed: number, halfExtent: number, latIn: number, lonIn: number): Scene {
   const lat = roundCoord(latIn);
   const lon = roundCoord(((lonIn + 540) % 360) - 180);
   const key = `${lat.toFixed(5)},${lon.toFixed(5)}`;
   const rng = new Rng(deriveSeed(seed, `scene:${key}`));
-  const f = geoFacts(geo, lat, lon);
-  const info = f.countryIndex > 0
-    ? geo.countries[f.countryIndex - 1]
-    : { iso3: "UNK", name: "Ocean", continent: nearestContinent(geo, lat, lon) };
-  const style = regionStyle(info.iso3, info.continent);
-  const vegetation = vegetationOf(f.climate, f.moisture, lat, info.iso3, f.coastKm);
-  const settlement = settlementOf(f.density);
+  const place = placeAt(geo, lat, lon);
   const H = halfExtent;
+  const water = drawWater(geo, rng, place, lat, lon, H);
+  const roads = drawRoads(rng, place);
+  const clear = clearanceOf(water, roads);
+  const buildings = drawBuildings(rng, place, H, roads, clear);
+  const trees = drawTrees(rng, place, H, buildings, clear);
+  const sun = drawTimestamp(rng, lat, lon);
+  const ground = jitter(VEGETATION_COLOURS[place.vegetation], rng, 14);
+  const meta = sceneMeta(seed, key, lat, lon, place, sun);
+  const layout: Layout = {
+    halfExtent: H,
+    roads,
+    buildings,
+    trees,
+    water,
+    ground,
+    vegetation: jitter(vegetationTone(place.vegetation), rng, 10),
+  };
+  return { meta, layout };
+}
 
-  // --- water: the sea near a coast, else occasional inland water (river bank, lake shore) ---
+function placeAt(geo: Geo, lat: number, lon: number): Place {
+  const facts = geoFacts(geo, lat, lon);
+  const country = facts.countryIndex > 0
+    ? geo.countries[facts.countryIndex - 1]
+    : { iso3: "UNK", name: "Ocean", continent: nearestContinent(geo, lat, lon) };
+  return {
+    facts,
+    country,
+    style: regionStyle(country.iso3, country.continent),
+    vegetation: vegetationOf(facts.climate, facts.moisture, lat, country.iso3, facts.coastKm),
+    settlement: settlementOf(facts.density),
+  };
+}
+
+/** The sea near a coast, else occasional inland water (river bank, lake shore), or null. */
+function drawWater(geo: Geo, rng: Rng, place: Place, lat: number, lon: number, H: number): Layout["water"] {
+  const f = place.facts, vegetation = place.vegetation;
   let water: Layout["water"] = null;
   if (f.coastKm < 0 || f.countryIndex === 0) {
     water = { bearing: seaBearing(geo, lat, lon) ?? rng.range(0, 360), distance: -H * 4 };
@@ -156,8 +226,12 @@ export function makeScene(geo: Geo, seed: number, halfExtent: number, latIn: num
     const snapped = Math.round(water.bearing / 45) * 45 + rng.range(-7, 7);
     water.bearing = Math.round(((snapped + 360) % 360) * 100) / 100;
   }
+  return water;
+}
 
-  // --- roads: bearings snapped to the 45-degree axes (+-6 deg), at least 45 deg apart ---
+/** Roads: bearings snapped to the 45-degree axes (+-6 deg), at least 45 deg apart; more in towns. */
+function drawRoads(rng: Rng, place: Place): Road[] {
+  const { settlement, vegetation } = place;
   const roads: Road[] = [];
   const nRoads = settlement === "urban"
     ? 1 + rng.weighted([0, 3, 2])
@@ -176,23 +250,34 @@ export function makeScene(geo: Geo, seed: number, halfExtent: number, latIn: num
     const offset = i === 0 ? (rng.next() < 0.5 ? -1 : 1) * rng.range(3, 12) : rng.range(-35, 35);
     roads.push({ bearing, offset, width });
   }
-  // a road that would lie entirely in the water is dropped
-  const waterAt = (x: number, y: number, margin: number) => {
-    if (!water) return false;
-    const b = (water.bearing * Math.PI) / 180;
-    return x * Math.sin(b) + y * Math.cos(b) > water.distance - margin;
-  };
-  const roadDist = (x: number, y: number) => {
-    let m = Infinity;
-    for (const r of roads) {
-      const b = (r.bearing * Math.PI) / 180;
-      const d = Math.abs(x * Math.cos(b) - y * Math.sin(b) - r.offset) - r.width / 2;
-      if (d < m) m = d;
-    }
-    return m;
-  };
+  return roads;
+}
 
-  // --- buildings ---
+function clearanceOf(water: Layout["water"], roads: Road[]): Clearance {
+  return {
+    waterAt(x, y, margin) {
+      if (!water) return false;
+      const b = (water.bearing * Math.PI) / 180;
+      return x * Math.sin(b) + y * Math.cos(b) > water.distance - margin;
+    },
+    roadDist(x, y) {
+      let m = Infinity;
+      for (const r of roads) {
+        const b = (r.bearing * Math.PI) / 180;
+        const d = Math.abs(x * Math.cos(b) - y * Math.sin(b) - r.offset) - r.width / 2;
+        if (d < m) m = d;
+      }
+      return m;
+    },
+  };
+}
+
+/**
+ * Buildings aligned with the first road (rural ones a little askew), off the camera's spot, the roads, the
+ * water and each other; a draw that does not fit is redrawn, up to 30 tries a building.
+ */
+function drawBuildings(rng: Rng, place: Place, H: number, roads: Road[], clear: Clearance): Building[] {
+  const { settlement, vegetation, style } = place;
   const buildings: Building[] = [];
   const palette = style.roofPalette;
   const nB = settlement === "urban"
@@ -210,8 +295,8 @@ export function makeScene(geo: Geo, seed: number, halfExtent: number, latIn: num
     const R = Math.hypot(hw, hh);
     const x = rng.range(-H + 4, H - 4), y = rng.range(-H + 4, H - 4);
     if (Math.hypot(x, y) < R + 6) continue;
-    if (roadDist(x, y) < R + 1.5) continue;
-    if (waterAt(x, y, R + 2)) continue;
+    if (clear.roadDist(x, y) < R + 1.5) continue;
+    if (clear.waterAt(x, y, R + 2)) continue;
     if (buildings.some((b) => Math.hypot(b.x - x, b.y - y) < R + Math.hypot(b.hw, b.hh) + 2)) continue;
     const hMul = settlement === "urban" ? rng.range(1.0, 2.2) : rng.range(0.6, 1.0);
     buildings.push({
@@ -224,38 +309,46 @@ export function makeScene(geo: Geo, seed: number, halfExtent: number, latIn: num
       roof: jitter(rng.pick(palette), rng, 10),
     });
   }
+  return buildings;
+}
 
-  // --- trees ---
-  const treeRange: Record<string, [number, number]> = {
-    rainforest: [6, 18],
-    forest: [4, 16],
-    taiga: [4, 14],
-    savanna: [0, 8],
-    grassland: [0, 9],
-    steppe: [0, 4],
-    desert: [0, 2],
-    tundra: [0, 2],
-    ice: [0, 0],
-  };
-  const [t0, t1] = treeRange[vegetation] ?? [0, 6];
+/** Tree count range of each vegetation word. */
+const TREE_RANGE: Record<string, [number, number]> = {
+  rainforest: [6, 18],
+  forest: [4, 16],
+  taiga: [4, 14],
+  savanna: [0, 8],
+  grassland: [0, 9],
+  steppe: [0, 4],
+  desert: [0, 2],
+  tundra: [0, 2],
+  ice: [0, 0],
+};
+
+/** Trees by vegetation (halved in towns), clear of the camera, roads, water, buildings and each other. */
+function drawTrees(rng: Rng, place: Place, H: number, buildings: Building[], clear: Clearance): Tree[] {
+  const [t0, t1] = TREE_RANGE[place.vegetation] ?? [0, 6];
   let nT = t0 + rng.int(t1 - t0 + 1);
-  if (settlement === "urban") nT = Math.floor(nT / 2);
+  if (place.settlement === "urban") nT = Math.floor(nT / 2);
   if (rng.next() < 0.25) nT = 0; // cleared land: keeps "no trees" common everywhere but ice
   const trees: Tree[] = [];
   for (let tries = 0; trees.length < nT && tries < nT * 30; tries++) {
     const r = rng.range(3.5, 5.5);
     const x = rng.range(-H + 3, H - 3), y = rng.range(-H + 3, H - 3);
     if (Math.hypot(x, y) < r + 5) continue;
-    if (roadDist(x, y) < r + 0.5) continue;
-    if (waterAt(x, y, r + 1)) continue;
+    if (clear.roadDist(x, y) < r + 0.5) continue;
+    if (clear.waterAt(x, y, r + 1)) continue;
     if (buildings.some((b) => Math.hypot(b.x - x, b.y - y) < r + Math.hypot(b.hw, b.hh) + 1)) continue;
     if (trees.some((t) => Math.hypot(t.x - x, t.y - y) < r + t.r)) continue;
     trees.push({ x, y, r, height: rng.range(2.0, 2.8) * r });
   }
+  return trees;
+}
 
-  // --- timestamp: a day of 2023, a local solar hour with the sun between ~10 and ~55 degrees when possible ---
+/** A day of 2023 and a local solar hour with the sun between ~10 and ~55 degrees when possible (6 tries). */
+function drawTimestamp(rng: Rng, lat: number, lon: number): SunAt {
   const day = rng.int(365);
-  let best: { t: Date; el: number; az: number } | null = null;
+  let best: SunAt | null = null;
   for (let k = 0; k < 6; k++) {
     const hourLocal = rng.range(6.5, 17.5);
     const utcMs = Date.UTC(2023, 0, 1) + day * 86400000 + (hourLocal - lon / 15) * 3600000;
@@ -265,10 +358,17 @@ export function makeScene(geo: Geo, seed: number, halfExtent: number, latIn: num
     if (!best || score(s.elevation) > score(best.el)) best = { t, el: s.elevation, az: s.azimuth };
     if (s.elevation >= 10 && s.elevation <= 55) break;
   }
+  return best!;
+}
 
-  const ground = jitter(VEGETATION_COLOURS[vegetation], rng, 14);
-  const vegTone = vegetation === "ice" || vegetation === "desert" ? [40, 96, 40] as RGB : [30, 84, 34] as RGB;
-  const meta: SceneMeta = {
+/** Colour of the vegetation (tree crowns) before its tint. */
+function vegetationTone(vegetation: string): RGB {
+  return vegetation === "ice" || vegetation === "desert" ? [40, 96, 40] as RGB : [30, 84, 34] as RGB;
+}
+
+function sceneMeta(seed: number, key: string, lat: number, lon: number, place: Place, sun: SunAt): SceneMeta {
+  const { facts: f, country: info, style } = place;
+  return {
     id: (hashString32(`${seed >>> 0}:${key}`) >>> 0).toString(16).padStart(8, "0"),
     lat,
     lon,
@@ -276,29 +376,19 @@ export function makeScene(geo: Geo, seed: number, halfExtent: number, latIn: num
     countryName: info.name,
     continent: info.continent,
     climate: f.climate,
-    settlement,
+    settlement: place.settlement,
     density: Math.round(f.density * 1000) / 1000,
     drivingSide: style.drivingSide,
     nearestCity: f.nearestCity,
     nearestCityKm: Math.round(f.nearestCityKm * 10) / 10,
     coast: f.coastKm < 5,
-    timestamp: best!.t.toISOString().replace(".000Z", "Z"),
-    sunElevation: Math.round(best!.el * 100) / 100,
-    sunAzimuth: Math.round(best!.az * 100) / 100,
-    vegetation,
+    timestamp: sun.t.toISOString().replace(".000Z", "Z"),
+    sunElevation: Math.round(sun.el * 100) / 100,
+    sunAzimuth: Math.round(sun.az * 100) / 100,
+    vegetation: place.vegetation,
     style,
     regionKey: regionKeyFor(lat, lon, 5),
   };
-  const layout: Layout = {
-    halfExtent: H,
-    roads,
-    buildings,
-    trees,
-    water,
-    ground,
-    vegetation: jitter(vegTone, rng, 10),
-  };
-  return { meta, layout };
 }
 
 /** Key of the coarse grid cell (cellDeg degrees) containing (lat, lon), e.g. "r5:8:36" for the 5-degree cell. */
