@@ -26,26 +26,55 @@ import {
 import { findNegative, requiredNear, TIERS } from "./negatives.ts";
 import type { Located, TaskWorld } from "./task_world.ts";
 
+/** What a one-ground-view example says: the parts that differ between its tasks. */
+interface GroundParts {
+  prompt: string;
+  answer: string;
+  /** The target's think block. */
+  think: string;
+  /** The target's answer when it is not `answer` (geolocate writes the place prior). */
+  written?: string;
+  qaKind?: QaKind;
+  targetCot?: string;
+}
+
+/**
+ * An example of one ground view and no tiles (geolocate, geo-qa, ground caption, control) of the located
+ * scene `m`; the target is `parts.think` then `parts.written` (default `parts.answer`).
+ */
+function groundExample(
+  tw: TaskWorld,
+  m: Located,
+  head: Pick<Example, "id" | "task" | "split">,
+  parts: GroundParts,
+): Example {
+  return {
+    ...head,
+    ground: tw.ground(m.scene),
+    aerial: [],
+    prompt: parts.prompt,
+    answer: parts.answer,
+    scene: m.scene.meta,
+    ...(parts.qaKind === undefined ? {} : { qaKind: parts.qaKind }),
+    target: `<think>${parts.think}</think><answer>${parts.written ?? parts.answer}</answer>`,
+    ...(parts.targetCot === undefined ? {} : { targetCot: parts.targetCot }),
+    cues: { ground: m.cues },
+  };
+}
+
 /** Ground -> coordinates. Targets answer the place prior of the scene's country and climate. */
 export function geolocateExample(tw: TaskWorld, id: string, split: Split, rng: Rng, cotRng: Rng): Example {
   const m = tw.locate(tw.sampleLocation(split, rng));
   const meta = m.scene.meta;
-  const think = observation(m.cues, meta, ["buildings", "roadLine", "vegetation"]);
   // The coordinate the cues support, not the true spot: evaluation measures the distance to the true spot.
   const written = tw.priorAnswer(meta);
-  return {
-    id,
-    task: "geolocate",
-    split,
-    ground: tw.ground(m.scene),
-    aerial: [],
+  return groundExample(tw, m, { id, task: "geolocate", split }, {
     prompt: GEOLOCATE_PROMPT,
     answer: formatLatLon(meta.lat, meta.lon),
-    scene: meta,
-    target: `<think>${think}</think><answer>${written}</answer>`,
+    think: observation(m.cues, meta, ["buildings", "roadLine", "vegetation"]),
+    written,
     targetCot: geolocateCot(meta, m.cues, tw.data.cot, cotRng, written),
-    cues: { ground: m.cues },
-  };
+  });
 }
 
 /** A positive pair: the ground view and its own tile in slot A, described, related and located. */
@@ -97,22 +126,13 @@ export function geoqaExample(tw: TaskWorld, id: string, split: Split, rng: Rng):
   const kind: QaKind = QA_KINDS[rng.int(QA_KINDS.length)];
   const m = tw.locate(tw.sampleLocation(split, rng));
   const meta = m.scene.meta;
-  const answer = qaAnswer(kind, meta);
   const keys = QA_THINK_KEYS[kind].filter((k) => k !== "roadLine" || m.cues.roadLine);
-  const think = observation(m.cues, meta, keys);
-  return {
-    id,
-    task: "geoqa",
-    split,
-    ground: tw.ground(m.scene),
-    aerial: [],
+  return groundExample(tw, m, { id, task: "geoqa", split }, {
     prompt: QA_PROMPTS[kind],
-    answer,
-    scene: meta,
+    answer: qaAnswer(kind, meta),
+    think: observation(m.cues, meta, keys),
     qaKind: kind,
-    target: `<think>${think}</think><answer>${answer}</answer>`,
-    cues: { ground: m.cues },
-  };
+  });
 }
 
 /**
@@ -131,19 +151,11 @@ export function captionExample(tw: TaskWorld, id: string, split: Split, rng: Rng
   const view = u < 1 / 3 ? "ground" : "aerial";
   if (view === "ground") {
     const m = tw.locate(tw.sampleLocation(split, rng));
-    const text = caption(m.cues, view, cotRng);
-    return {
-      id,
-      task: "caption",
-      split,
-      ground: tw.ground(m.scene),
-      aerial: [],
+    return groundExample(tw, m, { id, task: "caption", split }, {
       prompt: CAPTION_PROMPTS.ground,
-      answer: text,
-      scene: m.scene.meta,
-      target: `<think>${CAPTION_THINK.ground}</think><answer>${text}</answer>`,
-      cues: { ground: m.cues },
-    };
+      answer: caption(m.cues, view, cotRng),
+      think: CAPTION_THINK.ground,
+    });
   }
   const tiles = drawTiles(tw, split, rng);
   const pick = rng.int(tw.K);
@@ -239,19 +251,11 @@ export function controlExample(tw: TaskWorld, id: string, split: Split, rng: Rng
     const meta = m.scene.meta;
     const i = (CONTROL_CLIMATES as readonly string[]).indexOf(meta.climate);
     if (i < 0) continue;
-    const l = letter(i);
-    return {
-      id,
-      task: "control",
-      split,
-      ground: tw.ground(m.scene),
-      aerial: [],
+    return groundExample(tw, m, { id, task: "control", split }, {
       prompt: controlPrompt(),
-      answer: l,
-      scene: meta,
-      target: `<think>${controlThink(meta.climate)}</think><answer>${l}</answer>`,
-      cues: { ground: m.cues },
-    };
+      answer: letter(i),
+      think: controlThink(meta.climate),
+    });
   }
   throw new Error(`${id}: no scene with a climate of the control's options in 200 draws`);
 }
