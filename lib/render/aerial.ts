@@ -106,6 +106,28 @@ function paintCrowns(tile: Tile, scene: Scene, sh: Shadows): void {
   for (const t of T) fillDisc(tile, t.x - 0.3 * t.r * sh.shx, t.y - 0.3 * t.r * sh.shy, t.r * 0.45, TREE_LIT);
 }
 
+/** How much a building (rect) or tree (disc) shadow keeps of the red, green and blue below it. */
+const RECT_SHADOW = [0.5, 0.5, 0.55] as const, DISC_SHADOW = [0.55, 0.55, 0.6] as const;
+
+/** Paint pixel o with `colour` scaled by k, or, with `colour` null, darken it by the `shadow` factors. */
+function paintPixel(
+  data: Uint8Array,
+  o: number,
+  colour: RGB | null,
+  k: number,
+  shadow: readonly [number, number, number],
+): void {
+  if (colour === null) {
+    data[o] = (data[o] * shadow[0]) | 0;
+    data[o + 1] = (data[o + 1] * shadow[1]) | 0;
+    data[o + 2] = (data[o + 2] * shadow[2]) | 0;
+  } else {
+    data[o] = colour[0] * k;
+    data[o + 1] = colour[1] * k;
+    data[o + 2] = colour[2] * k;
+  }
+}
+
 /**
  * Fill a rotated rectangle with `colour`, or darken it (a shadow) when `colour` is null. With `sunAz`, the hw
  * half away from the sun is shaded.
@@ -138,17 +160,7 @@ function fillRect(
       const x = (i + 0.5) * mpp - H - cx;
       const u = x * c - y * s, v = x * s + y * c;
       if (u > gw || u < -gw || v > gh || v < -gh) continue;
-      const o = (j * n + i) * 3;
-      if (colour === null) {
-        data[o] = (data[o] * 0.5) | 0;
-        data[o + 1] = (data[o + 1] * 0.5) | 0;
-        data[o + 2] = (data[o + 2] * 0.55) | 0;
-      } else {
-        const k = sunSign !== 0 && u * sunSign < 0 ? 0.8 : 1;
-        data[o] = colour[0] * k;
-        data[o + 1] = colour[1] * k;
-        data[o + 2] = colour[2] * k;
-      }
+      paintPixel(data, (j * n + i) * 3, colour, sunSign !== 0 && u * sunSign < 0 ? 0.8 : 1, RECT_SHADOW);
     }
   }
 }
@@ -167,16 +179,7 @@ function fillDisc(tile: Tile, cx: number, cy: number, rad: number, colour: RGB |
     for (let i = i0; i <= i1; i++) {
       const x = (i + 0.5) * mpp - H - cx;
       if (x * x + y * y > r2) continue;
-      const o = (j * n + i) * 3;
-      if (colour === null) {
-        data[o] = (data[o] * 0.55) | 0;
-        data[o + 1] = (data[o + 1] * 0.55) | 0;
-        data[o + 2] = (data[o + 2] * 0.6) | 0;
-      } else {
-        data[o] = colour[0];
-        data[o + 1] = colour[1];
-        data[o + 2] = colour[2];
-      }
+      paintPixel(data, (j * n + i) * 3, colour, 1, DISC_SHADOW);
     }
   }
 }

@@ -281,23 +281,10 @@ function hitBuildings(objects: Objects, light: Light, dx: number, dy: number): n
     const ca = objects.cosRot[k], sa = objects.sinRot[k];
     const ou = -b.x * ca + b.y * sa, ov = -b.x * sa - b.y * ca;
     const du = dx * ca - dy * sa, dv = dx * sa + dy * ca;
-    let tmin = -Infinity, tmax = Infinity, face = 0;
-    if (Math.abs(du) < 1e-12) {
-      if (ou < -b.hw || ou > b.hw) continue;
-    } else {
-      let t1 = (-b.hw - ou) / du, t2 = (b.hw - ou) / du;
-      if (t1 > t2) [t1, t2] = [t2, t1];
-      if (t1 > tmin) (tmin = t1), (face = du > 0 ? -1 : 1);
-      if (t2 < tmax) tmax = t2;
-    }
-    if (Math.abs(dv) < 1e-12) {
-      if (ov < -b.hh || ov > b.hh) continue;
-    } else {
-      let t1 = (-b.hh - ov) / dv, t2 = (b.hh - ov) / dv;
-      if (t1 > t2) [t1, t2] = [t2, t1];
-      if (t1 > tmin) (tmin = t1), (face = dv > 0 ? -2 : 2);
-      if (t2 < tmax) tmax = t2;
-    }
+    const span = SPAN;
+    span.tmin = -Infinity, span.tmax = Infinity, span.face = 0;
+    if (!clipToSlab(span, ou, du, b.hw, 1) || !clipToSlab(span, ov, dv, b.hh, 2)) continue;
+    const { tmin, tmax, face } = span;
     if (tmin >= tmax || tmin <= 0.1) continue;
     // face normal in world (east, north)
     let nx: number, ny: number;
@@ -310,6 +297,29 @@ function hitBuildings(objects: Objects, light: Light, dx: number, dy: number): n
     nh++;
   }
   return nh;
+}
+
+/** The part of a ray inside a footprint so far, and the face it enters by (+-1: hw sides, +-2: hh sides). */
+interface Span {
+  tmin: number;
+  tmax: number;
+  face: number;
+}
+
+/** Scratch span of hitBuildings (one per process: rendering is synchronous). */
+const SPAN: Span = { tmin: -Infinity, tmax: Infinity, face: 0 };
+
+/**
+ * Clip `span` to the slab |o + t d| <= half of one footprint axis (`axis` 1: hw, 2: hh); false when a ray
+ * parallel to the slab lies outside it.
+ */
+function clipToSlab(span: Span, o: number, d: number, half: number, axis: number): boolean {
+  if (Math.abs(d) < 1e-12) return !(o < -half || o > half);
+  let t1 = (-half - o) / d, t2 = (half - o) / d;
+  if (t1 > t2) [t1, t2] = [t2, t1];
+  if (t1 > span.tmin) (span.tmin = t1), (span.face = d > 0 ? -axis : axis);
+  if (t2 < span.tmax) span.tmax = t2;
+  return true;
 }
 
 /** Append the trees (vertical cylinders of radius r) that the ray meets ahead of the camera. */
