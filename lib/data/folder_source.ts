@@ -36,22 +36,15 @@ import { UserError } from "../errors.ts";
 import { deriveSeed, Rng } from "../rng.ts";
 import type { DataSpec, FolderSourceSpec, WorldSpec } from "../spec/types.ts";
 import type { RGBImage, SceneMeta, World } from "../world/types.ts";
-import { formatLatLon, letter } from "./cot.ts";
+import { letter } from "./cot.ts";
 import { decodeImageFile } from "./images.ts";
 import { columnsOf, coordinateOf, readCsvRows } from "./loaders.ts";
-import {
-  GEOLOCATE_PROMPT,
-  pairingPrompt,
-  QA_PROMPTS,
-  REAL_GEOLOCATE_THINK,
-  REAL_PAIRING_THINK,
-} from "./prompts.ts";
+import { realGroundExample, realPairingExample } from "./real_examples.ts";
 import {
   FAR_MIN_KM,
   haversineKm,
   NEAR_MAX_KM,
   NEAR_MIN_KM,
-  qaAnswer,
   requiredNear,
   type TaskSampler,
 } from "./tasks.ts";
@@ -234,9 +227,25 @@ export interface FolderSamplerOptions {
 const TIER_ORDER: NegativeTier[] = ["near", "climate", "far"];
 const TIERS_BY_WEIGHT: NegativeTier[] = ["far", "climate", "near"];
 
+/** A row with its scene metadata (the world's geography at the row's coordinates). */
 interface Located {
   row: Row;
   meta: SceneMeta;
+}
+
+/** A row set arranged for sampling: located rows by role and split, and each anchor's negative pools. */
+interface Arranged {
+  rows: RowSet;
+  opts: FolderSamplerOptions;
+  /** Pairing rows by split. */
+  pairing: Record<Split, Located[]>;
+  /** Ground-view rows (geolocate, geo-qa) by split. */
+  ground: Record<Split, Located[]>;
+  splitOfRow(r: Row): Split;
+  /** The row's scene metadata under example id `id` (the world lookup is cached per row). */
+  metaOf(r: Row, id: string): SceneMeta;
+  /** Negative pools per anchor and tier, computed once per anchor. */
+  pools: Map<Located, Record<NegativeTier, Located[]>>;
 }
 
 /**
@@ -244,179 +253,17 @@ interface Located {
  * `example()` of caption throws: folder data has no captions (the spec check refuses such stages first).
  */
 export function createFolderSampler(rows: RowSet, o: FolderSamplerOptions): TaskSampler {
-  const K = o.data.candidates;
-  const metaCache = new Map<Row, SceneMeta>();
-  const metaOf = (r: Row, id: string): SceneMeta => {
-    let m = metaCache.get(r);
-    if (!m) {
-      m = { ...o.world.sceneAt(r.lat, r.lon).meta, lat: r.lat, lon: r.lon };
-      metaCache.set(r, m);
-    }
-    return { ...m, id };
-  };
-  const splitOfRow = (r: Row): Split => (o.split === "test" ? "test" : o.geoworld.splitOf(r.lat, r.lon));
-  const bySplit = (list: Row[]) => {
-    const out: Record<Split, Located[]> = { train: [], val: [], test: [] };
-    list.forEach((row, i) => out[splitOfRow(row)].push({ row, meta: metaOf(row, `row:${i}`) }));
-    return out;
-  };
-  const pairing = bySplit(rows.pairing);
-  const ground = bySplit(rows.geolocate);
-  const fileOf = (role: "pairing" | "geolocate") =>
-    rows.files[role] ?? rows.files.pairing ?? "(rows in memory)";
-
-  const rowsFor = (task: TaskName, split: Split): Located[] => {
-    if (task !== "pairing" && task !== "geolocate" && task !== "geoqa") {
-      throw new UserError(`data.source: a folder source has no ${task} examples (they need scene cues)`);
-    }
-    const role = task === "pairing" ? "pairing" : "geolocate";
-    const list = task === "pairing" ? pairing[split] : ground[split];
-    const all = task === "pairing" ? rows.pairing : rows.geolocate;
-    if (!list.length) {
-      if (!all.length) {
-        throw new UserError(
-          `data.source: no ${task} rows (${role === "pairing" ? "no pairing folder" : "no rows"})`,
-        );
-      }
-      const c = splitCounts(all, splitOfRow);
-      throw new UserError(
-        `${fileOf(role)}: no rows in the ${split} split (rows per split: train ${c.train}, val ${c.val}, ` +
-          `test ${c.test}; splits are region cells of ${o.data.regionCellDeg} degrees hashed with world seed ` +
-          `${o.world.seed}): add rows there, or change data.regionCellDeg / data.testFraction / data.valFraction`,
-        1,
-      );
-    }
-    return list;
-  };
-
-  // Negative pools per anchor and tier, computed once per anchor.
-  const pools = new Map<Located, Record<NegativeTier, Located[]>>();
-  const poolsOf = (a: Located, split: Split): Record<NegativeTier, Located[]> => {
-    let p = pools.get(a);
-    if (!p) {
-      p = { near: [], climate: [], far: [] };
-      for (const c of pairing[split]) {
-        if (c === a) continue;
-        const d = haversineKm(a.meta, c.meta);
-        if (d >= NEAR_MIN_KM && d <= NEAR_MAX_KM && c.meta.country === a.meta.country) p.near.push(c);
-        else if (d > FAR_MIN_KM) {
-          p.far.push(c);
-          if (c.meta.climate === a.meta.climate) p.climate.push(c);
-        }
-      }
-      pools.set(a, p);
-    }
-    return p;
-  };
-
-  const usable = (a: Located, split: Split) => {
-    const p = poolsOf(a, split);
-    return p.near.length + p.far.length;
-  };
-
-  const seedOf = (split: Split) => (split === "train" ? o.data.seed >>> 0 : o.evalSeed >>> 0);
-
-  const pairingExample = (id: string, split: Split, index: number, rng: Rng): Example => {
-    const list = rowsFor("pairing", split);
-    const nNeg = K - 1;
-    let anchor = list[index % list.length];
-    // A training anchor without enough usable negatives passes its turn to the next row.
-    for (let k = 1; split === "train" && k < list.length && usable(anchor, split) < nNeg; k++) {
-      anchor = list[(index + k) % list.length];
-    }
-    const pool = poolsOf(anchor, split);
-    const minNear = split === "train" ? 0 : requiredNear(index, nNeg, o.data.testNearMin);
-    const w = [o.data.negatives.far, o.data.negatives.climate, o.data.negatives.near];
-    const negs: Located[] = [];
-    const tiers: NegativeTier[] = [];
-    for (let i = 0; i < nNeg; i++) {
-      const asked = i < minNear ? "near" : TIERS_BY_WEIGHT[rng.weighted(w)];
-      let got: Located | null = null;
-      let tier: NegativeTier = asked;
-      for (const t of [asked, ...TIER_ORDER.slice(TIER_ORDER.indexOf(asked) + 1)]) {
-        const free = pool[t].filter((c) => !negs.includes(c));
-        if (free.length) {
-          got = free[rng.int(free.length)];
-          tier = t;
-          break;
-        }
-      }
-      if (!got) {
-        throw new UserError(
-          `${anchor.row.where}: too few negatives for this row in the ${split} split: ${negs.length} rows of ` +
-            `it lie 5-50 km away in the same country or more than 200 km away, need ${nNeg}`,
-          1,
-        );
-      }
-      negs.push(got);
-      tiers.push(tier);
-    }
-    const order = rng.shuffle(negs.map((_, i) => i));
-    const correct = rng.int(K);
-    const cand: Located[] = order.map((i) => negs[i]);
-    const candTiers: (NegativeTier | "match")[] = order.map((i) => tiers[i]);
-    cand.splice(correct, 0, anchor);
-    candTiers.splice(correct, 0, "match");
-    const answer = letter(correct);
-    return {
-      id,
-      task: "pairing",
-      split,
-      ground: anchor.row.ground,
-      aerial: cand.map((c) => c.row.aerial!),
-      prompt: pairingPrompt(K),
-      answer,
-      scene: metaOf(anchor.row, `${id}/ground`),
-      pairing: {
-        candidates: cand.map((c, k) => metaOf(c.row, `${id}/${letter(k)}`)),
-        correct,
-        tiers: candTiers,
-      },
-      target: `<think>${REAL_PAIRING_THINK}</think><answer>${answer}</answer>`,
-    };
-  };
-
+  const set = arrange(rows, o);
   const example = (task: TaskName, split: Split, index: number): Example => {
     if (!Number.isInteger(index) || index < 0) {
       throw new Error(`example index must be a non-negative integer: ${index}`);
     }
-    const seed = seedOf(split);
+    const seed = split === "train" ? o.data.seed >>> 0 : o.evalSeed >>> 0;
     const id = `${task}/${split}/${seed}/${index}`;
     const rng = new Rng(deriveSeed(seed, id));
-    if (task === "pairing") return pairingExample(id, split, index, rng);
-    const list = rowsFor(task, split);
-    const at = list[index % list.length];
-    const scene = metaOf(at.row, id);
-    if (task === "geolocate") {
-      const answer = formatLatLon(at.row.lat, at.row.lon);
-      return {
-        id,
-        task,
-        split,
-        ground: at.row.ground,
-        aerial: [],
-        prompt: GEOLOCATE_PROMPT,
-        answer,
-        scene,
-        target: `<think>${REAL_GEOLOCATE_THINK}</think><answer>${answer}</answer>`,
-      };
-    }
-    const kind = QA_KINDS[rng.int(QA_KINDS.length)];
-    const answer = qaAnswer(kind, scene);
-    return {
-      id,
-      task,
-      split,
-      ground: at.row.ground,
-      aerial: [],
-      prompt: QA_PROMPTS[kind],
-      answer,
-      scene,
-      qaKind: kind,
-      target: `<think>${REAL_GEOLOCATE_THINK}</think><answer>${answer}</answer>`,
-    };
+    if (task === "pairing") return rowPairingExample(set, id, split, index, rng);
+    return rowGroundExample(set, task, id, split, index, rng);
   };
-
   return {
     data: o.data,
     worldSpec: o.worldSpec,
@@ -424,7 +271,7 @@ export function createFolderSampler(rows: RowSet, o: FolderSamplerOptions): Task
     splitOfKey: (key) => (o.split === "test" ? "test" : o.geoworld.splitOfKey(key)),
     regionKey: o.geoworld.regionKey,
     sampleLocation: (split, rng) => {
-      const list = rowsFor("geolocate", split);
+      const list = rowsFor(set, "geolocate", split);
       const r = list[rng.int(list.length)].row;
       return { lat: r.lat, lon: r.lon };
     },
@@ -432,4 +279,175 @@ export function createFolderSampler(rows: RowSet, o: FolderSamplerOptions): Task
     examples: (task, split, start, n) => Array.from({ length: n }, (_, i) => example(task, split, start + i)),
     sample: (task, split, n, rng) => Array.from({ length: n }, () => example(task, split, rng.int(2 ** 31))),
   };
+}
+
+/** Locate every row and sort the rows of each role into their splits. */
+function arrange(rows: RowSet, opts: FolderSamplerOptions): Arranged {
+  const metaCache = new Map<Row, SceneMeta>();
+  const metaOf = (r: Row, id: string): SceneMeta => {
+    let m = metaCache.get(r);
+    if (!m) {
+      m = { ...opts.world.sceneAt(r.lat, r.lon).meta, lat: r.lat, lon: r.lon };
+      metaCache.set(r, m);
+    }
+    return { ...m, id };
+  };
+  const splitOfRow = (
+    r: Row,
+  ): Split => (opts.split === "test" ? "test" : opts.geoworld.splitOf(r.lat, r.lon));
+  const bySplit = (list: Row[]) => {
+    const out: Record<Split, Located[]> = { train: [], val: [], test: [] };
+    list.forEach((row, i) => out[splitOfRow(row)].push({ row, meta: metaOf(row, `row:${i}`) }));
+    return out;
+  };
+  const pairing = bySplit(rows.pairing);
+  const ground = bySplit(rows.geolocate);
+  return { rows, opts, pairing, ground, splitOfRow, metaOf, pools: new Map() };
+}
+
+/** The located rows of a task's role in a split; a UserError for a task a folder lacks or an empty split. */
+function rowsFor(set: Arranged, task: TaskName, split: Split): Located[] {
+  if (task !== "pairing" && task !== "geolocate" && task !== "geoqa") {
+    throw new UserError(`data.source: a folder source has no ${task} examples (they need scene cues)`);
+  }
+  const role = task === "pairing" ? "pairing" : "geolocate";
+  const list = task === "pairing" ? set.pairing[split] : set.ground[split];
+  if (!list.length) throw emptySplitError(set, task, role, split);
+  return list;
+}
+
+/** The error for a split without rows: no rows at all, or the rows per split and how to move the split. */
+function emptySplitError(
+  set: Arranged,
+  task: TaskName,
+  role: "pairing" | "geolocate",
+  split: Split,
+): UserError {
+  const { rows, opts } = set;
+  const all = task === "pairing" ? rows.pairing : rows.geolocate;
+  if (!all.length) {
+    return new UserError(
+      `data.source: no ${task} rows (${role === "pairing" ? "no pairing folder" : "no rows"})`,
+    );
+  }
+  const c = splitCounts(all, set.splitOfRow);
+  const file = rows.files[role] ?? rows.files.pairing ?? "(rows in memory)";
+  return new UserError(
+    `${file}: no rows in the ${split} split (rows per split: train ${c.train}, val ${c.val}, ` +
+      `test ${c.test}; splits are region cells of ${opts.data.regionCellDeg} degrees hashed with world seed ` +
+      `${opts.world.seed}): add rows there, or change data.regionCellDeg / data.testFraction / data.valFraction`,
+    1,
+  );
+}
+
+/** An anchor's negative pools: the other pairing rows of its split, by the tier their distance gives. */
+function poolsOf(set: Arranged, a: Located, split: Split): Record<NegativeTier, Located[]> {
+  let p = set.pools.get(a);
+  if (!p) {
+    p = { near: [], climate: [], far: [] };
+    for (const c of set.pairing[split]) {
+      if (c === a) continue;
+      const d = haversineKm(a.meta, c.meta);
+      if (d >= NEAR_MIN_KM && d <= NEAR_MAX_KM && c.meta.country === a.meta.country) p.near.push(c);
+      else if (d > FAR_MIN_KM) {
+        p.far.push(c);
+        if (c.meta.climate === a.meta.climate) p.climate.push(c);
+      }
+    }
+    set.pools.set(a, p);
+  }
+  return p;
+}
+
+/** Rows an anchor may take as negatives (near or far; the climate pool is a subset of far). */
+function usableNegatives(set: Arranged, a: Located, split: Split): number {
+  const p = poolsOf(set, a, split);
+  return p.near.length + p.far.length;
+}
+
+/** The pairing example of row `index mod rows` of a split: negatives by tier, the match at any letter. */
+function rowPairingExample(set: Arranged, id: string, split: Split, index: number, rng: Rng): Example {
+  const K = set.opts.data.candidates;
+  const list = rowsFor(set, "pairing", split);
+  const nNeg = K - 1;
+  let anchor = list[index % list.length];
+  // A training anchor without enough usable negatives passes its turn to the next row.
+  for (let k = 1; split === "train" && k < list.length && usableNegatives(set, anchor, split) < nNeg; k++) {
+    anchor = list[(index + k) % list.length];
+  }
+  const minNear = split === "train" ? 0 : requiredNear(index, nNeg, set.opts.data.testNearMin);
+  const { negs, tiers } = drawRowNegatives(set, anchor, split, nNeg, minNear, rng);
+  const order = rng.shuffle(negs.map((_, i) => i));
+  const correct = rng.int(K);
+  const cand: Located[] = order.map((i) => negs[i]);
+  const candTiers: (NegativeTier | "match")[] = order.map((i) => tiers[i]);
+  cand.splice(correct, 0, anchor);
+  candTiers.splice(correct, 0, "match");
+  return realPairingExample(
+    id,
+    split,
+    anchor.row.ground,
+    set.metaOf(anchor.row, `${id}/ground`),
+    cand.map((c, k) => ({ aerial: c.row.aerial!, meta: set.metaOf(c.row, `${id}/${letter(k)}`) })),
+    correct,
+    candTiers,
+  );
+}
+
+/**
+ * nNeg distinct negatives for an anchor, the first `minNear` asked near and the rest of a tier drawn by the
+ * negative weights; a tier without a free row falls to the next in TIER_ORDER and records the tier it got.
+ */
+function drawRowNegatives(
+  set: Arranged,
+  anchor: Located,
+  split: Split,
+  nNeg: number,
+  minNear: number,
+  rng: Rng,
+): { negs: Located[]; tiers: NegativeTier[] } {
+  const pool = poolsOf(set, anchor, split);
+  const weights = set.opts.data.negatives;
+  const w = [weights.far, weights.climate, weights.near];
+  const negs: Located[] = [];
+  const tiers: NegativeTier[] = [];
+  for (let i = 0; i < nNeg; i++) {
+    const asked = i < minNear ? "near" : TIERS_BY_WEIGHT[rng.weighted(w)];
+    let got: Located | null = null;
+    let tier: NegativeTier = asked;
+    for (const t of [asked, ...TIER_ORDER.slice(TIER_ORDER.indexOf(asked) + 1)]) {
+      const free = pool[t].filter((c) => !negs.includes(c));
+      if (free.length) {
+        got = free[rng.int(free.length)];
+        tier = t;
+        break;
+      }
+    }
+    if (!got) {
+      throw new UserError(
+        `${anchor.row.where}: too few negatives for this row in the ${split} split: ${negs.length} rows of ` +
+          `it lie 5-50 km away in the same country or more than 200 km away, need ${nNeg}`,
+        1,
+      );
+    }
+    negs.push(got);
+    tiers.push(tier);
+  }
+  return { negs, tiers };
+}
+
+/** The geolocate or geo-qa example of row `index mod rows` of a split (geo-qa draws its question kind). */
+function rowGroundExample(
+  set: Arranged,
+  task: TaskName,
+  id: string,
+  split: Split,
+  index: number,
+  rng: Rng,
+): Example {
+  const list = rowsFor(set, task, split);
+  const at = list[index % list.length];
+  const scene = set.metaOf(at.row, id);
+  const qaKind = task === "geolocate" ? undefined : QA_KINDS[rng.int(QA_KINDS.length)];
+  return realGroundExample(id, split, at.row.ground, scene, qaKind);
 }

@@ -23,9 +23,8 @@ import { checkPath } from "../run/sandbox.ts";
 import { deriveSeed, Rng } from "../rng.ts";
 import type { WorldSpec } from "../spec/types.ts";
 import type { RGBImage, SceneMeta, World } from "../world/types.ts";
-import { formatLatLon, letter } from "./cot.ts";
 import { decodeImageFile } from "./images.ts";
-import { GEOLOCATE_PROMPT, pairingPrompt, REAL_GEOLOCATE_THINK, REAL_PAIRING_THINK } from "./prompts.ts";
+import { realGroundExample, realPairingExample } from "./real_examples.ts";
 import type { Example, Split } from "./types.ts";
 
 /** Parse CSV text (RFC 4180: quotes, doubled quotes, CRLF). Returns rows with their 1-based line numbers. */
@@ -211,6 +210,13 @@ export interface CrossViewOptions {
   limit?: number;
 }
 
+/** One row of a cross-view CSV, decoded and located. */
+interface CrossViewRow {
+  ground: RGBImage;
+  aerial: RGBImage;
+  meta: SceneMeta;
+}
+
 /** Load a CVUSA/VIGOR-style cross-view CSV into pairing examples (see module doc). */
 export async function loadCrossView(csvPath: string, opts: CrossViewOptions): Promise<Example[]> {
   const rows = await readCsv(csvPath);
@@ -223,75 +229,57 @@ export async function loadCrossView(csvPath: string, opts: CrossViewOptions): Pr
       1,
     );
   }
+  const items = await readCrossViewRows(csvPath, rows[0].cells, col, body, opts);
+  const split = opts.split ?? "test";
+  return items.map((_, i) => crossViewExample(items, i, K, split, opts.seed));
+}
+
+/** Decode both views of each body row and locate it; errors name the file, line and column. */
+async function readCrossViewRows(
+  csvPath: string,
+  header: string[],
+  col: Record<string, number>,
+  body: { line: number; cells: string[] }[],
+  opts: CrossViewOptions,
+): Promise<CrossViewRow[]> {
   const root = opts.root ?? dirname(csvPath);
   const abs = (p: string) => (isAbsolute(p) ? p : join(root, p));
   const [gh, gw] = opts.worldSpec.groundShape;
   const A = opts.worldSpec.aerialSize;
-  const items: {
-    line: number;
-    gp: string;
-    lat: number;
-    lon: number;
-    ground: RGBImage;
-    aerial: RGBImage;
-    meta: SceneMeta;
-  }[] = [];
+  const items: CrossViewRow[] = [];
   for (const r of body) {
     const gp = abs((r.cells[col.ground] ?? "").trim());
     const ap = abs((r.cells[col.aerial] ?? "").trim());
     const lat = coordinateOf(r.cells, col.lat, "lat", 90, csvPath, r.line, gp);
     const lon = coordinateOf(r.cells, col.lon, "lon", 180, csvPath, r.line, gp);
-    const ground = await decodeImageFile(
-      gp,
-      gw,
-      gh,
-      `${csvPath}:${r.line}: column ${rows[0].cells[col.ground]}`,
-    );
-    const aerial = await decodeImageFile(
-      ap,
-      A,
-      A,
-      `${csvPath}:${r.line}: column ${rows[0].cells[col.aerial]}`,
-    );
-    items.push({
-      line: r.line,
-      gp,
-      lat,
-      lon,
-      ground,
-      aerial,
-      meta: metaFor(lat, lon, `real:${gp}`, opts.world),
-    });
+    const at = `${csvPath}:${r.line}: column`;
+    const ground = await decodeImageFile(gp, gw, gh, `${at} ${header[col.ground]}`);
+    const aerial = await decodeImageFile(ap, A, A, `${at} ${header[col.aerial]}`);
+    items.push({ ground, aerial, meta: metaFor(lat, lon, `real:${gp}`, opts.world) });
   }
-  const split = opts.split ?? "test";
-  return items.map((it, i) => {
-    const rng = new Rng(deriveSeed(opts.seed, `crossview/${i}`));
-    const others: number[] = [];
-    while (others.length < K - 1) {
-      const j = rng.int(items.length);
-      if (j !== i && !others.includes(j)) others.push(j);
-    }
-    const correct = rng.int(K);
-    const idx = [...others];
-    idx.splice(correct, 0, i);
-    const answer = letter(correct);
-    return {
-      id: `real-pairing/${split}/${i}`,
-      task: "pairing" as const,
-      split,
-      ground: it.ground,
-      aerial: idx.map((j) => items[j].aerial),
-      prompt: pairingPrompt(K),
-      answer,
-      scene: it.meta,
-      pairing: {
-        candidates: idx.map((j) => items[j].meta),
-        correct,
-        tiers: idx.map((j) => (j === i ? "match" as const : "far" as const)),
-      },
-      target: `<think>${REAL_PAIRING_THINK}</think><answer>${answer}</answer>`,
-    };
-  });
+  return items;
+}
+
+/** Row i as a pairing example: K - 1 distinct other rows (seeded by i), tier "far"; the match at any letter. */
+function crossViewExample(items: CrossViewRow[], i: number, K: number, split: Split, seed: number): Example {
+  const rng = new Rng(deriveSeed(seed, `crossview/${i}`));
+  const others: number[] = [];
+  while (others.length < K - 1) {
+    const j = rng.int(items.length);
+    if (j !== i && !others.includes(j)) others.push(j);
+  }
+  const correct = rng.int(K);
+  const idx = [...others];
+  idx.splice(correct, 0, i);
+  return realPairingExample(
+    `real-pairing/${split}/${i}`,
+    split,
+    items[i].ground,
+    items[i].meta,
+    idx.map((j) => items[j]),
+    correct,
+    idx.map((j) => (j === i ? "match" : "far")),
+  );
 }
 
 export interface GeolocateCsvOptions {
@@ -323,18 +311,8 @@ export async function loadGeolocateCsv(csvPath: string, opts: GeolocateCsvOption
       gh,
       `${csvPath}:${r.line}: column ${rows[0].cells[col.image]}`,
     );
-    const answer = formatLatLon(lat, lon);
-    out.push({
-      id: `real-geolocate/${split}/${out.length}`,
-      task: "geolocate",
-      split,
-      ground,
-      aerial: [],
-      prompt: GEOLOCATE_PROMPT,
-      answer,
-      scene: metaFor(lat, lon, `real:${p}`, opts.world),
-      target: `<think>${REAL_GEOLOCATE_THINK}</think><answer>${answer}</answer>`,
-    });
+    const scene = metaFor(lat, lon, `real:${p}`, opts.world);
+    out.push(realGroundExample(`real-geolocate/${split}/${out.length}`, split, ground, scene));
   }
   return out;
 }
