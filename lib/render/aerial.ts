@@ -5,7 +5,7 @@
  * @module
  */
 import type { RGB, RGBImage, Scene } from "../world/types.ts";
-import { DEG, inWater, roadColourAt, roadFrames, TREE, TREE_LIT, WATER, waterPlane } from "./common.ts";
+import { DEG, roadFrames, TREE, TREE_LIT, WATER, waterPlane } from "./common.ts";
 
 /** A tile being painted: n x n pixels covering [-H, H] metres on both axes, `mpp` metres a pixel. */
 interface Tile {
@@ -46,7 +46,7 @@ export function renderAerial(scene: Scene, size: number): RGBImage {
 function paintGround(tile: Tile, scene: Scene): void {
   const { data, n, H, mpp } = tile;
   const L = scene.layout, style = scene.meta.style;
-  const frames = roadFrames(L.roads);
+  const { rc, rs, ro, rw } = roadFrames(L.roads);
   const lineHalf = Math.max(0.6, mpp * 0.45);
   const water = waterPlane(L.water);
   const g = L.ground, sf = style.roadSurface, ln = style.roadLine;
@@ -59,11 +59,18 @@ function paintGround(tile: Tile, scene: Scene): void {
       // light mottling so that the ground is not flat (deterministic in position)
       const m = ((((i * 73856093) ^ (j * 19349663)) >>> 0) % 9) - 4;
       r += m, gg += m, b += m;
-      if (inWater(water, x, y)) {
+      if (water !== null && x * water.sx + y * water.cy > water.distance) {
         r = WATER[0], gg = WATER[1], b = WATER[2];
       } else {
-        const road = roadColourAt(frames, x, y, lineHalf, sf, ln);
-        if (road) (r = road[0]), (gg = road[1]), (b = road[2]);
+        for (let k = 0; k < rc.length; k++) {
+          const p = x * rc[k] - y * rs[k] - ro[k];
+          const a = p < 0 ? -p : p;
+          if (a < rw[k]) {
+            if (a < lineHalf) (r = ln[0]), (gg = ln[1]), (b = ln[2]);
+            else (r = sf[0]), (gg = sf[1]), (b = sf[2]);
+            break;
+          }
+        }
       }
       data[o] = r;
       data[o + 1] = gg;

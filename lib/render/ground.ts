@@ -10,8 +10,6 @@
 import type { Building, Layout, RGB, RGBImage, Scene, SceneMeta, Tree } from "../world/types.ts";
 import {
   DEG,
-  inWater,
-  roadColourAt,
   type RoadFrames,
   roadFrames,
   SUN,
@@ -201,6 +199,7 @@ function objectsOf(L: Layout): Objects {
 function paintSky(canvas: Canvas, G: Geometry, light: Light, c: number, dx: number, dy: number): void {
   const { data, w } = canvas, hz = G.horizon;
   const zen = light.zenith, hor = light.horizon;
+  const { sunUp, sinSE, cosSE } = light;
   const cosDaz = dx * light.sdx + dy * light.sdy;
   for (let r = 0; r < hz; r++) {
     const o = (r * w + c) * 3;
@@ -208,8 +207,8 @@ function paintSky(canvas: Canvas, G: Geometry, light: Light, c: number, dx: numb
     let R = hor[0] + (zen[0] - hor[0]) * f,
       Gc = hor[1] + (zen[1] - hor[1]) * f,
       Bc = hor[2] + (zen[2] - hor[2]) * f;
-    if (light.sunUp) {
-      const ca = G.sinE[r] * light.sinSE + G.cosE[r] * light.cosSE * cosDaz;
+    if (sunUp) {
+      const ca = G.sinE[r] * sinSE + G.cosE[r] * cosSE * cosDaz;
       if (ca > COS_SUN) (R = SUN[0]), (Gc = SUN[1]), (Bc = SUN[2]);
       else if (ca > COS_GLOW) {
         const k = (ca - COS_GLOW) / (COS_SUN - COS_GLOW);
@@ -238,18 +237,28 @@ function paintPlane(
   dy: number,
 ): void {
   const { data, h, w } = canvas;
+  const water = plane.water, { rc, rs, ro, rw } = plane.roads;
   for (let r = G.horizon; r < h; r++) {
     const t = G.tRow[r];
     const x = t * dx, y = t * dy;
     let R: number, Gc: number, Bc: number;
-    if (inWater(plane.water, x, y)) {
+    if (water !== null && x * water.sx + y * water.cy > water.distance) {
       const k = Math.min(1, t / 120);
       R = WATER[0] + (WATER_FAR[0] - WATER[0]) * k;
       Gc = WATER[1] + (WATER_FAR[1] - WATER[1]) * k;
       Bc = WATER[2] + (WATER_FAR[2] - WATER[2]) * k;
     } else {
-      const col = roadColourAt(plane.roads, x, y, LINE_HALF, plane.surface, plane.line) ?? plane.ground;
-      R = col[0], Gc = col[1], Bc = col[2];
+      const gr = plane.ground, sf = plane.surface, ln = plane.line;
+      R = gr[0], Gc = gr[1], Bc = gr[2];
+      for (let k = 0; k < rc.length; k++) {
+        const p = x * rc[k] - y * rs[k] - ro[k];
+        const a = p < 0 ? -p : p;
+        if (a < rw[k]) {
+          if (a < LINE_HALF) (R = ln[0]), (Gc = ln[1]), (Bc = ln[2]);
+          else (R = sf[0]), (Gc = sf[1]), (Bc = sf[2]);
+          break;
+        }
+      }
       const hf = G.hazeRow[r];
       R += (haze[0] - R) * hf;
       Gc += (haze[1] - Gc) * hf;
@@ -274,11 +283,12 @@ function castRay(objects: Objects, light: Light, dx: number, dy: number): number
  * sun in proportion to how squarely the face looks at it.
  */
 function hitBuildings(objects: Objects, light: Light, dx: number, dy: number): number {
-  const B = objects.buildings;
+  const { buildings: B, cosRot, sinRot, t, k: hitK, shade } = objects;
+  const { sunUp, sdx, sdy } = light;
   let nh = 0;
   for (let k = 0; k < B.length; k++) {
     const b = B[k];
-    const ca = objects.cosRot[k], sa = objects.sinRot[k];
+    const ca = cosRot[k], sa = sinRot[k];
     const ou = -b.x * ca + b.y * sa, ov = -b.x * sa - b.y * ca;
     const du = dx * ca - dy * sa, dv = dx * sa + dy * ca;
     const span = SPAN;
@@ -290,10 +300,10 @@ function hitBuildings(objects: Objects, light: Light, dx: number, dy: number): n
     let nx: number, ny: number;
     if (face === 1 || face === -1) (nx = face * ca), (ny = -face * sa);
     else (nx = (face / 2) * sa), (ny = (face / 2) * ca);
-    const lit = light.sunUp ? Math.max(0, nx * light.sdx + ny * light.sdy) : 0;
-    objects.t[nh] = tmin;
-    objects.k[nh] = k;
-    objects.shade[nh] = 0.62 + 0.38 * lit;
+    const lit = sunUp ? Math.max(0, nx * sdx + ny * sdy) : 0;
+    t[nh] = tmin;
+    hitK[nh] = k;
+    shade[nh] = 0.62 + 0.38 * lit;
     nh++;
   }
   return nh;
