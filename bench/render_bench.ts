@@ -2,13 +2,19 @@
  * Render throughput: one pairing example's images = one 32x128 ground panorama + four 32x32 aerial tiles.
  * Target >= 2,000 pairs/s on one core. Scenes are built outside the timed loop (the data engine caches them
  * per example); `scene+render` also times scene generation.
+ * The first world's build (geography rasters and climate, once per process; target ~2 s on an idle core) is
+ * printed before the benches.
  * Run: deno bench --allow-read --allow-env bench/render_bench.ts
  */
 import { createWorld } from "../lib/world/mod.ts";
 import { renderAerial, renderGround } from "../lib/render/mod.ts";
 import { Rng } from "../lib/rng.ts";
 
+const t0 = performance.now();
 const world = await createWorld({ seed: 1 });
+console.log(
+  `createWorld, first in this process (geography + climate): ${(performance.now() - t0).toFixed(0)} ms`,
+);
 const rng = new Rng(5);
 const locs = Array.from({ length: 64 }, () => world.sampleLocation(rng.fn()));
 const scenes = locs.map((p) => world.sceneAt(p.lat, p.lon));

@@ -2,20 +2,17 @@ import { assert, assertEquals, assertNotEquals, assertOk } from "./assert.ts";
 import { createWorld, regionKeyFor, sceneCues, sunPosition } from "../lib/world/mod.ts";
 import { Rng } from "../lib/rng.ts";
 
-const t0 = performance.now();
 const world = await createWorld({ seed: 42 });
-const buildMs = performance.now() - t0;
 
 const PARIS = [48.8566, 2.3522] as const;
 const TOKYO = [35.6812, 139.7671] as const;
 const SYDNEY = [-33.8688, 151.2093] as const;
 
-Deno.test("world builds quickly (geography loaded once per process)", async () => {
-  // 2 s target on an idle core; generous bound for shared CI machines.
-  assertOk(buildMs < 6000, `createWorld took ${buildMs.toFixed(0)} ms`);
-  const t = performance.now();
-  await createWorld({ seed: 43 });
-  assertOk(performance.now() - t < 200, "a second world reuses the rasters");
+Deno.test("geography loads once per process: a second world shares the first one's rasters", async () => {
+  // The build time (~2 s on an idle core) is a benchmark's (bench/render_bench.ts), not a test's.
+  const other = await createWorld({ seed: 43 });
+  assert(other.cities === world.cities, "the second world loaded its own geography");
+  assertNotEquals(other.seed, world.seed);
 });
 
 Deno.test("land and ocean", () => {
