@@ -82,7 +82,7 @@ Deno.test("sweep schema: errors name the file and the JSON pointer", async () =>
 
 Deno.test("shipped sweeps validate and expand; the ablations have 3 seeds", async () => {
   const names = listSweeps();
-  for (const n of ["group-size", "kl-beta", "loss-type", "sft-before-rl", "tiny-smoke"]) {
+  for (const n of ["coord-tokens", "group-size", "kl-beta", "loss-type", "sft-before-rl", "tiny-smoke"]) {
     assertOk(names.includes(n), n);
   }
   for (const n of names) {
