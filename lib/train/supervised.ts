@@ -356,9 +356,8 @@ export async function trainSupervised(o: SupervisedOptions): Promise<SupervisedR
       const t0 = performance.now();
       const examples = o.nextBatch(step);
       const lr = lrAt(spec.optim, step, spec.steps);
-      const r = o.replicas
-        ? await replicaStep(o, o.replicas, vars, optimizer, examples, lr, step, cueWeight)
-        : localStep(o, vars, optimizer, examples, lr, step, cueWeight);
+      const u: UpdateInput = { o, vars, optimizer, examples, lr, step, cueWeight };
+      const r = o.replicas ? await replicaStep(u, o.replicas) : localStep(u);
       const stepTime = (performance.now() - t0) / 1000;
       const metrics: MetricRecord = {
         stage: o.stageName,
@@ -385,16 +384,19 @@ export async function trainSupervised(o: SupervisedOptions): Promise<SupervisedR
   return { optimizer, steps: loop.end, resumedFrom: loop.resumedFrom };
 }
 
+/** What one supervised update needs: the stage, its trained variables and optimizer, and the step's batch. */
+interface UpdateInput {
+  o: SupervisedOptions;
+  vars: tf.Variable[];
+  optimizer: AdamW;
+  examples: Example[];
+  lr: number;
+  step: number;
+  cueWeight: number;
+}
+
 /** One update on the whole batch in this thread. */
-function localStep(
-  o: SupervisedOptions,
-  vars: tf.Variable[],
-  optimizer: AdamW,
-  examples: Example[],
-  lr: number,
-  step: number,
-  cueWeight: number,
-): SupervisedStep {
+function localStep({ o, vars, optimizer, examples, lr, step, cueWeight }: UpdateInput): SupervisedStep {
   const { spec, model } = o;
   const batch = collateWeighted(examples, o.tokenizer, model.config, spec);
   try {
@@ -431,14 +433,8 @@ function localStep(
 
 /** One update on the batch split over the replicas: their gradients summed, then one AdamW step here. */
 async function replicaStep(
-  o: SupervisedOptions,
+  { o, vars, optimizer, examples, lr, step, cueWeight }: UpdateInput,
   pool: ReplicaPool,
-  vars: tf.Variable[],
-  optimizer: AdamW,
-  examples: Example[],
-  lr: number,
-  step: number,
-  cueWeight: number,
 ): Promise<SupervisedStep> {
   const { spec, model } = o;
   const r = await shardedGrads(pool, model, vars, examples, o.tokenizer, spec, cueWeight);
