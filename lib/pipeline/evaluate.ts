@@ -12,9 +12,8 @@ import type { EvalSpec } from "../spec/types.ts";
 import type { GalleryItem, PredictionRecord, StageEval } from "../run/records.ts";
 import { collatePrompts, disposeInput } from "../model/collate.ts";
 import { parseCompletion, type ParsedCompletion } from "../reward/parse.ts";
-import { accuracyReward, completionDistanceKm } from "../reward/rewards.ts";
+import { accuracyReward, completionDistanceKm, completionPoint, pointErrorKm } from "../reward/rewards.ts";
 import { geolocateMetrics, geoqaMetrics, hasRepeatedNgram, pairingMetrics } from "../eval/metrics.ts";
-import { parseLatLon } from "../eval/geo.ts";
 import { deriveSeed } from "../rng.ts";
 import { encodePng } from "../data/images.ts";
 import { statedMatch } from "../data/cot.ts";
@@ -154,15 +153,16 @@ function scoreTask(result: StageEval, task: TaskName, scored: Scored[], c: EvalC
   } else if (task === "geolocate") {
     result.geolocate = geolocateMetrics(
       scored.map((s) => {
-        const km = completionDistanceKm(s.text, s.ex);
-        const answer = parseCompletion(s.text).answer;
+        // One parse gives both the point (answer diversity) and its error.
+        const point = completionPoint(s.text);
+        const km = pointErrorKm(point, s.ex);
         return {
           km,
           tokens: s.tokens,
           parsed: Number.isFinite(km),
           repeated: hasRepeatedNgram(s.ids),
           cluster: c.clusterOf?.(s.ex),
-          point: Number.isFinite(km) && answer !== null ? parseLatLon(answer) : null,
+          point: Number.isFinite(km) ? point : null,
         };
       }),
       bootstrap("geolocate"),

@@ -89,21 +89,29 @@ export function truthLatLon(ex: Example): LatLon | null {
   return parseLatLon(ex.answer);
 }
 
+/** Great-circle error in km of a predicted point for a geolocate example; Infinity without a point. */
+export function pointErrorKm(point: LatLon | null, ex: Example): number {
+  const t = truthLatLon(ex);
+  return point && t ? haversineKm(point, t) : Infinity;
+}
+
 /** Great-circle error in km of a parsed answer for a geolocate example; Infinity if unparseable. */
 function answerKm(answer: string | null, ex: Example): number {
-  if (answer === null) return Infinity;
-  const p = parseLatLon(answer);
-  const t = truthLatLon(ex);
-  return p && t ? haversineKm(p, t) : Infinity;
+  return pointErrorKm(answer === null ? null : parseLatLon(answer), ex);
+}
+
+/** The point a completion answers: null when the format is invalid or the answer does not parse as "lat, lon". */
+export function completionPoint(completion: string): LatLon | null {
+  const p = parseCompletion(completion);
+  return p.ok && p.answer !== null ? parseLatLon(p.answer) : null;
 }
 
 /**
  * Geolocation error in km of a whole completion (Infinity when the format is invalid or the answer does not
- * parse as "lat, lon"). What evaluation feeds to `geolocateMetrics`.
+ * parse as "lat, lon").
  */
 export function completionDistanceKm(completion: string, ex: Example): number {
-  const p = parseCompletion(completion);
-  return p.ok ? answerKm(p.answer, ex) : Infinity;
+  return pointErrorKm(completionPoint(completion), ex);
 }
 
 function accuracyOf(p: ParsedCompletion, ex: Example, opts: RewardOptions): number {
