@@ -4,7 +4,7 @@
  * @module
  */
 import { join } from "node:path";
-import { atomicWrite, removeTempsOf } from "../run/atomic.ts";
+import { atomicWrite, removeTempsOf, withDirLock } from "../run/atomic.ts";
 import { checkPath } from "../run/sandbox.ts";
 import { escapeHtml } from "./escape.ts";
 import { fmtPct } from "./components.ts";
@@ -111,9 +111,12 @@ export async function writeRunReport(runDir: string, opts: RunReportOptions = {}
   const html = await renderRunReport(r, opts);
   await atomicWrite(out, html);
   if (opts.publish ?? true) {
-    // The copy belongs to this run: temps of an earlier crashed copy are orphans.
-    await removeTempsOf(reportsDir, `${r.manifest.runId}.html`);
-    await atomicWrite(join(reportsDir, `${r.manifest.runId}.html`), html);
+    // Two runs dirs may share this reports directory and a run id, so writers of the copy take turns (the
+    // index's directory lock); under it, a temp of the copy is a crashed writer's orphan.
+    await withDirLock(reportsDir, async () => {
+      await removeTempsOf(reportsDir, `${r.manifest.runId}.html`);
+      await atomicWrite(join(reportsDir, `${r.manifest.runId}.html`), html);
+    });
     await writeReportsIndex(reportsDir);
   }
   return out;
