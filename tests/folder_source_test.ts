@@ -111,6 +111,16 @@ Deno.test("folder source: exported GeoWorld rows train and evaluate bit-identica
       { stages: spec.pipeline, evalTasks: spec.eval.tasks },
       rowSetInMemory(inMemory),
     );
+    // A GRPO stage's tier schedule reaches folder rows too: an all-far mix gives far training negatives;
+    // evaluation examples ignore it.
+    const allFar = { far: 1, climate: 0, near: 0 };
+    const farTrain = source.sampler.examples("pairing", "train", 0, 8, allFar);
+    assert(farTrain.every((e) => e.pairing!.tiers.every((t) => t === "match" || t === "far")));
+    const tiersOf = (es: { pairing?: { tiers: string[] } }[]) => es.map((e) => e.pairing!.tiers);
+    assertEquals(
+      tiersOf(source.sampler.examples("pairing", "test", 0, 6, allFar)),
+      tiersOf(source.sampler.examples("pairing", "test", 0, 6)),
+    );
     const memEval = await runExperiment({
       spec,
       specHash: hash,

@@ -160,6 +160,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     checkpointEvery: true,
     freeze: true,
     replicas: true,
+    negatives: true,
     seed: true,
   };
   const baselineStage: Record<keyof BaselineStageSpec, true> = {

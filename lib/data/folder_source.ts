@@ -45,6 +45,7 @@ import {
   haversineKm,
   NEAR_MAX_KM,
   NEAR_MIN_KM,
+  type NegativeMix,
   requiredNear,
   type TaskSampler,
 } from "./tasks.ts";
@@ -254,14 +255,14 @@ interface Arranged {
  */
 export function createFolderSampler(rows: RowSet, o: FolderSamplerOptions): TaskSampler {
   const set = arrange(rows, o);
-  const example = (task: TaskName, split: Split, index: number): Example => {
+  const example = (task: TaskName, split: Split, index: number, mix?: NegativeMix): Example => {
     if (!Number.isInteger(index) || index < 0) {
       throw new Error(`example index must be a non-negative integer: ${index}`);
     }
     const seed = split === "train" ? o.data.seed >>> 0 : o.evalSeed >>> 0;
     const id = `${task}/${split}/${seed}/${index}`;
     const rng = new Rng(deriveSeed(seed, id));
-    if (task === "pairing") return rowPairingExample(set, id, split, index, rng);
+    if (task === "pairing") return rowPairingExample(set, id, split, index, rng, mix);
     return rowGroundExample(set, task, id, split, index, rng);
   };
   return {
@@ -276,7 +277,8 @@ export function createFolderSampler(rows: RowSet, o: FolderSamplerOptions): Task
       return { lat: r.lat, lon: r.lon };
     },
     example,
-    examples: (task, split, start, n) => Array.from({ length: n }, (_, i) => example(task, split, start + i)),
+    examples: (task, split, start, n, mix) =>
+      Array.from({ length: n }, (_, i) => example(task, split, start + i, mix)),
     sample: (task, split, n, rng) => Array.from({ length: n }, () => example(task, split, rng.int(2 ** 31))),
   };
 }
@@ -365,8 +367,18 @@ function usableNegatives(set: Arranged, a: Located, split: Split): number {
   return p.near.length + p.far.length;
 }
 
-/** The pairing example of row `index mod rows` of a split: negatives by tier, the match at any letter. */
-function rowPairingExample(set: Arranged, id: string, split: Split, index: number, rng: Rng): Example {
+/**
+ * The pairing example of row `index mod rows` of a split: negatives by tier (by `mix` instead of
+ * `data.negatives` on the train split when given), the match at any letter.
+ */
+function rowPairingExample(
+  set: Arranged,
+  id: string,
+  split: Split,
+  index: number,
+  rng: Rng,
+  mix?: NegativeMix,
+): Example {
   const K = set.opts.data.candidates;
   const list = rowsFor(set, "pairing", split);
   const nNeg = K - 1;
@@ -376,7 +388,8 @@ function rowPairingExample(set: Arranged, id: string, split: Split, index: numbe
     anchor = list[(index + k) % list.length];
   }
   const minNear = split === "train" ? 0 : requiredNear(index, nNeg, set.opts.data.testNearMin);
-  const { negs, tiers } = drawRowNegatives(set, anchor, split, nNeg, minNear, rng);
+  const weights = split === "train" && mix ? mix : set.opts.data.negatives;
+  const { negs, tiers } = drawRowNegatives(set, anchor, split, nNeg, minNear, weights, rng);
   const order = rng.shuffle(negs.map((_, i) => i));
   const correct = rng.int(K);
   const cand: Located[] = order.map((i) => negs[i]);
@@ -404,10 +417,10 @@ function drawRowNegatives(
   split: Split,
   nNeg: number,
   minNear: number,
+  weights: NegativeMix,
   rng: Rng,
 ): { negs: Located[]; tiers: NegativeTier[] } {
   const pool = poolsOf(set, anchor, split);
-  const weights = set.opts.data.negatives;
   const w = [weights.far, weights.climate, weights.near];
   const negs: Located[] = [];
   const tiers: NegativeTier[] = [];

@@ -32,6 +32,40 @@ export function destination(p: LatLon, bearing: number, km: number): LatLon {
   return { lat: la2 / toR, lon: ((((lo2 / toR) + 540) % 360) + 360) % 360 - 180 };
 }
 
+/** Weights of the negative tiers (far, climate, near), summing to 1: `data.negatives`' shape. */
+export interface NegativeMix {
+  far: number;
+  climate: number;
+  near: number;
+}
+
+/** One point of a tier schedule: the mix at GRPO step `step`. */
+export interface NegativePoint extends NegativeMix {
+  step: number;
+}
+
+/**
+ * The mix of a tier schedule at `step`: linear between the two points around it, the first point's mix
+ * before it and the last point's after it. Points are in increasing `step` order (the spec validator checks).
+ */
+export function negativesAt(points: readonly NegativePoint[], step: number): NegativeMix {
+  if (points.length === 0) throw new Error("internal: an empty negatives schedule");
+  const mix = (p: NegativePoint): NegativeMix => ({ far: p.far, climate: p.climate, near: p.near });
+  if (step <= points[0].step) return mix(points[0]);
+  for (let i = 1; i < points.length; i++) {
+    const a = points[i - 1], b = points[i];
+    if (step < b.step) {
+      const t = (step - a.step) / (b.step - a.step);
+      return {
+        far: a.far + t * (b.far - a.far),
+        climate: a.climate + t * (b.climate - a.climate),
+        near: a.near + t * (b.near - a.near),
+      };
+    }
+  }
+  return mix(points[points.length - 1]);
+}
+
 /** Near negatives required in val/test example `index` so that every prefix 0..index meets the minimum. */
 export function requiredNear(index: number, negatives: number, minFraction: number): number {
   const cum = (n: number) => Math.ceil(n * minFraction * negatives - 1e-9);

@@ -23,7 +23,7 @@ import {
   QA_PROMPTS,
   SCAFFOLD_PROMPT,
 } from "./prompts.ts";
-import { findNegative, requiredNear, TIERS } from "./negatives.ts";
+import { findNegative, type NegativeMix, requiredNear, TIERS } from "./negatives.ts";
 import type { Located, TaskWorld } from "./task_world.ts";
 
 /** What a one-ground-view example says: the parts that differ between its tasks. */
@@ -280,7 +280,8 @@ function drawNegatives(
 /**
  * A pairing example: an anchor's ground view and K aerial candidates, its own tile at a uniform position
  * among K - 1 negatives of drawn tiers (val/test: at least the near quota of `requiredNear`). An anchor
- * without the negatives it needs is redrawn, so tiers are exact.
+ * without the negatives it needs is redrawn, so tiers are exact. Tiers are drawn by `data.negatives`, or on
+ * the train split by `mix` when given (a GRPO stage's tier schedule); val/test never take `mix`.
  */
 export function pairingExample(
   tw: TaskWorld,
@@ -289,11 +290,13 @@ export function pairingExample(
   index: number,
   rng: Rng,
   cotRng: Rng,
+  mix?: NegativeMix,
 ): Example {
   const { K, data } = tw;
   const nNeg = K - 1;
   const minNear = split === "train" ? 0 : requiredNear(index, nNeg, data.testNearMin);
-  const w = [data.negatives.far, data.negatives.climate, data.negatives.near];
+  const m = split === "train" && mix ? mix : data.negatives;
+  const w = [m.far, m.climate, m.near];
   for (let attempt = 0; attempt < 200; attempt++) {
     const anchor = tw.locate(tw.sampleLocation(split, rng));
     const tiers: NegativeTier[] = [];

@@ -38,7 +38,9 @@ import {
 } from "./task_examples.ts";
 
 export type { Renderer, TaskSamplerOptions } from "./task_world.ts";
-export { destination, FAR_MIN_KM, NEAR_MAX_KM, NEAR_MIN_KM, requiredNear } from "./negatives.ts";
+import type { NegativeMix } from "./negatives.ts";
+export { destination, FAR_MIN_KM, NEAR_MAX_KM, NEAR_MIN_KM, negativesAt, requiredNear } from "./negatives.ts";
+export type { NegativeMix, NegativePoint } from "./negatives.ts";
 export { qaAnswer } from "./task_examples.ts";
 
 export interface TaskSampler {
@@ -52,10 +54,13 @@ export interface TaskSampler {
   regionKey(lat: number, lon: number): string;
   /** A land location in `split` (rejection sampling over world.sampleLocation). */
   sampleLocation(split: Split, rng: Rng): LatLon;
-  /** Example `index` of (task, split): deterministic. */
-  example(task: TaskName, split: Split, index: number): Example;
-  /** Examples start..start+n-1 of (task, split). */
-  examples(task: TaskName, split: Split, start: number, n: number): Example[];
+  /**
+   * Example `index` of (task, split): deterministic. `mix` replaces `data.negatives` for pairing examples
+   * of the train split (a GRPO stage's tier schedule); other tasks and splits ignore it.
+   */
+  example(task: TaskName, split: Split, index: number, mix?: NegativeMix): Example;
+  /** Examples start..start+n-1 of (task, split), `mix` as in `example`. */
+  examples(task: TaskName, split: Split, start: number, n: number, mix?: NegativeMix): Example[];
   /** n examples at random indices drawn from `rng` (training streams). */
   sample(task: TaskName, split: Split, n: number, rng: Rng): Example[];
 }
@@ -76,7 +81,7 @@ export function createTaskSampler(
 ): TaskSampler {
   validateData(data);
   const tw = createTaskWorld(world, data, worldSpec, opts);
-  const example = (task: TaskName, split: Split, index: number): Example => {
+  const example = (task: TaskName, split: Split, index: number, mix?: NegativeMix): Example => {
     if (!Number.isInteger(index) || index < 0) {
       throw new Error(`example index must be a non-negative integer: ${index}`);
     }
@@ -86,7 +91,7 @@ export function createTaskSampler(
     const cotRng = new Rng(deriveSeed(seed, `${id}/text`));
     switch (task) {
       case "pairing":
-        return pairingExample(tw, id, split, index, rng, cotRng);
+        return pairingExample(tw, id, split, index, rng, cotRng, mix);
       case "geolocate":
         return geolocateExample(tw, id, split, rng, cotRng);
       case "control":
@@ -109,7 +114,8 @@ export function createTaskSampler(
     regionKey: tw.regionKey,
     sampleLocation: tw.sampleLocation,
     example,
-    examples: (task, split, start, n) => Array.from({ length: n }, (_, i) => example(task, split, start + i)),
+    examples: (task, split, start, n, mix) =>
+      Array.from({ length: n }, (_, i) => example(task, split, start + i, mix)),
     sample: (task, split, n, rng) => Array.from({ length: n }, () => example(task, split, rng.int(2 ** 31))),
   };
 }

@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import type { Example, TaskName } from "../data/types.ts";
-import type { TaskSampler } from "../data/tasks.ts";
+import { type NegativeMix, negativesAt, type TaskSampler } from "../data/tasks.ts";
 import type { GeoTokenizer } from "../data/tokenizer.ts";
 import type { ModelConfig, VLM } from "../model/types.ts";
 import type { ExperimentSpec, GrpoStageSpec, SupervisedStageSpec } from "../spec/types.ts";
@@ -125,6 +125,11 @@ export async function trainStage(plan: StagePlan, upstream: VLM | null, c: Stage
   return model;
 }
 
+/** A tier mix as metric fields (`negatives/far`, `negatives/climate`, `negatives/near`). */
+function mixRecord(m: NegativeMix): Record<string, number> {
+  return { "negatives/far": m.far, "negatives/climate": m.climate, "negatives/near": m.near };
+}
+
 /** The tasks of a stage's mix with a positive weight, with their weights. */
 function tasksOf(mix: Partial<Record<TaskName, number>>): [TaskName, number][] {
   return Object.entries(mix).filter(([, w]) => (w ?? 0) > 0) as [TaskName, number][];
@@ -132,26 +137,35 @@ function tasksOf(mix: Partial<Record<TaskName, number>>): [TaskName, number][] {
 
 /**
  * One step's examples from a task mix: the task is drawn by weight, then `n` examples of it, both from the
- * step's own seed (a pure function of the step, so resume is exact).
+ * step's own seed (a pure function of the step, so resume is exact). `mix`: the tiers of pairing negatives
+ * (a GRPO stage's schedule at this step).
  */
-function mixBatch(c: StageContext, tasks: [TaskName, number][], seed: number, n: number): Example[] {
+function mixBatch(
+  c: StageContext,
+  tasks: [TaskName, number][],
+  seed: number,
+  n: number,
+  mix?: NegativeMix,
+): Example[] {
   const rng = new Rng(seed);
   const task = tasks[rng.weighted(tasks.map((t) => t[1]))][0];
-  return homogeneousBatch(c.sampler, task, rng.int(1 << 30), n);
+  return homogeneousBatch(c.sampler, task, rng.int(1 << 30), n, mix);
 }
 
 /** GRPO on the stage's task mix: each step's P prompts share one task drawn by weight. */
 async function grpoStage(plan: StagePlan, gs: GrpoStageSpec, model: VLM, c: StageContext, io: StageIO) {
   const tasks = tasksOf(gs.tasks);
   const P = gs.grpo.promptsPerStep;
+  const mixAt = (step: number) => (gs.negatives ? negativesAt(gs.negatives, step) : undefined);
   const res = await trainGrpo({
     stageName: plan.name,
     spec: gs,
     model,
     tokenizer: c.tokenizer,
-    prompts: (step) => mixBatch(c, tasks, deriveSeed(gs.seed, `prompts/${step}`), P),
+    prompts: (step) => mixBatch(c, tasks, deriveSeed(gs.seed, `prompts/${step}`), P, mixAt(step)),
     onResume: io.dropFrom,
-    onMetrics: (m) => appendJsonl(io.metricsPath, m),
+    // With a tier schedule, each step's record carries the mix its pairing prompts were drawn with.
+    onMetrics: (m) => appendJsonl(io.metricsPath, gs.negatives ? { ...m, ...mixRecord(mixAt(m.step)!) } : m),
     onRollouts: async (rs) => {
       for (const r of rs) await appendJsonl(io.rolloutsPath, r);
     },
@@ -200,12 +214,18 @@ async function supervisedStage(
  * a batch collates without masks. Only caption mixes layouts (ground or one aerial); other tasks take the
  * first n. Deterministic in (task, start).
  */
-export function homogeneousBatch(sampler: TaskSampler, task: TaskName, start: number, n: number): Example[] {
+export function homogeneousBatch(
+  sampler: TaskSampler,
+  task: TaskName,
+  start: number,
+  n: number,
+  mix?: NegativeMix,
+): Example[] {
   const key = (e: Example) => `${e.ground ? 1 : 0}/${e.aerial.length}`;
   const out: Example[] = [];
   let want: string | null = null;
   for (let i = start; out.length < n; i += n) {
-    for (const e of sampler.examples(task, "train", i, n)) {
+    for (const e of sampler.examples(task, "train", i, n, mix)) {
       want ??= key(e);
       if (key(e) === want && out.length < n) out.push(e);
     }

@@ -84,6 +84,8 @@ export interface RolloutRecord {
   /** The prompt's user text and its verifiable answer (absent in ledgers written before they were kept). */
   prompt?: string;
   answer?: string;
+  /** A pairing prompt's candidates in letter order: "match" or the negative's tier (absent for other tasks). */
+  tiers?: string[];
   group: number;
   sample: number;
   completion: string;

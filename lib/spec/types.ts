@@ -248,6 +248,14 @@ export interface GrpoStageSpec {
    * In the stage hash: shard boundaries and rollout seeds depend on it (never on the machine).
    */
   replicas?: number;
+  /**
+   * A schedule of negative tiers for this stage's pairing prompts (a curriculum): points `{step, far,
+   * climate, near}` in increasing step order, each mix summing to 1; the mix at a step is linear between
+   * the points around it, the first point's before it and the last point's after it. Absent: the
+   * prompts follow `data.negatives`. Only the stage's training prompts change; validation and test
+   * examples never do.
+   */
+  negatives?: { step: number; far: number; climate: number; near: number }[];
   seed: number;
 }
 

@@ -180,6 +180,7 @@ function crossFieldProblems(spec: JsonObject, prov: Provenance, fallback: string
     if (typeof st.cueLoss === "number" && st.cueLoss > 0 && !(spec.model as JsonObject).cueHead) {
       add(`/stages/${name}/cueLoss`, "needs model.cueHead: true (the cue heads this loss trains)");
     }
+    if (Array.isArray(st.negatives)) negativeScheduleProblems(name, st, add);
     const from = st.from as string | null;
     const ptr = `/stages/${name}/from`;
     if (from === null) continue;
@@ -204,6 +205,30 @@ function crossFieldProblems(spec: JsonObject, prov: Provenance, fallback: string
     add("/data/testFraction", "valFraction + testFraction must be < 1 (the train split would be empty)");
   }
   return out;
+}
+
+/** A stage's tier schedule: mixes that sum to 1, steps that increase, a stage that draws pairing prompts. */
+function negativeScheduleProblems(
+  name: string,
+  st: JsonObject,
+  add: (pointer: string, message: string) => void,
+) {
+  const points = st.negatives as { step: number; far: number; climate: number; near: number }[];
+  points.forEach((p, i) => {
+    const sum = p.far + p.climate + p.near;
+    if (Math.abs(sum - 1) > 1e-6) {
+      add(`/stages/${name}/negatives/${i}`, `weights must sum to 1, got ${+sum.toFixed(6)}`);
+    }
+    if (i > 0 && !(p.step > points[i - 1].step)) {
+      add(
+        `/stages/${name}/negatives/${i}/step`,
+        `steps must increase: ${p.step} after ${points[i - 1].step}`,
+      );
+    }
+  });
+  if (!((st.tasks as Record<string, number>).pairing > 0)) {
+    add(`/stages/${name}/negatives`, "has no effect: the stage's tasks give pairing no weight");
+  }
 }
 
 /** Cross-field rules of a baseline stage (the schema has checked each field on its own). */

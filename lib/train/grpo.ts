@@ -536,12 +536,14 @@ function rolloutRecords(
   for (let i = 0; i < st.texts.length; i++) {
     const rewards: Record<string, number> = {};
     for (const [k, v] of Object.entries(st.byFunction)) rewards[k] = v[i];
+    const ex = examples[Math.floor(i / G)];
     out.push({
       stage,
       step,
-      promptId: examples[Math.floor(i / G)].id,
-      prompt: examples[Math.floor(i / G)].prompt,
-      answer: examples[Math.floor(i / G)].answer,
+      promptId: ex.id,
+      prompt: ex.prompt,
+      answer: ex.answer,
+      ...(ex.pairing ? { tiers: ex.pairing.tiers } : {}),
       group: Math.floor(i / G),
       sample: i % G,
       completion: st.texts[i],
