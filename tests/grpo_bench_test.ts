@@ -81,6 +81,36 @@ Deno.test("bench/grpo_step.ts prints one JSON line of medians by part, on native
   assert(bad.code !== 0 && bad.err.includes("--blas must be on or off"), bad.err);
 });
 
+Deno.test("bench/grpo_memory.ts prints each case's wasm heap; fewer rows per micro-batch need no more", async () => {
+  const r = await run("bench/grpo_memory.ts", [
+    "--preset",
+    "tiny",
+    "--prompts",
+    "2",
+    "--group",
+    "2",
+    "--rows",
+    "4,2",
+    "--prefill",
+    "4",
+    "--tokens",
+    "8",
+  ]);
+  assertEquals(r.code, 0, r.err);
+  const lines = r.out.trim().split("\n");
+  assert(
+    lines[0].startsWith("GRPO update, P2 x G2, 8 tokens, micro-batches of 4 rows: wasm heap "),
+    lines[0],
+  );
+  assert(lines[2].startsWith("evaluation prefill of 4 pairing prompts: wasm heap "), lines[2]);
+  const summary = JSON.parse(lines.at(-1)!) as { cases: Record<string, { heapMiB: number; rssMiB: number }> };
+  assertEquals(Object.keys(summary.cases), ["update:4", "update:2", "prefill:4"]);
+  for (const c of Object.values(summary.cases)) {
+    assert(c.heapMiB > 0 && c.rssMiB >= c.heapMiB, JSON.stringify(c));
+  }
+  assert(summary.cases["update:2"].heapMiB <= summary.cases["update:4"].heapMiB, JSON.stringify(summary));
+});
+
 Deno.test("bench/peer/peer.ts times ours and says why the PyTorch side is skipped", async () => {
   const r = await run("bench/peer/peer.ts", ["--preset", "tiny", "--rounds", "1"]);
   assertEquals(r.code, 0, r.err);
