@@ -28,6 +28,7 @@ import type { DataSpec, WorldSpec } from "../spec/types.ts";
 import type { Example, Split, TaskName } from "./types.ts";
 import { haversineKm } from "../eval/geo.ts";
 import { createTaskWorld, type TaskSamplerOptions } from "./task_world.ts";
+import type { NegativeMix } from "./negatives.ts";
 import {
   captionExample,
   controlExample,
@@ -38,7 +39,6 @@ import {
 } from "./task_examples.ts";
 
 export type { Renderer, TaskSamplerOptions } from "./task_world.ts";
-import type { NegativeMix } from "./negatives.ts";
 export { destination, FAR_MIN_KM, NEAR_MAX_KM, NEAR_MIN_KM, negativesAt, requiredNear } from "./negatives.ts";
 export type { NegativeMix, NegativePoint } from "./negatives.ts";
 export { qaAnswer } from "./task_examples.ts";
