@@ -4,11 +4,12 @@
  * the limit: the worst case of a step), through the real `trainGrpo`.
  *
  *   deno run -A bench/grpo_step.ts [--preset small] [--prompts 8] [--group 8] [--steps 3] [--replicas 1]
- *     [--blas on|off] [--root DIR]
+ *     [--blas on|off] [--root DIR] [--tokens N]
  *
  * `--blas off` runs tfjs-wasm's own matmuls (lib/model/blas.ts). `--root` imports the harness and trainer
  * of another checkout of this project (e.g. a `git worktree` at an older commit) so that two versions can
  * be timed alternately on the same machine; an older trainer reports step and generate times only.
+ * `--tokens` sets maxNewTokens (default: the checkout's own spec), so two checkouts do the same work.
  * Medians are over `--steps` steps after one untimed step; `cpuMs` is the process's CPU time per step (all
  * threads), which other processes on the same cores disturb less than wall time.
  * @module
@@ -21,6 +22,7 @@ const args = parseGrpoBenchArgs(Deno.args, {
   steps: { type: "string", default: "3" },
   blas: { type: "string", default: "on" },
   root: { type: "string" },
+  tokens: { type: "string" },
 });
 const v = args.values;
 if (v.blas !== "on" && v.blas !== "off") throw new Error(`--blas must be on or off (got ${v.blas})`);
@@ -40,6 +42,7 @@ const P = args.prompts, R = args.replicas;
 spec.grpo.promptsPerStep = P;
 spec.grpo.groupSize = args.groupSize;
 spec.grpo.maskTruncated = false;
+if (v.tokens !== undefined) spec.grpo.maxNewTokens = wholeNumber("--tokens", v.tokens);
 spec.steps = 1;
 const pool = R > 1 ? await replicasMod.ReplicaPool.start(R, ctx.cfg, "wasm") : undefined;
 

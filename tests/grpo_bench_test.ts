@@ -57,10 +57,12 @@ Deno.test("bench/grpo_step.ts prints one JSON line of medians by part, on native
       "1",
       "--blas",
       blas,
+      "--tokens",
+      "6",
     ]);
     assertEquals(r.code, 0, r.err);
     const j = JSON.parse(r.out.trim().split("\n").pop()!);
-    assertEquals([j.preset, j.prompts, j.groupSize, j.steps], ["tiny", 2, 2, 1]);
+    assertEquals([j.preset, j.prompts, j.groupSize, j.steps, j.maxNewTokens], ["tiny", 2, 2, 1, 6]);
     for (
       const k of [
         "rolloutMs",
