@@ -33,6 +33,10 @@ const grpo: typeof import("../lib/train/grpo.ts") = await import(new URL("lib/tr
 const replicasMod: typeof import("../lib/train/replicas.ts") = await import(
   new URL("lib/train/replicas.ts", root).href
 );
+// Threads per product once the replicas share the cores (an older checkout without native BLAS: null).
+const blasMod: Partial<typeof import("../lib/model/blas.ts")> = await import(
+  new URL("lib/model/blas.ts", root).href
+).catch(() => ({}));
 
 const ctx = await harness.setupBench({ backend: "wasm", preset: args.preset });
 const stage = Object.values(ctx.spec.stages).find((s) => s.kind === "grpo");
@@ -77,11 +81,13 @@ for (let k = 0; k <= steps; k++) {
   row.cpu = (cpu.user + cpu.system) / 1000;
   if (k > 0) rows.push(row);
 }
+const threadsPerReplica = blasMod.blasThreads?.() ?? null;
 pool?.close();
 const out: Record<string, unknown> = {
   root: root.pathname,
   backend: ctx.backend.name,
   blas: ctx.backend.blas ?? null,
+  blasThreadsPerReplica: threadsPerReplica,
   preset: ctx.preset,
   prompts: P,
   groupSize: spec.grpo.groupSize,

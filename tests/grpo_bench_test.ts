@@ -78,6 +78,10 @@ Deno.test("bench/grpo_step.ts prints one JSON line of medians by part, on native
     }
     assert(j.rolloutTokensPerSec > 0);
     if (blas === "off") assertEquals(j.blas, null);
+    // One replica: the product gets every core (2 replicas would share them: tested in replicas_test.ts).
+    if (blas === "on" && j.blas !== null) {
+      assertEquals(j.blasThreadsPerReplica, navigator.hardwareConcurrency);
+    }
   }
   const bad = await run("bench/grpo_step.ts", ["--blas", "maybe"]);
   assert(bad.code !== 0 && bad.err.includes("--blas must be on or off"), bad.err);
