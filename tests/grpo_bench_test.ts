@@ -9,6 +9,9 @@ import { grpoStepper, setupBench } from "../bench/harness.ts";
 
 const root = new URL("../", import.meta.url);
 
+/** The tiny preset at 2 prompts x 2 samples: the bench scripts' smallest real step. */
+const TINY_P2_G2 = ["--preset", "tiny", "--prompts", "2", "--group", "2"];
+
 async function run(script: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
   const o = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", new URL(script, root).pathname, ...args],
@@ -47,12 +50,7 @@ Deno.test("grpoStepper reports every part of a step, and the parts fit in the st
 Deno.test("bench/grpo_step.ts prints one JSON line of medians by part, on native BLAS and with --blas off", async () => {
   for (const blas of ["on", "off"]) {
     const r = await run("bench/grpo_step.ts", [
-      "--preset",
-      "tiny",
-      "--prompts",
-      "2",
-      "--group",
-      "2",
+      ...TINY_P2_G2,
       "--steps",
       "1",
       "--blas",
@@ -89,12 +87,7 @@ Deno.test("bench/grpo_step.ts prints one JSON line of medians by part, on native
 
 Deno.test("bench/grpo_memory.ts prints each case's wasm heap; fewer rows per micro-batch need no more", async () => {
   const r = await run("bench/grpo_memory.ts", [
-    "--preset",
-    "tiny",
-    "--prompts",
-    "2",
-    "--group",
-    "2",
+    ...TINY_P2_G2,
     "--rows",
     "4,2",
     "--prefill",

@@ -48,6 +48,7 @@ import {
   type NegativeMix,
   requiredNear,
   type TaskSampler,
+  tierWeights,
 } from "./tasks.ts";
 import { type Example, type NegativeTier, QA_KINDS, type Split, type TaskName } from "./types.ts";
 
@@ -388,7 +389,7 @@ function rowPairingExample(
     anchor = list[(index + k) % list.length];
   }
   const minNear = split === "train" ? 0 : requiredNear(index, nNeg, set.opts.data.testNearMin);
-  const weights = split === "train" && mix ? mix : set.opts.data.negatives;
+  const weights = tierWeights(split, mix, set.opts.data.negatives);
   const { negs, tiers } = drawRowNegatives(set, anchor, split, nNeg, minNear, weights, rng);
   const order = rng.shuffle(negs.map((_, i) => i));
   const correct = rng.int(K);

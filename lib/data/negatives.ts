@@ -66,6 +66,14 @@ export function negativesAt(points: readonly NegativePoint[], step: number): Neg
   return mix(points[points.length - 1]);
 }
 
+/**
+ * The tier weights a pairing example of `split` draws with: a GRPO stage's `mix` on the train split, else
+ * `data.negatives` (validation and test examples never follow a stage's schedule).
+ */
+export function tierWeights(split: Split, mix: NegativeMix | undefined, data: NegativeMix): NegativeMix {
+  return split === "train" && mix ? mix : data;
+}
+
 /** Near negatives required in val/test example `index` so that every prefix 0..index meets the minimum. */
 export function requiredNear(index: number, negatives: number, minFraction: number): number {
   const cum = (n: number) => Math.ceil(n * minFraction * negatives - 1e-9);

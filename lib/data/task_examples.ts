@@ -23,7 +23,7 @@ import {
   QA_PROMPTS,
   SCAFFOLD_PROMPT,
 } from "./prompts.ts";
-import { findNegative, type NegativeMix, requiredNear, TIERS } from "./negatives.ts";
+import { findNegative, type NegativeMix, requiredNear, TIERS, tierWeights } from "./negatives.ts";
 import type { Located, TaskWorld } from "./task_world.ts";
 
 /** What a one-ground-view example says: the parts that differ between its tasks. */
@@ -295,7 +295,7 @@ export function pairingExample(
   const { K, data } = tw;
   const nNeg = K - 1;
   const minNear = split === "train" ? 0 : requiredNear(index, nNeg, data.testNearMin);
-  const m = split === "train" && mix ? mix : data.negatives;
+  const m = tierWeights(split, mix, data.negatives);
   const w = [m.far, m.climate, m.near];
   for (let attempt = 0; attempt < 200; attempt++) {
     const anchor = tw.locate(tw.sampleLocation(split, rng));

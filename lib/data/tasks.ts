@@ -39,7 +39,15 @@ import {
 } from "./task_examples.ts";
 
 export type { Renderer, TaskSamplerOptions } from "./task_world.ts";
-export { destination, FAR_MIN_KM, NEAR_MAX_KM, NEAR_MIN_KM, negativesAt, requiredNear } from "./negatives.ts";
+export {
+  destination,
+  FAR_MIN_KM,
+  NEAR_MAX_KM,
+  NEAR_MIN_KM,
+  negativesAt,
+  requiredNear,
+  tierWeights,
+} from "./negatives.ts";
 export type { NegativeMix, NegativePoint } from "./negatives.ts";
 export { qaAnswer } from "./task_examples.ts";
 

@@ -14,6 +14,7 @@ import { nearest } from "./suggest.ts";
 import { retiredKey } from "./retired.ts";
 import { checkResolutions } from "../baselines/grid.ts";
 import { retiredProblems } from "./retired.ts";
+import type { DataSpec, GrpoStageSpec } from "./types.ts";
 
 /** The JSON Schema of a resolved spec (experiments/schema.json), for reuse by sweep schemas and docs. */
 export const SPEC_SCHEMA: JsonObject = schema as JsonObject;
@@ -197,14 +198,22 @@ function crossFieldProblems(spec: JsonObject, prov: Provenance, fallback: string
       add(ptr, `stage '${from}' must come before '${name}' in the pipeline [${pipeline.join(", ")}]`);
     }
   }
-  const neg = (spec.data as JsonObject).negatives as Record<string, number>;
-  const sum = neg.far + neg.climate + neg.near;
-  if (Math.abs(sum - 1) > 1e-6) add("/data/negatives", `weights must sum to 1, got ${+sum.toFixed(6)}`);
+  mixSumProblem((spec.data as JsonObject).negatives as DataSpec["negatives"], "/data/negatives", add);
   const data = spec.data as { valFraction: number; testFraction: number };
   if (data.valFraction + data.testFraction >= 1) {
     add("/data/testFraction", "valFraction + testFraction must be < 1 (the train split would be empty)");
   }
   return out;
+}
+
+/** A mix of negative tiers (`data.negatives`, a schedule's point) must sum to 1. */
+function mixSumProblem(
+  m: DataSpec["negatives"],
+  pointer: string,
+  add: (pointer: string, message: string) => void,
+): void {
+  const sum = m.far + m.climate + m.near;
+  if (Math.abs(sum - 1) > 1e-6) add(pointer, `weights must sum to 1, got ${+sum.toFixed(6)}`);
 }
 
 /** A stage's tier schedule: mixes that sum to 1, steps that increase, a stage that draws pairing prompts. */
@@ -213,12 +222,9 @@ function negativeScheduleProblems(
   st: JsonObject,
   add: (pointer: string, message: string) => void,
 ) {
-  const points = st.negatives as { step: number; far: number; climate: number; near: number }[];
+  const points = st.negatives as NonNullable<GrpoStageSpec["negatives"]>;
   points.forEach((p, i) => {
-    const sum = p.far + p.climate + p.near;
-    if (Math.abs(sum - 1) > 1e-6) {
-      add(`/stages/${name}/negatives/${i}`, `weights must sum to 1, got ${+sum.toFixed(6)}`);
-    }
+    mixSumProblem(p, `/stages/${name}/negatives/${i}`, add);
     if (i > 0 && !(p.step > points[i - 1].step)) {
       add(
         `/stages/${name}/negatives/${i}/step`,
