@@ -4,13 +4,18 @@
  * error, answer parse rate, share of answers with a repeated n-gram, geo-qa), one row per table label, seeds as columns, mean and a 95% t-interval over seeds, and each
  * row's difference from Base paired by seed (t-interval over the per-seed differences).
  *
+ * A third table reads the runs' predictions.jsonl for the answers' form on the two tasks that offer no
+ * choices: the share of geo-qa and geolocation answers that are a bare option letter (the pairing answer's
+ * form), and geo-qa accuracy among the answers that are not, which tells a policy that forgot the task from one
+ * that only writes the wrong kind of answer.
+ *
  * Usage: deno run --allow-read tools/results_tables.ts runs/geo-r1-* runs/geo-r1-zero-* runs/task-sft-*
  * Rows come from every run's eval.json (a run also holds its cached upstream rows); a (label, seed) seen twice
  * must agree, else the script stops naming both runs.
  * @module
  */
 import { join } from "node:path";
-import type { EvalFile, StageEval } from "../lib/run/records.ts";
+import type { EvalFile, PredictionRecord, StageEval } from "../lib/run/records.ts";
 
 const ORDER = [
   "Base",
@@ -29,6 +34,48 @@ interface Cell {
   seed: number;
   run: string;
   row: StageEval;
+  forms?: AnswerForms;
+}
+
+/** How a row's geo-qa and geolocation answers are written (percentages; undefined where the task is absent). */
+interface AnswerForms {
+  qaLetter?: number;
+  qaAccOther?: number;
+  geoLetter?: number;
+}
+
+/** A bare option letter, the form of a pairing answer. */
+const isChoiceLetter = (s: string | null) => s !== null && /^\s*[A-Z]\s*$/.test(s);
+
+function answerForms(recs: PredictionRecord[]): AnswerForms {
+  const pct = (n: number, d: number) => (d ? (100 * n) / d : undefined);
+  const qa = recs.filter((r) => r.task === "geoqa");
+  const geo = recs.filter((r) => r.task === "geolocate");
+  const qaOther = qa.filter((r) => !isChoiceLetter(r.parsed));
+  return {
+    qaLetter: pct(qa.length - qaOther.length, qa.length),
+    qaAccOther: pct(qaOther.filter((r) => r.correct).length, qaOther.length),
+    geoLetter: pct(geo.filter((r) => isChoiceLetter(r.parsed)).length, geo.length),
+  };
+}
+
+/** The run's prediction records by row label (empty when the run has no predictions.jsonl). */
+async function predictionsByLabel(dir: string): Promise<Map<string, PredictionRecord[]>> {
+  const out = new Map<string, PredictionRecord[]>();
+  let text: string;
+  try {
+    text = await Deno.readTextFile(join(dir, "predictions.jsonl"));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return out;
+    throw e;
+  }
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    const r = JSON.parse(line) as PredictionRecord;
+    const l = r.label ?? r.stage;
+    out.set(l, [...(out.get(l) ?? []), r]);
+  }
+  return out;
 }
 
 function meanCi(xs: number[]): string {
@@ -44,13 +91,15 @@ const cells = new Map<string, Map<number, Cell>>();
 for (const dir of Deno.args) {
   const ev = JSON.parse(await Deno.readTextFile(join(dir, "eval.json"))) as EvalFile;
   const spec = JSON.parse(await Deno.readTextFile(join(dir, "spec.resolved.json"))) as { seed: number };
+  const preds = await predictionsByLabel(dir);
   for (const row of ev.rows) {
     const bySeed = cells.get(row.label) ?? new Map<number, Cell>();
     const prev = bySeed.get(spec.seed);
     if (prev && JSON.stringify(prev.row.pairing) !== JSON.stringify(row.pairing)) {
       throw new Error(`${row.label} seed ${spec.seed}: ${prev.run} and ${dir} disagree`);
     }
-    bySeed.set(spec.seed, { seed: spec.seed, run: dir, row });
+    const recs = preds.get(row.label);
+    bySeed.set(spec.seed, { seed: spec.seed, run: dir, row, forms: recs ? answerForms(recs) : prev?.forms });
     cells.set(row.label, bySeed);
   }
 }
@@ -60,7 +109,7 @@ const base = cells.get("Base");
 
 function table(
   title: string,
-  metrics: [string, (r: StageEval) => number | undefined][],
+  metrics: [string, (r: StageEval, c: Cell) => number | undefined][],
   delta: number[],
 ): void {
   console.log(`\n${title}\n`);
@@ -69,7 +118,9 @@ function table(
   console.log(`| ${head.map(() => "---").join(" | ")} |`);
   for (const l of labels) {
     const bySeed = cells.get(l)!;
-    const vals = metrics.map(([, f]) => seeds.map((s) => bySeed.get(s) && f(bySeed.get(s)!.row)));
+    const vals = metrics.map(([, f]) =>
+      seeds.map((s) => bySeed.get(s) && f(bySeed.get(s)!.row, bySeed.get(s)!))
+    );
     const parts = vals.map((v) => {
       const xs = v.filter((x): x is number => typeof x === "number");
       return xs.length ? `${xs.map((x) => x.toFixed(1)).join(" / ")}; ${meanCi(xs)}` : "-";
@@ -78,7 +129,7 @@ function table(
       if (!base || l === "Base") return "";
       const d = seeds.flatMap((s) => {
         const a = bySeed.get(s), b = base.get(s);
-        const x = a && metrics[i][1](a.row), y = b && metrics[i][1](b.row);
+        const x = a && metrics[i][1](a.row, a), y = b && metrics[i][1](b.row, b);
         return typeof x === "number" && typeof y === "number" ? [x - y] : [];
       });
       return d.length ? meanCi(d) : "-";
@@ -109,6 +160,13 @@ table("Table 1 analogue: geolocation on the test split (400 ground views, held-o
   ],
   ["geo-qa %", (r) => r.geoqa && 100 * r.geoqa.accuracy],
 ], [3, 4, 8]);
+if ([...cells.values()].some((m) => [...m.values()].some((c) => c.forms))) {
+  table("Answer forms on the tasks without choices (test split, from predictions.jsonl)", [
+    ["geo-qa letter answers %", (_, c) => c.forms?.qaLetter],
+    ["geo-qa acc. among other answers %", (_, c) => c.forms?.qaAccOther],
+    ["geolocation letter answers %", (_, c) => c.forms?.geoLetter],
+  ], [0, 1]);
+}
 const ctl = [...cells.values()].flatMap((m) => [...m.values()]).filter((c) => c.row.control);
 if (ctl.length) {
   console.log("\nControl task (test split):\n");

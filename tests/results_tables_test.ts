@@ -1,0 +1,124 @@
+/**
+ * tools/results_tables.ts as a maintainer runs it on finished runs: the pairing and geolocation tables with
+ * per-seed values, means and paired differences from Base, and the answer-form table read from
+ * predictions.jsonl (geo-qa and geolocation answers written as a bare option letter).
+ */
+import { join } from "node:path";
+import { assert, assertEquals } from "./assert.ts";
+import { ROOT } from "./helpers_cli.ts";
+
+type Rec = { label: string; task: string; parsed: string | null; correct: boolean };
+
+/** One eval row with the fields the tables read. */
+function row(label: string, pairing: number, geoqa: number) {
+  return {
+    stage: label,
+    label,
+    stageHash: "0",
+    pairing: {
+      n: 4,
+      accuracy: pairing,
+      ci: [0, 1],
+      meanLength: 10,
+      lengthCi: [9, 11],
+      formatRate: 1,
+      byTier: {},
+    },
+    geolocate: {
+      n: 4,
+      thresholds: { "1": 0, "25": 0, "200": 0, "750": 0, "2500": 0.25 },
+      thresholdCi: {},
+      medianKm: 5000,
+      meanLength: 10,
+      parseRate: 1,
+    },
+    geoqa: { n: 4, byKind: {}, accuracy: geoqa },
+    gallery: [],
+  };
+}
+
+async function fakeRun(root: string, name: string, seed: number, recs: Rec[], rows: unknown[]) {
+  const dir = join(root, name);
+  await Deno.mkdir(dir);
+  await Deno.writeTextFile(join(dir, "eval.json"), JSON.stringify({ experiment: "x", runId: name, rows }));
+  await Deno.writeTextFile(join(dir, "spec.resolved.json"), JSON.stringify({ seed }));
+  await Deno.writeTextFile(
+    join(dir, "predictions.jsonl"),
+    recs.map((r) => JSON.stringify(r)).join("\n") + "\n",
+  );
+  return dir;
+}
+
+const qa = (label: string, parsed: string, correct: boolean): Rec => ({
+  label,
+  task: "geoqa",
+  parsed,
+  correct,
+});
+const geo = (label: string, parsed: string | null): Rec => ({
+  label,
+  task: "geolocate",
+  parsed,
+  correct: false,
+});
+
+Deno.test("results_tables: answer forms come from predictions.jsonl, seeds become columns", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "geo-r1-tables-" });
+  try {
+    // Seed 0: the RL row answers half the geo-qa questions with a letter; of the other two, one is right.
+    const a = await fakeRun(tmp, "a", 0, [
+      qa("Base", "arid", true),
+      qa("Base", "rural", true),
+      qa("Base", "Peru", false),
+      qa("Base", "left", false),
+      geo("Base", "1, 2"),
+      geo("Base", "3, 4"),
+      qa("Geo-R1-Zero", "B", false),
+      qa("Geo-R1-Zero", " D ", false),
+      qa("Geo-R1-Zero", "arid", true),
+      qa("Geo-R1-Zero", "Brazil", false),
+      geo("Geo-R1-Zero", "C"),
+      geo("Geo-R1-Zero", null),
+    ], [row("Base", 0.25, 0.5), row("Geo-R1-Zero", 0.75, 0.25)]);
+    // Seed 1: no letters at all.
+    const b = await fakeRun(tmp, "b", 1, [
+      qa("Base", "arid", true),
+      qa("Base", "rural", false),
+      qa("Geo-R1-Zero", "arid", true),
+      qa("Geo-R1-Zero", "urban", true),
+      geo("Geo-R1-Zero", "5, 6"),
+    ], [row("Base", 0.25, 0.5), row("Geo-R1-Zero", 0.5, 1)]);
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", "tools/results_tables.ts", a, b],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const out = new TextDecoder().decode(r.stdout);
+    assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+    const line = (title: string, label: string) => {
+      const part = out.slice(out.indexOf(title));
+      const l = part.split("\n").find((l) => l.startsWith(`| ${label} |`)) ?? "";
+      return l.split("|").slice(1, -1).map((c) => c.trim());
+    };
+    assertEquals(
+      line("Table 2 analogue", "Geo-R1-Zero")[1],
+      "75.0 / 50.0; 62.5 [-96.3, 221.3]",
+    );
+    const forms = line("Answer forms", "Geo-R1-Zero");
+    // letter answers 50% / 0%; accuracy among the others 50% / 100%; geolocation letters 50% / 0%.
+    assertEquals(forms.slice(1, 4), [
+      "50.0 / 0.0; 25.0 [-292.6, 342.6]",
+      "50.0 / 100.0; 75.0 [-242.6, 392.6]",
+      "50.0 / 0.0; 25.0 [-292.6, 342.6]",
+    ]);
+    // Differences from Base, paired by seed: letters +50 / +0; accuracy among the others 0 / +50.
+    assertEquals(forms.slice(4, 6), ["25.0 [-292.6, 342.6]", "25.0 [-292.6, 342.6]"]);
+    const baseForms = line("Answer forms", "Base");
+    assertEquals(baseForms[1], "0.0 / 0.0; 0.0 [0.0, 0.0]");
+    assert(baseForms[3].startsWith("0.0;"), `Base of seed 1 has no geolocation answers: ${baseForms[3]}`);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
