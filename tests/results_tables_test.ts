@@ -1,7 +1,8 @@
 /**
  * tools/results_tables.ts as a maintainer runs it on finished runs: the pairing and geolocation tables with
- * per-seed values, means and paired differences from Base, and the answer-form table read from
- * predictions.jsonl (geo-qa and geolocation answers written as a bare option letter).
+ * per-seed values, means and paired differences from Base, the answer-form table read from predictions.jsonl
+ * (geo-qa and geolocation answers written as a bare option letter), a run's own row winning over another
+ * run's cached sibling row, and two own rows that disagree stopping the script.
  */
 import { join } from "node:path";
 import { assert, assertEquals } from "./assert.ts";
@@ -88,15 +89,20 @@ Deno.test("results_tables: answer forms come from predictions.jsonl, seeds becom
       qa("Geo-R1-Zero", "urban", true),
       geo("Geo-R1-Zero", "5, 6"),
     ], [row("Base", 0.25, 0.5), row("Geo-R1-Zero", 0.5, 1)]);
+    // A Task-SFT run of seed 0 also holds a cached sibling's Geo-R1-Zero row of another configuration.
+    const sib = { ...row("Geo-R1-Zero", 0.1, 0.1), stage: "grpo (cached sibling)" };
+    const c = await fakeRun(tmp, "c", 0, [], [row("Base", 0.25, 0.5), sib, row("Task-SFT", 0.8, 0.5)]);
     const r = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-read", "tools/results_tables.ts", a, b],
+      args: ["run", "--allow-read", "tools/results_tables.ts", c, a, b],
       cwd: ROOT,
       stdout: "piped",
       stderr: "piped",
       env: { NO_COLOR: "1" },
     }).output();
     const out = new TextDecoder().decode(r.stdout);
-    assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+    const err = new TextDecoder().decode(r.stderr);
+    assertEquals(r.code, 0, err);
+    assert(err.includes(`Geo-R1-Zero seed 0: ${a}'s own row replaces ${c}'s cached sibling row`), err);
     const line = (title: string, label: string) => {
       const part = out.slice(out.indexOf(title));
       const l = part.split("\n").find((l) => l.startsWith(`| ${label} |`)) ?? "";
@@ -118,6 +124,17 @@ Deno.test("results_tables: answer forms come from predictions.jsonl, seeds becom
     const baseForms = line("Answer forms", "Base");
     assertEquals(baseForms[1], "0.0 / 0.0; 0.0 [0.0, 0.0]");
     assert(baseForms[3].startsWith("0.0;"), `Base of seed 1 has no geolocation answers: ${baseForms[3]}`);
+    assertEquals(line("Table 2 analogue", "Task-SFT")[1], "80.0; 80.0");
+    // Two runs' own rows that disagree stop the script, naming both.
+    const d = await fakeRun(tmp, "d", 1, [], [row("Geo-R1-Zero", 0.9, 1)]);
+    const bad = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", "tools/results_tables.ts", b, d],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(bad.code, 1);
+    assert(new TextDecoder().decode(bad.stderr).includes(`Geo-R1-Zero seed 1: ${b} and ${d} disagree`));
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

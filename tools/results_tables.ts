@@ -11,7 +11,8 @@
  *
  * Usage: deno run --allow-read tools/results_tables.ts runs/geo-r1-* runs/geo-r1-zero-* runs/task-sft-*
  * Rows come from every run's eval.json (a run also holds its cached upstream rows); a (label, seed) seen twice
- * must agree, else the script stops naming both runs.
+ * must agree, else the script stops naming both runs, except that a run's own row replaces another run's
+ * cached sibling row (a row of another experiment found in the cache, perhaps of another configuration).
  * @module
  */
 import { join } from "node:path";
@@ -34,6 +35,8 @@ interface Cell {
   seed: number;
   run: string;
   row: StageEval;
+  /** The row is a cached sibling's (another experiment's stage found in the cache), not the run's own. */
+  sibling: boolean;
   forms?: AnswerForms;
 }
 
@@ -95,11 +98,20 @@ for (const dir of Deno.args) {
   for (const row of ev.rows) {
     const bySeed = cells.get(row.label) ?? new Map<number, Cell>();
     const prev = bySeed.get(spec.seed);
-    if (prev && JSON.stringify(prev.row.pairing) !== JSON.stringify(row.pairing)) {
-      throw new Error(`${row.label} seed ${spec.seed}: ${prev.run} and ${dir} disagree`);
-    }
+    const sibling = row.stage.endsWith("(cached sibling)");
     const recs = preds.get(row.label);
-    bySeed.set(spec.seed, { seed: spec.seed, run: dir, row, forms: recs ? answerForms(recs) : prev?.forms });
+    const cell = { seed: spec.seed, run: dir, row, sibling, forms: recs ? answerForms(recs) : prev?.forms };
+    if (prev && JSON.stringify(prev.row.pairing) !== JSON.stringify(row.pairing)) {
+      // A cached sibling row is a copy of another configuration's row: the run that owns the row wins.
+      if (prev.sibling === sibling) {
+        throw new Error(`${row.label} seed ${spec.seed}: ${prev.run} and ${dir} disagree`);
+      }
+      if (sibling) continue;
+      console.error(
+        `${row.label} seed ${spec.seed}: ${dir}'s own row replaces ${prev.run}'s cached sibling row`,
+      );
+    } else if (prev && sibling) continue;
+    bySeed.set(spec.seed, cell);
     cells.set(row.label, bySeed);
   }
 }
