@@ -11,8 +11,8 @@ import { UserError } from "../lib/errors.ts";
 import { readJsonl } from "../lib/run/jsonl.ts";
 import type { MetricRecord, RolloutRecord } from "../lib/run/records.ts";
 import { dataSpec, testWorld, WORLD_SPEC } from "./data_helpers.ts";
+import { withTinyRun } from "./helpers_cli.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
 const FAR_TO_NEAR: NegativePoint[] = [
   { step: 0, far: 1, climate: 0, near: 0 },
   { step: 3, far: 0, climate: 0, near: 1 },
@@ -94,32 +94,7 @@ Deno.test("spec: a tier schedule must sum to 1, increase in step and feed pairin
 });
 
 Deno.test("exp geo-r1-zero tiny with a far-to-near schedule: prompts and metrics follow it", async () => {
-  const tmp = await Deno.makeTempDir({ prefix: "geo-r1-curriculum-" });
-  try {
-    const r = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-all",
-        "main.ts",
-        "exp",
-        "geo-r1-zero",
-        "--preset",
-        "tiny",
-        "--backend",
-        "wasm",
-        "--set",
-        `stages.grpo.negatives=${JSON.stringify(FAR_TO_NEAR)}`,
-        "--runs-dir",
-        join(tmp, "runs"),
-        "--cache-dir",
-        join(tmp, "cache"),
-      ],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
-    const [run] = [...Deno.readDirSync(join(tmp, "runs"))].map((e) => join(tmp, "runs", e.name));
+  await withTinyRun("geo-r1-zero", [`stages.grpo.negatives=${JSON.stringify(FAR_TO_NEAR)}`], async (run) => {
     const rolls = await readJsonl<RolloutRecord>(join(run, "rollouts.jsonl"));
     const negTiersAt = (step: number) =>
       new Set(rolls.filter((x) => x.step === step).flatMap((x) => x.tiers!.filter((t) => t !== "match")));
@@ -130,7 +105,5 @@ Deno.test("exp geo-r1-zero tiny with a far-to-near schedule: prompts and metrics
     assertEquals(at("negatives/near"), [0, 0.333333333, 0.666666667, 1]);
     assertEquals(at("negatives/far"), [1, 0.666666667, 0.333333333, 0]);
     assertEquals(at("negatives/climate"), [0, 0, 0, 0]);
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });

@@ -35,3 +35,35 @@ export async function snapshot(dir: string): Promise<string[]> {
   await walk(dir);
   return out.sort();
 }
+
+/**
+ * Run `exp EXPERIMENT --preset tiny --backend wasm` with `--set`s into a temporary runs and cache directory,
+ * hand the run's directory to `check`, then remove everything.
+ */
+export async function withTinyRun(
+  experiment: string,
+  sets: string[],
+  check: (run: string) => Promise<void>,
+): Promise<void> {
+  const tmp = await Deno.makeTempDir({ prefix: `geo-r1-${experiment}-` });
+  try {
+    const r = await cli([
+      "exp",
+      experiment,
+      "--preset",
+      "tiny",
+      "--backend",
+      "wasm",
+      ...sets.flatMap((s) => ["--set", s]),
+      "--runs-dir",
+      join(tmp, "runs"),
+      "--cache-dir",
+      join(tmp, "cache"),
+    ]);
+    if (r.code !== 0) throw new Error(`exp ${experiment} exited with ${r.code}: ${r.err}`);
+    const [run] = [...Deno.readDirSync(join(tmp, "runs"))].map((e) => join(tmp, "runs", e.name));
+    await check(run);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+}

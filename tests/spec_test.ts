@@ -161,6 +161,7 @@ Deno.test("schema.json lists exactly the fields of lib/spec/types.ts", () => {
     freeze: true,
     replicas: true,
     negatives: true,
+    anchor: true,
     seed: true,
   };
   const baselineStage: Record<keyof BaselineStageSpec, true> = {

@@ -163,6 +163,17 @@ async function grpoStage(plan: StagePlan, gs: GrpoStageSpec, model: VLM, c: Stag
     model,
     tokenizer: c.tokenizer,
     prompts: (step) => mixBatch(c, tasks, deriveSeed(gs.seed, `prompts/${step}`), P, mixAt(step)),
+    ...(gs.anchor
+      ? {
+        anchorPrompts: (step: number) =>
+          mixBatch(
+            c,
+            tasksOf(gs.anchor!.tasks),
+            deriveSeed(gs.seed, `anchor/${step}`),
+            gs.anchor!.promptsPerStep,
+          ),
+      }
+      : {}),
     onResume: io.dropFrom,
     // With a tier schedule, each step's record carries the mix its pairing prompts were drawn with.
     onMetrics: (m) => appendJsonl(io.metricsPath, gs.negatives ? { ...m, ...mixRecord(mixAt(m.step)!) } : m),

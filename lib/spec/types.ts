@@ -256,6 +256,13 @@ export interface GrpoStageSpec {
    * examples never do.
    */
   negatives?: { step: number; far: number; climate: number; near: number }[];
+  /**
+   * A label-free anchor against forgetting: each step also samples G completions for `promptsPerStep`
+   * train prompts of `tasks` (drawn by weight, one task a step), which are never scored (no reward, zero
+   * advantage) and enter the loss only as `beta` times the mean per-token k3 KL to the frozen reference
+   * (the stage's starting policy). Absent: no anchor prompts.
+   */
+  anchor?: { tasks: Partial<Record<TaskName, number>>; promptsPerStep: number; beta: number };
   seed: number;
 }
 

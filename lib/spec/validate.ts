@@ -182,6 +182,10 @@ function crossFieldProblems(spec: JsonObject, prov: Provenance, fallback: string
       add(`/stages/${name}/cueLoss`, "needs model.cueHead: true (the cue heads this loss trains)");
     }
     if (Array.isArray(st.negatives)) negativeScheduleProblems(name, st, add);
+    const anchor = st.anchor as { tasks: Record<string, number> } | undefined;
+    if (anchor && Object.values(anchor.tasks).reduce((a, b) => a + b, 0) <= 0) {
+      add(`/stages/${name}/anchor/tasks`, "weights must not all be 0");
+    }
     const from = st.from as string | null;
     const ptr = `/stages/${name}/from`;
     if (from === null) continue;

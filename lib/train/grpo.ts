@@ -42,6 +42,11 @@ export interface GrpoOptions extends StageHooks {
   spec: GrpoStageSpec;
   /** The P training prompts of a step; must be a pure function of `step` for exact resume. */
   prompts(step: number): Example[];
+  /**
+   * The step's anchor prompts (`spec.anchor`; a pure function of `step`): sampled like the others, never
+   * scored, in the loss only through `spec.anchor.beta` times their mean per-token KL to the reference.
+   */
+  anchorPrompts?(step: number): Example[];
   onRollouts(records: RolloutRecord[]): void | Promise<void>;
   /**
    * Data-parallel replicas (`stages.<name>.replicas` > 1): rollouts of each replica's share of the prompts
@@ -92,7 +97,7 @@ interface RolloutStats {
 export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
   const { spec, model, tokenizer } = o;
   // The frozen reference is the policy at the start of the stage (before any resume restores weights).
-  const ref = spec.grpo.beta > 0 ? model.cloneFrozen() : null;
+  const ref = spec.grpo.beta > 0 || spec.anchor ? model.cloneFrozen() : null;
   const vars = unfrozen(model.trainable(), spec.freeze, o.stageName);
   const optimizer = new AdamW(vars, spec.optim);
   const loop = await StageLoop.open({ ...o, optimizer, evalAtStart: true });
@@ -103,15 +108,25 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
       await loop.evaluateIfDue(step);
       const clock = new StepClock();
       const examples = o.prompts(step);
+      const anchors = o.anchorPrompts?.(step) ?? [];
       // 1. Rollouts: G samples per prompt, the image + prompt prefix encoded once per prompt.
-      const gen = await sampleRollouts(s, examples, step);
+      const both = await sampleRollouts(s, anchors.length ? [...examples, ...anchors] : examples, step);
+      const [gen, anchorGen] = splitRollouts(both, examples.length * spec.grpo.groupSize);
       clock.lap("rollout");
       // 2. Verifiable rewards on the host (pure functions of text + metadata), group-relative advantages.
+      // Anchor completions are never scored.
       const st = scoreRollouts(examples, gen.completions, gen.truncated, tokenizer, spec);
       const adv = computeAdvantages(st.rewards, spec.grpo.groupSize, spec.grpo.scaleRewards);
       clock.lap("rewards");
-      // 3. The update's chunks (micro-batches of whole groups) with reference / old log-probs.
+      // 3. The update's chunks (micro-batches of whole groups) with reference / old log-probs; an anchor
+      // prompt's groups form chunks of their own, with zero advantages.
       const chunks = prepareChunks(s, examples, gen, adv.advantages);
+      if (anchors.length) {
+        const zero = new Float32Array(anchorGen.completions.length);
+        // A truncated anchor completion is still a sample of the policy: its tokens keep their KL.
+        const anchorChunks = prepareChunks(s, anchors, anchorGen, zero, false);
+        chunks.push(...anchorChunks.map((q) => ({ ...q, anchor: true })));
+      }
       clock.lap("prepare");
       let update: PolicyUpdate;
       try {
@@ -134,6 +149,11 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
         stepTime,
         clock.parts.rollout,
       );
+      if (anchors.length) {
+        const lengths = anchorGen.completions.map((c) => c.length);
+        metrics["anchor/completions/mean_length"] = mean(lengths);
+        metrics["anchor/kl"] = update.anchorKl;
+      }
       await o.onMetrics?.(metrics);
       await o.onRollouts(
         rolloutRecords(o.stageName, step, examples, st, adv.advantages, spec.grpo.groupSize),
@@ -235,8 +255,18 @@ async function sampleRollouts(s: StepContext, examples: Example[], step: number)
   }
 }
 
+/** The first `rows` rollouts (the scored prompts') and the rest (the anchor prompts'). */
+function splitRollouts(g: GenerateResult, rows: number): [GenerateResult, GenerateResult] {
+  return [
+    { completions: g.completions.slice(0, rows), truncated: g.truncated.slice(0, rows) },
+    { completions: g.completions.slice(rows), truncated: g.truncated.slice(rows) },
+  ];
+}
+
 /** One chunk of the update: its collated rows, masks, advantages, fixed log-probs and token counts. */
 interface Chunk {
+  /** An anchor prompt's groups (spec.anchor): zero advantages, the anchor's beta, its own normaliser. */
+  anchor?: boolean;
   batch: TrainBatch;
   /** Every sampled completion token (truncated rows included): what the entropy is averaged over. */
   fullMask: tf.Tensor2D;
@@ -255,13 +285,15 @@ interface Chunk {
  * holds fixed: the reference's log-probs (beta > 0) and, with several iterations, the old policy's.
  * Log-probs are of the distribution the rollouts were sampled from (logits / temperature), as TRL does.
  * With replicas the reference's log-probs are left to the update: each replica computes those of the chunks
- * it takes, in parallel ({@link referenceLogProbs}).
+ * it takes, in parallel ({@link referenceLogProbs}). `maskTruncated` (default: the spec's) drops truncated
+ * rows from the loss.
  */
 function prepareChunks(
   s: StepContext,
   examples: Example[],
   gen: GenerateResult,
   advantages: Float32Array,
+  maskTruncated = s.o.spec.grpo.maskTruncated,
 ): Chunk[] {
   const { model, tokenizer } = s.o;
   const g = s.o.spec.grpo;
@@ -272,7 +304,7 @@ function prepareChunks(
       const rows = gen.completions.slice(p0 * G, p1 * G);
       const batch = collateCompletions(examples.slice(p0, p1), rows, tokenizer, model.config, G);
       const fullMask = batch.lossMask.clone();
-      if (g.maskTruncated) maskRows(batch, gen.truncated.slice(p0 * G, p1 * G));
+      if (maskTruncated) maskRows(batch, gen.truncated.slice(p0 * G, p1 * G));
       const advT = tf.tensor1d(Array.from(advantages.slice(p0 * G, p1 * G)));
       const groups = s.share ? { size: G, promptLen: batch.promptLen } : null;
       const refLogp = s.pool ? null : referenceLogProbs(s, batch.input, groups);
@@ -321,13 +353,16 @@ interface PolicyUpdate {
   lossStats: Record<string, number>;
   gradNorm: number;
   entropy: number;
+  /** Mean per-token KL to the reference over the anchor completions (0 without anchors). */
+  anchorKl: number;
 }
 
 /**
  * `numIterations` optimiser steps. Each sums the chunks' gradients, every chunk's loss weighted by its share
  * of the loss's normaliser, so the update equals the full batch's. Chunks run in waves of R (replicas): the
  * first of a wave on this thread, the others on replicas 1..R-1, results added in chunk order exactly as on
- * one thread.
+ * one thread. Anchor chunks are normalised among themselves and weighted by the anchor's beta: their loss
+ * is beta_anchor times the mean KL over their tokens (rows for grpo / dr_grpo), added to the GRPO loss.
  */
 async function updatePolicy(
   s: StepContext,
@@ -338,28 +373,35 @@ async function updatePolicy(
 ): Promise<PolicyUpdate> {
   const { spec, model } = s.o;
   const g = spec.grpo;
-  const N = chunks.reduce((a, q) => a + q.rows, 0);
-  const tokensAll = chunks.reduce((a, q) => a + q.tokens, 0);
-  const sampledAll = chunks.reduce((a, q) => a + q.all, 0);
+  const scored = chunks.filter((q) => !q.anchor);
+  const anchored = chunks.filter((q) => q.anchor);
+  const N = scored.reduce((a, q) => a + q.rows, 0);
+  const tokensAll = scored.reduce((a, q) => a + q.tokens, 0);
+  const sampledAll = scored.reduce((a, q) => a + q.all, 0);
+  const anchorRows = anchored.reduce((a, q) => a + q.rows, 0);
+  const anchorTokens = anchored.reduce((a, q) => a + q.tokens, 0);
   const R = s.pool?.size ?? 1;
   const train = s.vars.map(paramKey);
-  let out: PolicyUpdate = { lossStats: {}, gradNorm: 0, entropy: 0 };
+  let out: PolicyUpdate = { lossStats: {}, gradNorm: 0, entropy: 0, anchorKl: 0 };
   let entropy = 0;
   for (let it = 0; it < g.numIterations; it++) {
     const lr = lrAt(spec.optim, step, spec.steps);
     let sum: tf.NamedTensorMap | null = null;
     let lossValue = 0;
     const statSums: Record<string, number> = {};
+    let anchorKl = 0;
+    // grpo and dr_grpo average over rows, dapo over unmasked tokens: a chunk's share of its kind's total.
+    const share = (q: Chunk, tokens: number, rows: number) =>
+      g.lossType === "dapo" ? (tokens > 0 ? q.tokens / tokens : 0) : q.rows / rows;
     const params = (q: Chunk): GrpoChunkParams => ({
       temperature: g.temperature,
-      beta: g.beta,
+      beta: q.anchor ? spec.anchor!.beta : g.beta,
       epsilonLow: g.epsilonLow,
       epsilonHigh: g.epsilonHigh,
       lossType: g.lossType,
       maxCompletionLength: g.maxNewTokens,
-      // grpo and dr_grpo average over rows, dapo over unmasked tokens: the chunk's share of that.
-      weight: g.lossType === "dapo" ? (tokensAll > 0 ? q.tokens / tokensAll : 0) : q.rows / N,
-      entropyWeight: it === 0 ? (sampledAll > 0 ? q.all / sampledAll : 0) : null,
+      weight: q.anchor ? share(q, anchorTokens, anchorRows) : share(q, tokensAll, N),
+      entropyWeight: it === 0 && !q.anchor ? (sampledAll > 0 ? q.all / sampledAll : 0) : null,
       groups: q.groups,
     });
     const weights = s.pool ? hostWeights(model) : null;
@@ -388,8 +430,12 @@ async function updatePolicy(
         const { entropy: e, ...stats } = r.stats;
         if (e !== undefined) entropy += e;
         // Stats are masked means over completion tokens: weight each chunk by its tokens.
-        const sw = tokensAll > 0 ? q.tokens / tokensAll : 0;
-        for (const [k, v] of Object.entries(stats)) statSums[k] = (statSums[k] ?? 0) + v * sw;
+        if (q.anchor) {
+          anchorKl += (stats.kl ?? 0) * (anchorTokens > 0 ? q.tokens / anchorTokens : 0);
+        } else {
+          const sw = tokensAll > 0 ? q.tokens / tokensAll : 0;
+          for (const [k, v] of Object.entries(stats)) statSums[k] = (statSums[k] ?? 0) + v * sw;
+        }
         sum = sum === null ? r.grads : addInto(sum, r.grads);
       }
     }
@@ -397,7 +443,7 @@ async function updatePolicy(
     const gradNorm = optimizer.applyGradients(sum!, lr, spec.optim.gradClip, step);
     clock.lap("optimizer");
     for (const k in sum!) sum![k].dispose();
-    out = { lossStats: { loss: lossValue, ...statSums }, gradNorm, entropy };
+    out = { lossStats: { loss: lossValue, ...statSums }, gradNorm, entropy, anchorKl };
   }
   return out;
 }
