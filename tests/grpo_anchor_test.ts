@@ -1,6 +1,7 @@
 /**
  * The label-free anchor (`stages.<grpo>.anchor`): the spec's checks, and a tiny `exp` whose anchor prompts
- * are sampled, never scored, and measured by their KL to the stage's starting policy.
+ * are sampled, never scored, measured by their KL to the stage's starting policy, and whose tasks the
+ * in-stage validation follows.
  */
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { join } from "node:path";
@@ -55,5 +56,13 @@ Deno.test("exp geo-r1-zero tiny with an anchor on two replicas: anchors unscored
     assert(Math.abs(kl[0]) < 1e-5, `anchor KL at step 0: ${kl[0]}`);
     assert(kl[kl.length - 1] > 1e-7, `anchor KL at the last step: ${kl[kl.length - 1]}`);
     for (const m of grpo) assert((m["anchor/completions/mean_length"] as number) > 0, `step ${m.step}`);
+    // The in-stage validation follows the anchored tasks too, not only the rewarded one.
+    const val = (await readJsonl<MetricRecord>(join(run, "metrics.jsonl"))).filter((m) => m.kind === "eval");
+    assert(val.length >= 2, `${val.length} in-stage evaluations`);
+    for (
+      const key of ["eval/val_pairing/accuracy", "eval/val_geoqa/accuracy", "eval/val_geolocate/acc@2500km"]
+    ) {
+      assert(val.every((m) => typeof m[key] === "number"), `${key} in every in-stage evaluation`);
+    }
   });
 });

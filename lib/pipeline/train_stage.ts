@@ -50,8 +50,8 @@ interface StageIO {
 }
 
 /**
- * The in-stage evaluation of a stage with `evalEvery` > 0: the stage's own tasks that `eval.tasks` lists
- * (caption excluded), decoded as the final evaluation decodes (eval.temperature, eval.maxNewTokens), on the
+ * The in-stage evaluation of a stage with `evalEvery` > 0: the stage's own tasks and its anchor's tasks that
+ * `eval.tasks` lists (caption excluded), decoded as the final evaluation decodes (eval.temperature, eval.maxNewTokens), on the
  * first `evalN` examples of the validation split, never the test split: the test split is decoded only for
  * the final table. Returns the numbers to log as `eval/val_<task>/<metric>`.
  */
@@ -61,7 +61,11 @@ export function stageEvaluator(
   c: StageContext,
 ): ((done: number, model: VLM) => Promise<Record<string, number>>) | undefined {
   if (!(st.evalEvery > 0)) return undefined;
-  const tasks = c.spec.eval.tasks.filter((t) => t !== "caption" && (st.tasks[t] ?? 0) > 0);
+  // The stage's own tasks, and a GRPO stage's anchor tasks (what the anchor is there to keep).
+  const anchor = "anchor" in st ? st.anchor?.tasks ?? {} : {};
+  const tasks = c.spec.eval.tasks.filter((t) =>
+    t !== "caption" && ((st.tasks[t] ?? 0) > 0 || (anchor[t] ?? 0) > 0)
+  );
   if (!tasks.length) return undefined;
   const n = st.evalN ?? STAGE_DEFAULTS.evalN;
   return async (_done, model) => {
