@@ -50,6 +50,19 @@ async function fakeRun(root: string, name: string, seed: number, recs: Rec[], ro
   return dir;
 }
 
+/** Run the tool on run directories as a maintainer does: exit code, stdout, stderr. */
+async function tables(...dirs: string[]): Promise<{ code: number; out: string; err: string }> {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "tools/results_tables.ts", ...dirs],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const dec = new TextDecoder();
+  return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
+}
+
 const qa = (label: string, parsed: string, correct: boolean): Rec => ({
   label,
   task: "geoqa",
@@ -92,16 +105,8 @@ Deno.test("results_tables: answer forms come from predictions.jsonl, seeds becom
     // A Task-SFT run of seed 0 also holds a cached sibling's Geo-R1-Zero row of another configuration.
     const sib = { ...row("Geo-R1-Zero", 0.1, 0.1), stage: "grpo (cached sibling)" };
     const c = await fakeRun(tmp, "c", 0, [], [row("Base", 0.25, 0.5), sib, row("Task-SFT", 0.8, 0.5)]);
-    const r = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-read", "tools/results_tables.ts", c, a, b],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).output();
-    const out = new TextDecoder().decode(r.stdout);
-    const err = new TextDecoder().decode(r.stderr);
-    assertEquals(r.code, 0, err);
+    const { code, out, err } = await tables(c, a, b);
+    assertEquals(code, 0, err);
     assert(err.includes(`Geo-R1-Zero seed 0: ${a}'s own row replaces ${c}'s cached sibling row`), err);
     const line = (title: string, label: string) => {
       const part = out.slice(out.indexOf(title));
@@ -127,14 +132,9 @@ Deno.test("results_tables: answer forms come from predictions.jsonl, seeds becom
     assertEquals(line("Table 2 analogue", "Task-SFT")[1], "80.0; 80.0");
     // Two runs' own rows that disagree stop the script, naming both.
     const d = await fakeRun(tmp, "d", 1, [], [row("Geo-R1-Zero", 0.9, 1)]);
-    const bad = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-read", "tools/results_tables.ts", b, d],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const bad = await tables(b, d);
     assertEquals(bad.code, 1);
-    assert(new TextDecoder().decode(bad.stderr).includes(`Geo-R1-Zero seed 1: ${b} and ${d} disagree`));
+    assert(bad.err.includes(`Geo-R1-Zero seed 1: ${b} and ${d} disagree`));
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
