@@ -174,18 +174,13 @@ function crossFieldProblems(spec: JsonObject, prov: Provenance, fallback: string
       baselineProblems(spec, name, st, pipeline.includes(name), add);
       continue;
     }
-    const mix = st.tasks as Record<string, number>;
-    if (Object.values(mix).reduce((a, b) => a + b, 0) <= 0) {
-      add(`/stages/${name}/tasks`, "weights must not all be 0");
-    }
+    emptyTaskMixProblem(st.tasks as Record<string, number>, `/stages/${name}/tasks`, add);
     if (typeof st.cueLoss === "number" && st.cueLoss > 0 && !(spec.model as JsonObject).cueHead) {
       add(`/stages/${name}/cueLoss`, "needs model.cueHead: true (the cue heads this loss trains)");
     }
     if (Array.isArray(st.negatives)) negativeScheduleProblems(name, st, add);
     const anchor = st.anchor as { tasks: Record<string, number> } | undefined;
-    if (anchor && Object.values(anchor.tasks).reduce((a, b) => a + b, 0) <= 0) {
-      add(`/stages/${name}/anchor/tasks`, "weights must not all be 0");
-    }
+    if (anchor) emptyTaskMixProblem(anchor.tasks, `/stages/${name}/anchor/tasks`, add);
     const from = st.from as string | null;
     const ptr = `/stages/${name}/from`;
     if (from === null) continue;
@@ -208,6 +203,15 @@ function crossFieldProblems(spec: JsonObject, prov: Provenance, fallback: string
     add("/data/testFraction", "valFraction + testFraction must be < 1 (the train split would be empty)");
   }
   return out;
+}
+
+/** A task mix (a stage's `tasks`, an anchor's) must give some task weight. */
+function emptyTaskMixProblem(
+  mix: Record<string, number>,
+  pointer: string,
+  add: (pointer: string, message: string) => void,
+): void {
+  if (Object.values(mix).reduce((a, b) => a + b, 0) <= 0) add(pointer, "weights must not all be 0");
 }
 
 /** A mix of negative tiers (`data.negatives`, a schedule's point) must sum to 1. */
