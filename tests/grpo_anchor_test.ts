@@ -12,7 +12,8 @@ import { readJsonl } from "../lib/run/jsonl.ts";
 import type { MetricRecord, RolloutRecord } from "../lib/run/records.ts";
 import { withTinyRun } from "./helpers_cli.ts";
 
-const ANCHOR = { tasks: { geoqa: 1, geolocate: 1 }, promptsPerStep: 2, beta: 1 };
+// Three anchor prompts after two pairing prompts: the first replica's shard would hold both layouts.
+const ANCHOR = { tasks: { geoqa: 1, geolocate: 1 }, promptsPerStep: 3, beta: 1 };
 const set = (v: unknown) => `stages.grpo.anchor=${JSON.stringify(v)}`;
 const zero = join(EXPERIMENTS_DIR, "geo-r1-zero.json");
 

@@ -110,8 +110,9 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
       const examples = o.prompts(step);
       const anchors = o.anchorPrompts?.(step) ?? [];
       // 1. Rollouts: G samples per prompt, the image + prompt prefix encoded once per prompt.
-      const both = await sampleRollouts(s, anchors.length ? [...examples, ...anchors] : examples, step);
-      const [gen, anchorGen] = splitRollouts(both, examples.length * spec.grpo.groupSize);
+      const gen = await sampleRollouts(s, examples, step);
+      // Anchor prompts may be of another task layout (images per prompt): a generate call of their own.
+      const anchorGen = anchors.length ? await sampleRollouts(s, anchors, step, "anchor") : null;
       clock.lap("rollout");
       // 2. Verifiable rewards on the host (pure functions of text + metadata), group-relative advantages.
       // Anchor completions are never scored.
@@ -121,7 +122,7 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
       // 3. The update's chunks (micro-batches of whole groups) with reference / old log-probs; an anchor
       // prompt's groups form chunks of their own, with zero advantages.
       const chunks = prepareChunks(s, examples, gen, adv.advantages);
-      if (anchors.length) {
+      if (anchorGen) {
         const zero = new Float32Array(anchorGen.completions.length);
         // A truncated anchor completion is still a sample of the policy: its tokens keep their KL.
         const anchorChunks = prepareChunks(s, anchors, anchorGen, zero, false);
@@ -149,7 +150,7 @@ export async function trainGrpo(o: GrpoOptions): Promise<GrpoResult> {
         stepTime,
         clock.parts.rollout,
       );
-      if (anchors.length) {
+      if (anchorGen) {
         const lengths = anchorGen.completions.map((c) => c.length);
         metrics["anchor/completions/mean_length"] = mean(lengths);
         metrics["anchor/kl"] = update.anchorKl;
@@ -219,7 +220,12 @@ class StepClock {
  * Sample G completions per prompt. With replicas, replica r samples the groups of the r-th contiguous share
  * of the prompts (its own seed key), and the results are concatenated in prompt order.
  */
-async function sampleRollouts(s: StepContext, examples: Example[], step: number): Promise<GenerateResult> {
+async function sampleRollouts(
+  s: StepContext,
+  examples: Example[],
+  step: number,
+  key = "rollout",
+): Promise<GenerateResult> {
   const { model, tokenizer, spec } = s.o;
   const g = spec.grpo;
   const opts = (seedKey: string): GenerateOptions => ({
@@ -233,7 +239,7 @@ async function sampleRollouts(s: StepContext, examples: Example[], step: number)
   if (!s.pool) {
     const input = collatePrompts(examples, tokenizer, model.config);
     try {
-      return await model.generate(input, opts(`rollout/${step}`));
+      return await model.generate(input, opts(`${key}/${step}`));
     } finally {
       disposeInput(input);
     }
@@ -244,23 +250,15 @@ async function sampleRollouts(s: StepContext, examples: Example[], step: number)
   const inputs = shards.map(([a, b]) => collatePrompts(examples.slice(a, b), tokenizer, model.config));
   try {
     const remote = inputs.slice(1).map((inp, j) =>
-      pool.generate(j + 1, weights, inp, opts(`rollout/${step}/${j + 1}`))
+      pool.generate(j + 1, weights, inp, opts(`${key}/${step}/${j + 1}`))
     );
     remote.forEach((p) => p.catch(() => {}));
-    const local = await model.generate(inputs[0], opts(`rollout/${step}/0`));
+    const local = await model.generate(inputs[0], opts(`${key}/${step}/0`));
     const all = [local, ...(await Promise.all(remote))];
     return { completions: all.flatMap((r) => r.completions), truncated: all.flatMap((r) => r.truncated) };
   } finally {
     inputs.forEach(disposeInput);
   }
-}
-
-/** The first `rows` rollouts (the scored prompts') and the rest (the anchor prompts'). */
-function splitRollouts(g: GenerateResult, rows: number): [GenerateResult, GenerateResult] {
-  return [
-    { completions: g.completions.slice(0, rows), truncated: g.truncated.slice(0, rows) },
-    { completions: g.completions.slice(rows), truncated: g.truncated.slice(rows) },
-  ];
 }
 
 /** One chunk of the update: its collated rows, masks, advantages, fixed log-probs and token counts. */
