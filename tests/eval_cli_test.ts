@@ -1,6 +1,7 @@
 /**
  * `eval` through the CLI on the tiny preset: evaluating a finished run on its own test set gives exactly
- * the row of its eval.json; another world seed gives another test set; nothing is written into the run;
+ * the row of its eval.json, and on the validation split what its in-stage validation logged; another world
+ * seed gives another test set; nothing is written into the run;
  * bad usage stops with one line and exit code 2.
  */
 import { join } from "node:path";
@@ -12,7 +13,7 @@ function readEval(dir: string): EvalFile {
   return JSON.parse(Deno.readTextFileSync(join(dir, "eval.json")));
 }
 
-Deno.test("eval: a tiny run evaluated on its own test set equals its eval.json; world seed 8 differs", async () => {
+Deno.test("eval: a tiny run on its test set equals its eval.json, on validation its in-stage log; world 8 differs", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "geo-r1-eval-" });
   try {
     const runs = join(tmp, "runs");
@@ -80,6 +81,32 @@ Deno.test("eval: a tiny run evaluated on its own test set equals its eval.json; 
     const img8 = await Deno.readFile(join(w8, g8.groundPng!));
     assert(img7.length !== img8.length || img7.some((b, i) => b !== img8[i]), "world 8 shows other places");
 
+    // --split val: the validation split, where choices are made. The last stage's final weights on its first
+    // evalN validation pairings give the accuracy its in-stage validation logged at the last step.
+    const val = join(tmp, "val");
+    const ev = await cli(["eval", run, "--split", "val", "--tasks", "pairing", "--n", "4", "--out", val]);
+    assertEquals(ev.code, 0, ev.err);
+    assert(ev.err.includes("(validation split)"), ev.err);
+    const valRow = readEval(val).rows[0];
+    const grpoDir = join(
+      cache,
+      JSON.parse(await Deno.readTextFile(join(run, "manifest.json"))).stages[2].hash,
+    );
+    const logged = Deno.readTextFileSync(join(grpoDir, "metrics.jsonl")).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    ).filter((m) => m.kind === "eval" && m.stage === "grpo").at(-1);
+    assertEquals(valRow.pairing!.n, 4);
+    assertEquals(valRow.pairing!.accuracy, logged["eval/val_pairing/accuracy"]);
+    assertEquals(valRow.pairing!.meanLength, logged["eval/val_pairing/mean_length"]);
+    const testIds = new Set(ownRows[0].gallery.map((g) => g.exampleId));
+    assert(
+      valRow.gallery.every((g) => !testIds.has(g.exampleId)),
+      "validation examples are not test examples",
+    );
+    assertEquals(JSON.parse(Deno.readTextFileSync(join(val, "manifest.json"))).evalOf.split, "val");
+    assert(Deno.readTextFileSync(join(val, "report.html")).includes("pairing on the validation split"));
+    assert(Deno.readTextFileSync(join(own, "report.html")).includes("pairing on the test split"));
+
     // An existing --out is refused; --force replaces it.
     const again = await cli(["eval", run, "--tasks", "pairing", "--n", "2", "--out", own]);
     assertEquals(again.code, 2);
@@ -103,10 +130,13 @@ Deno.test("eval: a tiny run evaluated on its own test set equals its eval.json; 
     const shape = await cli(["eval", run, "--set", "world.aerialSize=64"]);
     assertEquals(shape.code, 2);
     assert(/world\.aerialSize is 64, but the model .* takes 32/.test(shape.err), shape.err);
+    const split = await cli(["eval", run, "--split", "train"]);
+    assertEquals(split.code, 2);
+    assert(split.err.includes("--split must be test or val, got 'train'"), split.err);
     const notRun = await cli(["eval", tmp]);
     assertEquals(notRun.code, 2);
     assert(notRun.err.includes("neither a run directory"), notRun.err);
-    for (const x of [inside, model, stage, tasks, shape, notRun]) {
+    for (const x of [inside, model, stage, tasks, shape, split, notRun]) {
       assertEquals(x.err.trim().split("\n").length, 1, x.err);
     }
 
@@ -136,7 +166,9 @@ Deno.test("eval: a tiny run evaluated on its own test set equals its eval.json; 
 Deno.test("eval: --help documents every option; the task's permissions are exp's", async () => {
   const h = await cli(["eval", "--help"]);
   assertEquals(h.code, 0);
-  for (const o of ["--stage", "--tasks", "--n", "--data", "--set", "--out", "--force", "--backend"]) {
+  for (
+    const o of ["--stage", "--tasks", "--n", "--split", "--data", "--set", "--out", "--force", "--backend"]
+  ) {
     assert(h.out.includes(o), o);
   }
   const tasks = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json"))).tasks;

@@ -32,8 +32,8 @@ export const command: Command = {
 
 TARGET is a run directory (its last stage, or --stage NAME) or a checkpoint directory (model.json +
 model.safetensors, e.g. cache/stages/<hash>/final). The model is evaluated as a run evaluates its stages
-(same evaluator, greedy decoding by default) on the test split of the data a spec describes: the run's own
-spec, changed by --data and --set. The output directory holds eval.json (the schema of a run's), samples/,
+(same evaluator, greedy decoding by default) on the test split of the data a spec describes (--split val:
+its validation split, where choices are made): the run's own spec, changed by --data and --set. The output directory holds eval.json (the schema of a run's), samples/,
 spec.resolved.json, manifest.json and a self-contained report.html; the summary table is printed. Nothing
 is written into the evaluated run, and nothing at all when an input is bad.
 
@@ -41,6 +41,7 @@ options:
   --stage NAME        the run's stage to evaluate (default: its last stage)
   --tasks LIST        comma-separated: pairing,geolocate,geoqa,control (default: the spec's eval.tasks)
   --n N               test examples per task (default: the spec's eval.n)
+  --split NAME        test (default) | val: the split the examples come from (every other choice stays)
   --data PATH         a spec file (.json: its world, data and eval settings replace the run's), or a folder
                       source (pairs.csv and/or geolocate.csv, as written by data export --format folder);
                       every row of a folder is a test row (add --set 'data.source.split="region"' to
@@ -60,12 +61,14 @@ examples:
   deno task eval runs/geo-r1-1a2b3c4d
   deno task eval runs/geo-r1-1a2b3c4d --set world.seed=8 --n 200
   deno task eval runs/geo-r1-1a2b3c4d --stage sft --tasks pairing
+  deno task eval runs/geo-r1-1a2b3c4d --split val --tasks geoqa,geolocate --n 200
   deno task eval cache/stages/0123456789abcdef/final --data experiments/geo-r1.json
   deno task eval runs/geo-r1-1a2b3c4d --data data/geoworld-rows --out evals/rows`,
   options: {
     stage: { type: "string" },
     tasks: { type: "string" },
     n: { type: "string" },
+    split: { type: "string" },
     data: { type: "string" },
     set: { type: "string", multiple: true },
     backend: { type: "string" },
@@ -81,6 +84,7 @@ interface EvalValues {
   stage?: string;
   tasks?: string;
   n?: string;
+  split?: string;
   data?: string;
   set?: string[];
   backend?: string;
@@ -244,6 +248,7 @@ async function runEval(values: Record<string, unknown>, positionals: string[]): 
         : "eval: missing TARGET (see --help)",
     );
   }
+  const split = parseSplit(v.split);
   const target = await resolveTarget(positionals[0], v.stage);
   const { spec } = await loadSpec(target.specPath, { sets: await specOverrides(v) });
 
@@ -253,16 +258,18 @@ async function runEval(values: Record<string, unknown>, positionals: string[]): 
 
   // Everything a bad input can break is read and checked before anything is written.
   const { openDataSource } = await import("../data/source.ts");
-  const source = await openDataSource(spec, { stages: [], evalTasks: spec.eval.tasks });
+  const source = await openDataSource(spec, { stages: [], evalTasks: spec.eval.tasks, evalSplit: split });
   const evalHash = sha256Hex(canonicalJson({
     model: ckptMeta.files,
     world: spec.world,
     data: spec.data,
     eval: spec.eval,
     content: source.contentHash,
+    // The test split keeps the hash (and default folder name) it always had.
+    ...(split === "test" ? {} : { split }),
   }));
   const out = await outputDir(v, target, evalHash);
-  await evaluateInto(out, { target, targetArg: positionals[0], spec, ckptMeta, source });
+  await evaluateInto(out, { target, targetArg: positionals[0], spec, ckptMeta, source, split });
   console.error(`done: ${displayPath(out)} | report ${displayPath(join(out, "report.html"))}`);
   return 0;
 }
@@ -327,6 +334,16 @@ interface EvalJob {
   spec: ExperimentSpec;
   ckptMeta: CheckpointMeta;
   source: DataSource;
+  /** The split the examples come from. */
+  split: EvalSplit;
+}
+
+/** The splits `eval` draws from: test, or validation for choices. */
+type EvalSplit = "test" | "val";
+
+function parseSplit(v: string | undefined): EvalSplit {
+  if (v === undefined || v === "test" || v === "val") return v ?? "test";
+  throw new UserError(`eval: --split must be test or val, got '${v}'`);
 }
 
 /**
@@ -344,7 +361,7 @@ async function evaluateInto(out: string, job: EvalJob): Promise<void> {
   console.error(
     `eval ${displayPath(target.checkpoint)} (${target.label}) | ${
       spec.eval.tasks.join(", ")
-    } x ${spec.eval.n} | ` +
+    } x ${spec.eval.n} (${job.split === "val" ? "validation" : "test"} split) | ` +
       `world seed ${spec.world.seed} | data ${
         typeof spec.data.source === "string" ? spec.data.source : "folder"
       } | ` +
@@ -397,12 +414,13 @@ async function evalManifest(
       experiment: target.experiment,
       stage: target.stage,
       checkpoint: displayPath(target.checkpoint),
+      split: job.split,
       dataContentHash: job.source.contentHash,
     },
   };
 }
 
-/** Evaluate the model on the test split (samples into `<tmp>/samples`) with a progress bar. */
+/** Evaluate the model on the job's split (samples into `<tmp>/samples`) with a progress bar. */
 async function evaluateTarget(
   job: EvalJob,
   model: VLM,
@@ -422,7 +440,7 @@ async function evaluateTarget(
       tokenizer: tokenizerFromJSON(job.ckptMeta.tokenizer),
       testExamples: (task, n) => {
         const key = `${task}/${n}`;
-        if (!testCache.has(key)) testCache.set(key, source.sampler.examples(task, "test", 0, n));
+        if (!testCache.has(key)) testCache.set(key, source.sampler.examples(task, job.split, 0, n));
         return testCache.get(key)!;
       },
       spec: spec.eval,

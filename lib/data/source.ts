@@ -27,8 +27,10 @@ export interface DataSource {
 export interface SourceNeeds {
   /** Stage names of the pipeline that train (their task mixes and, with evalEvery, the val split). */
   stages: string[];
-  /** Tasks evaluated on the test split. */
+  /** Tasks evaluated on the test split (or on `evalSplit`). */
   evalTasks: TaskName[];
+  /** The split the evaluation draws from (default test; `eval --split val` draws from validation). */
+  evalSplit?: "test" | "val";
 }
 
 /** The (task, split) pairs a pipeline and its evaluation draw from, with the spec field that asks. */
@@ -49,7 +51,7 @@ export function neededDraws(
     }
   }
   for (const task of needs.evalTasks) {
-    if (task !== "caption") out.push({ task, split: "test", field: "eval.tasks" });
+    if (task !== "caption") out.push({ task, split: needs.evalSplit ?? "test", field: "eval.tasks" });
   }
   return out;
 }

@@ -22,6 +22,7 @@ import {
 } from "./sections.ts";
 import { DEFAULT_REPORTS_DIR, writeReportsIndex } from "./index_page.ts";
 import { renderWorstCases } from "./predictions.ts";
+import type { Manifest } from "../run/records.ts";
 
 export interface RunReportOptions extends GalleryOptions {
   /** Where the copy and index go (default "reports", relative to the working directory). */
@@ -41,6 +42,11 @@ export function keyMetrics(r: RunRecords): Record<string, string> {
   const out: Record<string, string> = {};
   for (const row of r.eval.rows) if (row.pairing) out[row.label] = fmtPct(row.pairing.accuracy);
   return out;
+}
+
+/** The split an `eval` output was evaluated on (its manifest's `evalOf.split`); a run's rows are the test's. */
+function evalSplitOf(m: Manifest): "test" | "validation" {
+  return (m as { evalOf?: { split?: string } }).evalOf?.split === "val" ? "validation" : "test";
 }
 
 /** Render the HTML of a run report from already-read records. */
@@ -77,7 +83,7 @@ export async function renderRunReport(r: RunRecords, opts: GalleryOptions = {}):
 <nav><a href="#accuracy">Accuracy vs length</a><a href="#geolocate">Geolocation</a><a href="#geoqa">Geo-QA</a><a href="#curves">Training curves</a><a href="#rollouts">Rollouts</a><a href="#worst">Worst cases</a><a href="#gallery">Gallery</a><a href="#manifest">Manifest</a></nav>
 ${warnings.length ? `<p class="warn">${warnings.map(escapeHtml).join("<br>")}</p>` : ""}
 <h2 id="accuracy">Accuracy vs completion length</h2>
-${renderAccuracyLength(rows)}
+${renderAccuracyLength(rows, evalSplitOf(m))}
 <h2 id="geolocate">Geolocation (out of task)</h2>
 ${renderGeolocate(rows)}
 <h2 id="geoqa">Geo-QA (out of task)</h2>

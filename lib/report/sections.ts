@@ -22,8 +22,11 @@ import { pngDataUri, type RolloutStageSummary } from "./read.ts";
 /** The paper's geolocalization thresholds (km), used when eval.json names none. */
 export const DEFAULT_THRESHOLDS_KM = [1, 25, 200, 750, 2500];
 
-/** Table 2 analogue: pairing accuracy and completion length per row, plus the scatter. */
-export function renderAccuracyLength(rows: StageEval[]): string {
+/**
+ * Table 2 analogue: pairing accuracy and completion length per row, plus the scatter. `split`: the split the
+ * rows were evaluated on (`eval --split val` writes validation rows).
+ */
+export function renderAccuracyLength(rows: StageEval[], split: "test" | "validation" = "test"): string {
   const withP = rows.filter((r) => r.pairing);
   if (!withP.length) return `<p class="note">No pairing evaluation in eval.json.</p>`;
   const table = renderTable(
@@ -48,7 +51,7 @@ export function renderAccuracyLength(rows: StageEval[]): string {
         p.n,
       ];
     }),
-    { caption: "Cross-view pairing on the test split (chance = 1/K)" },
+    { caption: `Cross-view pairing on the ${split} split (chance = 1/K)` },
   );
   const tiers = [...new Set(withP.flatMap((r) => Object.keys(r.pairing!.byTier ?? {})))];
   const tierTable = tiers.length
