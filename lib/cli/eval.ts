@@ -33,15 +33,16 @@ export const command: Command = {
 TARGET is a run directory (its last stage, or --stage NAME) or a checkpoint directory (model.json +
 model.safetensors, e.g. cache/stages/<hash>/final). The model is evaluated as a run evaluates its stages
 (same evaluator, greedy decoding by default) on the test split of the data a spec describes (--split val:
-its validation split, where choices are made): the run's own spec, changed by --data and --set. The output directory holds eval.json (the schema of a run's), samples/,
-spec.resolved.json, manifest.json and a self-contained report.html; the summary table is printed. Nothing
-is written into the evaluated run, and nothing at all when an input is bad.
+its validation split, where choices are made): the run's own spec, changed by --data and --set. The output
+directory holds eval.json (the schema of a run's), samples/, spec.resolved.json, manifest.json and a
+self-contained report.html; the summary table is printed. Nothing is written into the evaluated run, and
+nothing at all when an input is bad.
 
 options:
   --stage NAME        the run's stage to evaluate (default: its last stage)
   --tasks LIST        comma-separated: pairing,geolocate,geoqa,control (default: the spec's eval.tasks)
   --n N               test examples per task (default: the spec's eval.n)
-  --split NAME        test (default) | val: the split the examples come from (every other choice stays)
+  --split NAME        test (default) | val: the split the examples come from (validation for choices)
   --data PATH         a spec file (.json: its world, data and eval settings replace the run's), or a folder
                       source (pairs.csv and/or geolocate.csv, as written by data export --format folder);
                       every row of a folder is a test row (add --set 'data.source.split="region"' to
@@ -433,15 +434,15 @@ async function evaluateTarget(
   const { progress } = await import("../run/progress.ts");
   const tasks = spec.eval.tasks.filter((t) => t !== "caption");
   const bar = progress(tasks.length * spec.eval.n, `eval ${target.stage}`);
-  const testCache = new Map<string, ReturnType<typeof source.sampler.examples>>();
+  const drawn = new Map<string, ReturnType<typeof source.sampler.examples>>();
   try {
     return await evaluateModel({
       model,
       tokenizer: tokenizerFromJSON(job.ckptMeta.tokenizer),
       testExamples: (task, n) => {
         const key = `${task}/${n}`;
-        if (!testCache.has(key)) testCache.set(key, source.sampler.examples(task, job.split, 0, n));
-        return testCache.get(key)!;
+        if (!drawn.has(key)) drawn.set(key, source.sampler.examples(task, job.split, 0, n));
+        return drawn.get(key)!;
       },
       spec: spec.eval,
       samplesDir: join(tmp, "samples"),
