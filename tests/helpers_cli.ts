@@ -5,9 +5,14 @@ import { join } from "node:path";
 export const ROOT: string = new URL("../", import.meta.url).pathname;
 
 /** Run `main.ts ARGS` with every permission from the project root. */
-export async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+export function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return denoRun(["run", "--allow-all", "main.ts", ...args]);
+}
+
+/** Run `deno ARGS` from the project root without colour: exit code, stdout, stderr. */
+export async function denoRun(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "main.ts", ...args],
+    args,
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",

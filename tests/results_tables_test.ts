@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals } from "./assert.ts";
-import { ROOT } from "./helpers_cli.ts";
+import { denoRun } from "./helpers_cli.ts";
 
 type Rec = { label: string; task: string; parsed: string | null; correct: boolean };
 
@@ -51,16 +51,8 @@ async function fakeRun(root: string, name: string, seed: number, recs: Rec[], ro
 }
 
 /** Run the tool on run directories as a maintainer does: exit code, stdout, stderr. */
-async function tables(...dirs: string[]): Promise<{ code: number; out: string; err: string }> {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "tools/results_tables.ts", ...dirs],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
+function tables(...dirs: string[]): Promise<{ code: number; out: string; err: string }> {
+  return denoRun(["run", "--allow-read", "tools/results_tables.ts", ...dirs]);
 }
 
 const qa = (label: string, parsed: string, correct: boolean): Rec => ({
