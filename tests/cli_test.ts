@@ -94,11 +94,11 @@ Deno.test("cli: usage errors exit 2 with a hint and no stack", async () => {
     ],
     [
       ["exp", "geo-r2"],
-      "unknown experiment 'geo-r2'; did you mean 'geo-r1'? (available in experiments: base, cells, control, geo-r1, geo-r1-geoloc, geo-r1-mixed, geo-r1-zero, geo-sft, geoclip, nearest-prior, task-sft)",
+      "unknown experiment 'geo-r2'; did you mean 'geo-r1'? (available in experiments: base, cells, control, geo-r1, geo-r1-anchored, geo-r1-geoloc, geo-r1-mixed, geo-r1-zero, geo-r1-zero-anchored, geo-sft, geoclip, nearest-prior, task-sft)",
     ],
     [
       ["exp"],
-      "exp: missing experiment NAME (available: base, cells, control, geo-r1, geo-r1-geoloc, geo-r1-mixed, geo-r1-zero, geo-sft, geoclip, nearest-prior, task-sft)",
+      "exp: missing experiment NAME (available: base, cells, control, geo-r1, geo-r1-anchored, geo-r1-geoloc, geo-r1-mixed, geo-r1-zero, geo-r1-zero-anchored, geo-sft, geoclip, nearest-prior, task-sft)",
     ],
   ];
   for (const [args, msg] of cases) {

@@ -9,10 +9,9 @@ import { loadSpec } from "../lib/spec/load.ts";
 import { EXPERIMENTS_DIR } from "../lib/spec/mod.ts";
 import { UserError } from "../lib/errors.ts";
 import { readJsonl } from "../lib/run/jsonl.ts";
-import type { MetricRecord, RolloutRecord } from "../lib/run/records.ts";
+import type { EvalFile, MetricRecord, RolloutRecord } from "../lib/run/records.ts";
 import { withTinyRun } from "./helpers_cli.ts";
 
-// Three anchor prompts after two pairing prompts: the first replica's shard would hold both layouts.
 const ANCHOR = { tasks: { geoqa: 1, geolocate: 1 }, promptsPerStep: 3, beta: 1 };
 const set = (v: unknown) => `stages.grpo.anchor=${JSON.stringify(v)}`;
 const zero = join(EXPERIMENTS_DIR, "geo-r1-zero.json");
@@ -44,8 +43,29 @@ Deno.test("spec: an anchor names tasks with some weight and a positive beta, in 
   );
 });
 
-Deno.test("exp geo-r1-zero tiny with an anchor on two replicas: anchors unscored, their KL recorded", async () => {
-  await withTinyRun("geo-r1-zero", [set(ANCHOR), "stages.grpo.replicas=2"], async (run) => {
+Deno.test("geo-r1-anchored and geo-r1-zero-anchored are the recipe's experiments plus the anchor", async () => {
+  const recipeAnchor = { tasks: { geoqa: 1, geolocate: 1 }, promptsPerStep: 2, beta: 1 };
+  for (const name of ["geo-r1", "geo-r1-zero"]) {
+    const named = await loadSpec(join(EXPERIMENTS_DIR, `${name}-anchored.json`), { preset: "small" });
+    const set_ = await loadSpec(join(EXPERIMENTS_DIR, `${name}.json`), {
+      preset: "small",
+      sets: [set(recipeAnchor)],
+    });
+    const { name: n1, description: _d1, ...a } = named.spec;
+    const { name: n2, description: _d2, ...b } = set_.spec;
+    assertEquals([n1, n2], [`${name}-anchored`, name]);
+    assertEquals(a, b, `${name}-anchored is ${name} with the anchor, field for field`);
+  }
+});
+
+Deno.test("exp geo-r1-zero-anchored tiny on two replicas: anchors unscored, their KL recorded", async () => {
+  // Three anchor prompts (the experiment's two, overridden) after two pairing prompts: the first replica's
+  // shard holds both layouts.
+  const sets = ["stages.grpo.anchor.promptsPerStep=3", "stages.grpo.replicas=2"];
+  await withTinyRun("geo-r1-zero-anchored", sets, async (run) => {
+    // The row says which Zero it is: the table keeps it apart from the recipe's.
+    const ev: EvalFile = JSON.parse(await Deno.readTextFile(join(run, "eval.json")));
+    assertEquals(ev.rows.map((r) => r.label), ["Base", "Geo-R1-Zero + anchor"]);
     // Only the scored (pairing) prompts' rollouts are recorded: anchors have no reward to record.
     const rolls = await readJsonl<RolloutRecord>(join(run, "rollouts.jsonl"));
     assert(rolls.length > 0);

@@ -48,7 +48,7 @@ async function rejectsWith(p: Promise<unknown>, message: string): Promise<void> 
 }
 
 const ALL_EXPERIMENTS =
-  "base, cells, control, geo-r1, geo-r1-geoloc, geo-r1-mixed, geo-r1-zero, geo-sft, geoclip, nearest-prior, task-sft";
+  "base, cells, control, geo-r1, geo-r1-anchored, geo-r1-geoloc, geo-r1-mixed, geo-r1-zero, geo-r1-zero-anchored, geo-sft, geoclip, nearest-prior, task-sft";
 
 Deno.test("every shipped experiment resolves under every preset", async () => {
   const names = listExperiments();
@@ -57,9 +57,11 @@ Deno.test("every shipped experiment resolves under every preset", async () => {
     "cells",
     "control",
     "geo-r1",
+    "geo-r1-anchored",
     "geo-r1-geoloc",
     "geo-r1-mixed",
     "geo-r1-zero",
+    "geo-r1-zero-anchored",
     "geo-sft",
     "geoclip",
     "nearest-prior",

@@ -23,6 +23,8 @@ const ORDER = [
   "Geo-SFT",
   "Geo-R1-Zero",
   "Geo-R1",
+  "Geo-R1-Zero + anchor",
+  "Geo-R1 + anchor",
   "Geo-R1 (pairing+geolocate RL)",
   "Geo-R1 (geolocate RL)",
   "Task-SFT",

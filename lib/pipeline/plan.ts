@@ -60,7 +60,8 @@ export function planPipeline(
  * Label of a pipeline's last stage in the Table 2 rows. An SFT stage that trains on pairing examples is
  * task-specific supervision ("Task-SFT", GRPO after it "Task-SFT+GRPO"); one without is the scaffold. A GRPO
  * stage on other tasks than pairing alone is labelled with them ("Geo-R1 (geolocate RL)",
- * "Geo-R1 (pairing+geolocate RL)"); a baseline by its method.
+ * "Geo-R1 (pairing+geolocate RL)"), and one with an anchor against forgetting says so ("Geo-R1 + anchor"); a
+ * baseline by its method.
  */
 export function rowLabel(plan: StagePlan[]): string {
   const kinds = plan.map((p) => p.spec.kind);
@@ -73,7 +74,8 @@ export function rowLabel(plan: StagePlan[]): string {
   if (last === "sft") return taskSft ? "Task-SFT" : "Geo-SFT";
   const name = !sft ? "Geo-R1-Zero" : taskSft ? "Task-SFT+GRPO" : "Geo-R1";
   const tasks = Object.entries(lastSpec.tasks).filter(([, w]) => (w ?? 0) > 0).map(([t]) => t);
-  return tasks.length === 1 && tasks[0] === "pairing" ? name : `${name} (${tasks.join("+")} RL)`;
+  const rl = tasks.length === 1 && tasks[0] === "pairing" ? name : `${name} (${tasks.join("+")} RL)`;
+  return lastSpec.kind === "grpo" && lastSpec.anchor ? `${rl} + anchor` : rl;
 }
 
 /** The sibling experiments whose rows complete the paper's four-row table, by label. */

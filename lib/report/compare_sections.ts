@@ -90,6 +90,8 @@ export const STARTS_FROM: Record<string, string> = {
   "Geo-SFT": "Base",
   "Geo-R1-Zero": "Base",
   "Geo-R1": "Geo-SFT",
+  "Geo-R1-Zero + anchor": "Base",
+  "Geo-R1 + anchor": "Geo-SFT",
   "Task-SFT": "Base",
   "Task-SFT+GRPO": "Task-SFT",
 };

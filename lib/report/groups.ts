@@ -83,7 +83,7 @@ export function rowConfig(config: Obj, stage: string, label: string): Obj {
   const sibling = name !== stage;
   for (let guard = 0; name !== null && stages[name] && guard < 32; guard++) {
     const st: Obj = clone(stages[name]);
-    if (sibling && guard === 0 && label === "Geo-R1-Zero") {
+    if (sibling && guard === 0 && label.startsWith("Geo-R1-Zero")) {
       const first = Object.entries(stages).find(([, s]) => s.from === null)?.[0] ?? null;
       st.from = first;
     }
