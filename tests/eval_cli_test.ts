@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { assert, assertEquals } from "./assert.ts";
 import type { EvalFile } from "../lib/run/records.ts";
-import { cli, ROOT, snapshot } from "./helpers_cli.ts";
+import { cli, denoRun, ROOT, snapshot } from "./helpers_cli.ts";
 
 function readEval(dir: string): EvalFile {
   return JSON.parse(Deno.readTextFileSync(join(dir, "eval.json")));
@@ -43,6 +43,12 @@ Deno.test("eval: a tiny run on its test set equals its eval.json, on validation 
     // The whole row: metrics, CIs, per-tier counts, gallery completions and image names.
     assertEquals(ownRows[0], runRows[runRows.length - 1]);
     assert(/^Geo-R1\s/m.test(e1.out), e1.out);
+    // Every example as the run's predictions.jsonl has it for that row.
+    const preds = (dir: string) =>
+      Deno.readTextFileSync(join(dir, "predictions.jsonl")).trim().split("\n").map((l) => JSON.parse(l));
+    const ownPreds = preds(own);
+    assert(ownPreds.length > 0);
+    assertEquals(ownPreds, preds(run).filter((p) => p.label === "Geo-R1"));
     assert((await Deno.stat(join(own, "report.html"))).size > 10_000);
     for (const g of ownRows[0].gallery) {
       assert((await Deno.stat(join(own, g.groundPng ?? g.aerialPngs[0]))).size > 0);
@@ -104,6 +110,13 @@ Deno.test("eval: a tiny run on its test set equals its eval.json, on validation 
       "validation examples are not test examples",
     );
     assertEquals(JSON.parse(Deno.readTextFileSync(join(val, "manifest.json"))).evalOf.split, "val");
+    // The results tables read an eval folder like a run, and say which split its rows come from.
+    const tv = await denoRun(["run", "--allow-read", "tools/results_tables.ts", val]);
+    assertEquals(tv.code, 0, tv.err);
+    assert(tv.out.includes("pairing on the validation split (4 pairings, greedy)"), tv.out);
+    assert(/^\| Geo-R1 \| [0-9.]+; [0-9.]+ \|/m.test(tv.out), tv.out);
+    const mixed = await denoRun(["run", "--allow-read", "tools/results_tables.ts", val, run]);
+    assert(mixed.code !== 0 && mixed.err.includes("different splits"), mixed.err);
     assert(Deno.readTextFileSync(join(val, "report.html")).includes("pairing on the validation split"));
     assert(Deno.readTextFileSync(join(own, "report.html")).includes("pairing on the test split"));
 

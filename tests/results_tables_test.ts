@@ -122,6 +122,33 @@ Deno.test("results_tables: answer forms come from predictions.jsonl, seeds becom
     assertEquals(baseForms[1], "0.0 / 0.0; 0.0 [0.0, 0.0]");
     assert(baseForms[3].startsWith("0.0;"), `Base of seed 1 has no geolocation answers: ${baseForms[3]}`);
     assertEquals(line("Table 2 analogue", "Task-SFT")[1], "80.0; 80.0");
+    // The titles give the examples' counts; a label outside the paper's order follows the others.
+    assert(out.includes("pairing on the test split (4 pairings, >= 1/3 near negatives, greedy)"), out);
+    const anchored = await fakeRun(tmp, "e", 0, [], [
+      row("Base", 0.25, 0.5),
+      row("Geo-R1 (geoqa RL)", 0.2, 0.7),
+      row("Geo-R1 + anchor", 0.7, 0.6),
+    ]);
+    const withVariant = await tables(anchored, a);
+    assertEquals(withVariant.code, 0, withVariant.err);
+    const rowsOut = withVariant.out.split("Table 1 analogue")[0].split("\n")
+      .filter((l) => l.startsWith("| ") && !l.startsWith("| ---"));
+    assertEquals(rowsOut.map((l) => l.split("|")[1].trim()), [
+      "row",
+      "Base",
+      "Geo-R1-Zero",
+      "Geo-R1 + anchor",
+      "Geo-R1 (geoqa RL)",
+    ]);
+    // An evaluation of a bare checkpoint (no seed, no row label) is refused, naming the folder.
+    const ckpt = await fakeRun(tmp, "f", 0, [], [row("grpo", 0.5, 0.5)]);
+    await Deno.writeTextFile(join(ckpt, "manifest.json"), JSON.stringify({ evalOf: { kind: "checkpoint" } }));
+    const refused = await tables(a, ckpt);
+    assertEquals(refused.code, 1);
+    assert(
+      refused.err.includes(`${ckpt}: an evaluation of a checkpoint has no seed and no row label`),
+      refused.err,
+    );
     // Two runs' own rows that disagree stop the script, naming both.
     const d = await fakeRun(tmp, "d", 1, [], [row("Geo-R1-Zero", 0.9, 1)]);
     const bad = await tables(b, d);

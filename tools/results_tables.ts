@@ -13,6 +13,11 @@
  * Rows come from every run's eval.json (a run also holds its cached upstream rows); a (label, seed) seen twice
  * must agree, else the script stops naming both runs, except that a run's own row replaces another run's
  * cached sibling row (a row of another experiment found in the cache, perhaps of another configuration).
+ * The folders `deno task eval RUN` writes are read like runs (the run's seed and row label); all folders must
+ * come from one split (an eval folder's manifest names it; a run's is the test split), which the titles name
+ * with the examples' counts. An evaluation of a bare checkpoint has neither seed nor row label: the script
+ * stops and says to evaluate the run directory instead. Rows whose label is not in the paper's order follow
+ * in the order they came.
  * @module
  */
 import { join } from "node:path";
@@ -92,6 +97,47 @@ function meanCi(xs: number[]): string {
   return `${m.toFixed(1)} [${(m - h).toFixed(1)}, ${(m + h).toFixed(1)}]`;
 }
 
+/** Stop with one line naming what is wrong (no stack: the input is at fault, not the script). */
+function fail(message: string): never {
+  console.error(`results_tables: ${message}`);
+  Deno.exit(1);
+}
+
+/** The eval-folder part of a manifest (lib/cli/eval.ts); absent in a run's. */
+interface EvalOf {
+  kind: "run" | "checkpoint";
+  split?: "test" | "val";
+}
+
+/** The split a folder's rows were evaluated on: an eval folder's manifest says; a run's rows are the test's. */
+async function splitOf(dir: string): Promise<"test" | "val"> {
+  let manifest: { evalOf?: EvalOf };
+  try {
+    manifest = JSON.parse(await Deno.readTextFile(join(dir, "manifest.json")));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return "test";
+    throw e;
+  }
+  if (!manifest.evalOf) return "test";
+  if (manifest.evalOf.kind === "checkpoint") {
+    fail(
+      `${dir}: an evaluation of a checkpoint has no seed and no row label; evaluate the run directory ` +
+        `(deno task eval runs/<run> --stage <stage>) instead`,
+    );
+  }
+  return manifest.evalOf.split ?? "test";
+}
+
+// One split for all folders, checked before any row is read.
+const splits = new Map<string, string>();
+for (const dir of Deno.args) splits.set(dir, await splitOf(dir));
+if (new Set(splits.values()).size > 1) {
+  fail(
+    `the folders come from different splits: ${[...splits].map(([d, sp]) => `${d} (${sp})`).join(", ")}`,
+  );
+}
+const split = [...splits.values()][0] === "val" ? "validation" : "test";
+
 const cells = new Map<string, Map<number, Cell>>();
 for (const dir of Deno.args) {
   const ev = JSON.parse(await Deno.readTextFile(join(dir, "eval.json"))) as EvalFile;
@@ -106,7 +152,7 @@ for (const dir of Deno.args) {
     if (prev && JSON.stringify(prev.row.pairing) !== JSON.stringify(row.pairing)) {
       // A cached sibling row is a copy of another configuration's row: the run that owns the row wins.
       if (prev.sibling === sibling) {
-        throw new Error(`${row.label} seed ${spec.seed}: ${prev.run} and ${dir} disagree`);
+        fail(`${row.label} seed ${spec.seed}: ${prev.run} and ${dir} disagree`);
       }
       if (sibling) continue;
       console.error(
@@ -117,7 +163,8 @@ for (const dir of Deno.args) {
     cells.set(row.label, bySeed);
   }
 }
-const labels = ORDER.filter((l) => cells.has(l));
+// The paper's order, then other labels (variants, baselines) in the order they came.
+const labels = [...ORDER.filter((l) => cells.has(l)), ...[...cells.keys()].filter((l) => !ORDER.includes(l))];
 const seeds = [...new Set([...cells.values()].flatMap((m) => [...m.keys()]))].sort((a, b) => a - b);
 const base = cells.get("Base");
 
@@ -152,30 +199,53 @@ function table(
   }
 }
 
+/** The examples' counts of a task over all rows ("400", or "200-400" when they differ). */
+function countOf(pick: (r: StageEval) => number | undefined): string {
+  const ns = [...cells.values()].flatMap((m) => [...m.values()]).map((c) => pick(c.row))
+    .filter((n): n is number => typeof n === "number");
+  if (!ns.length) return "no";
+  const lo = Math.min(...ns), hi = Math.max(...ns);
+  return lo === hi ? `${lo}` : `${lo}-${hi}`;
+}
+
 console.log(`Seeds ${seeds.join(", ")}; each cell: per-seed values; mean [95% t-interval over seeds].`);
-table("Table 2 analogue: pairing on the test split (400 pairings, >= 1/3 near negatives, greedy)", [
-  ["pairing acc %", (r) => r.pairing && 100 * r.pairing.accuracy],
-  ["length (tokens)", (r) => r.pairing?.meanLength],
-  ["format %", (r) => r.pairing && 100 * r.pairing.formatRate],
-], [0]);
+const nearNote = split === "test" ? ", >= 1/3 near negatives" : "";
+table(
+  `Table 2 analogue: pairing on the ${split} split (${
+    countOf((r) => r.pairing?.n)
+  } pairings${nearNote}, greedy)`,
+  [
+    ["pairing acc %", (r) => r.pairing && 100 * r.pairing.accuracy],
+    ["length (tokens)", (r) => r.pairing?.meanLength],
+    ["format %", (r) => r.pairing && 100 * r.pairing.formatRate],
+  ],
+  [0],
+);
 const geo = (km: number) => (r: StageEval) =>
   r.geolocate && 100 * (r.geolocate.thresholds[String(km)] ?? NaN);
-table("Table 1 analogue: geolocation on the test split (400 ground views, held-out cells, greedy)", [
-  ["1 km", geo(1)],
-  ["25 km", geo(25)],
-  ["200 km", geo(200)],
-  ["750 km", geo(750)],
-  ["2,500 km", geo(2500)],
-  ["median km", (r) => r.geolocate?.medianKm],
-  ["parse %", (r) => r.geolocate?.parseRate === undefined ? undefined : 100 * r.geolocate.parseRate],
+const heldOut = split === "test" ? ", held-out cells" : "";
+table(
+  `Table 1 analogue: geolocation on the ${split} split (${
+    countOf((r) => r.geolocate?.n)
+  } ground views${heldOut}; geo-qa: ${countOf((r) => r.geoqa?.n)} questions, greedy)`,
   [
-    "repeated 6-gram %",
-    (r) => r.geolocate?.repetitionRate === undefined ? undefined : 100 * r.geolocate.repetitionRate,
+    ["1 km", geo(1)],
+    ["25 km", geo(25)],
+    ["200 km", geo(200)],
+    ["750 km", geo(750)],
+    ["2,500 km", geo(2500)],
+    ["median km", (r) => r.geolocate?.medianKm],
+    ["parse %", (r) => r.geolocate?.parseRate === undefined ? undefined : 100 * r.geolocate.parseRate],
+    [
+      "repeated 6-gram %",
+      (r) => r.geolocate?.repetitionRate === undefined ? undefined : 100 * r.geolocate.repetitionRate,
+    ],
+    ["geo-qa %", (r) => r.geoqa && 100 * r.geoqa.accuracy],
   ],
-  ["geo-qa %", (r) => r.geoqa && 100 * r.geoqa.accuracy],
-], [3, 4, 8]);
+  [3, 4, 8],
+);
 if ([...cells.values()].some((m) => [...m.values()].some((c) => c.forms))) {
-  table("Answer forms on the tasks without choices (test split, from predictions.jsonl)", [
+  table(`Answer forms on the tasks without choices (${split} split, from predictions.jsonl)`, [
     ["geo-qa letter answers %", (_, c) => c.forms?.qaLetter],
     ["geo-qa acc. among other answers %", (_, c) => c.forms?.qaAccOther],
     ["geolocation letter answers %", (_, c) => c.forms?.geoLetter],
@@ -183,7 +253,7 @@ if ([...cells.values()].some((m) => [...m.values()].some((c) => c.forms))) {
 }
 const ctl = [...cells.values()].flatMap((m) => [...m.values()]).filter((c) => c.row.control);
 if (ctl.length) {
-  console.log("\nControl task (test split):\n");
+  console.log(`\nControl task (${split} split):\n`);
   for (const c of ctl) {
     const r = c.row.control!;
     console.log(

@@ -10,8 +10,8 @@ import { UserError } from "../errors.ts";
 import { displayPath, loadSpec, resolveExperimentPath } from "../spec/load.ts";
 import { canonicalJson, sha256Hex } from "../spec/hash.ts";
 import type { ExperimentSpec } from "../spec/types.ts";
-import type { EvalFile, Manifest, StageEval } from "../run/records.ts";
-import { atomicWriteJson } from "../run/atomic.ts";
+import type { EvalFile, Manifest, PredictionRecord, StageEval } from "../run/records.ts";
+import { atomicWrite, atomicWriteJson } from "../run/atomic.ts";
 import type { Command } from "./command.ts";
 import { lexists, renameIntoPlace } from "../run/fs.ts";
 import { EVAL_DEFAULTS } from "../spec/defaults.ts";
@@ -378,8 +378,9 @@ async function evaluateInto(out: string, job: EvalJob): Promise<void> {
   try {
     await Deno.mkdir(join(tmp, "samples"), { recursive: true });
     const manifest = await evalManifest(job, runId, backend, tfjsVersion());
-    const row = await evaluateTarget(job, model, tmp, replicas);
-    await writeEvalFolder(tmp, job, runId, row, manifest);
+    const predictions: PredictionRecord[] = [];
+    const row = await evaluateTarget(job, model, tmp, predictions, replicas);
+    await writeEvalFolder(tmp, job, runId, row, predictions, manifest);
     await renameIntoPlace(tmp, out);
     console.log(formatTable([row]));
   } catch (e) {
@@ -421,11 +422,15 @@ async function evalManifest(
   };
 }
 
-/** Evaluate the model on the job's split (samples into `<tmp>/samples`) with a progress bar. */
+/**
+ * Evaluate the model on the job's split (samples into `<tmp>/samples`, one record per example into
+ * `predictions`) with a progress bar.
+ */
 async function evaluateTarget(
   job: EvalJob,
   model: VLM,
   tmp: string,
+  predictions: PredictionRecord[],
   replicas?: ReplicaPool,
 ): Promise<StageEval> {
   const { target, spec, source } = job;
@@ -437,6 +442,7 @@ async function evaluateTarget(
   const drawn = new Map<string, ReturnType<typeof source.sampler.examples>>();
   try {
     return await evaluateModel({
+      predictions,
       model,
       tokenizer: tokenizerFromJSON(job.ckptMeta.tokenizer),
       testExamples: (task, n) => {
@@ -465,12 +471,19 @@ async function writeEvalFolder(
   job: EvalJob,
   runId: string,
   row: StageEval,
+  predictions: PredictionRecord[],
   manifest: Manifest,
 ): Promise<void> {
   const { writeRunReport } = await import("../report/run_report.ts");
   const evalFile: EvalFile = { experiment: job.target.experiment, runId, rows: [row] };
   await atomicWriteJson(join(tmp, "spec.resolved.json"), job.spec);
   await atomicWriteJson(join(tmp, "eval.json"), evalFile);
+  // As in a run's folder: every example with its row label, for the report's worst cases and for comparing
+  // two evaluations example by example.
+  await atomicWrite(
+    join(tmp, "predictions.jsonl"),
+    predictions.map((p) => JSON.stringify({ label: row.label, ...p }) + "\n").join(""),
+  );
   await atomicWriteJson(join(tmp, "manifest.json"), {
     ...manifest,
     status: "done",
