@@ -128,17 +128,26 @@ Deno.test({
 });
 
 Deno.test({
-  name: "linear / bmmNT gradients on native BLAS equal tfjs-wasm's within 1e-5",
+  name:
+    "the model's products and gradients on native BLAS (transposes as flags) equal tfjs-wasm's within 1e-5",
   ignore: !HAVE,
   fn() {
     const x = rand([40, 32], 5) as tf.Tensor2D, w = rand([32, 24], 6) as tf.Tensor2D, bias = rand([24], 7);
-    const q = rand([2, 3, 10, 8], 8), k = rand([2, 3, 12, 8], 9);
+    const q = rand([2, 3, 10, 8], 8), k = rand([2, 3, 12, 8], 9), e = rand([50, 32], 10) as tf.Tensor2D;
     const grads = () => {
       const g1 = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
         _ops.linear(a as tf.Tensor2D, b as tf.Tensor2D, c).square().sum()
       )([x, w, bias]);
       const g2 = tf.grads((a: tf.Tensor, b: tf.Tensor) => _ops.bmmNT(a, b).square().sum())([q, k]);
-      return [...g1, ...g2];
+      // Attention weights [2, 3, 10, 12] times values [2, 3, 12, 8].
+      const g3 = tf.grads((a: tf.Tensor, b: tf.Tensor) => _ops.bmm(a, b).square().sum())([
+        tf.softmax(_ops.bmmNT(q, k)),
+        k,
+      ]);
+      const g4 = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        _ops.matMulNT2d(a as tf.Tensor2D, b as tf.Tensor2D).square().sum()
+      )([x, e]);
+      return [...g1, ...g2, ...g3, ...g4];
     };
     disableBlas();
     const want = grads();
@@ -149,6 +158,28 @@ Deno.test({
       assert(maxAbsDiff(got[i], t) <= 1e-5 * scale, `gradient ${i}: ${maxAbsDiff(got[i], t)}`);
     });
     tf.dispose([...want, ...got]);
+  },
+});
+
+Deno.test({
+  name: "on native BLAS the model's products and their gradients run no Transpose kernel",
+  ignore: !HAVE,
+  async fn() {
+    enableBlas();
+    const x = rand([40, 32], 5) as tf.Tensor2D, w = rand([32, 24], 6) as tf.Tensor2D, bias = rand([24], 7);
+    const q = rand([2, 3, 10, 8], 8), k = rand([2, 3, 12, 8], 9), e = rand([50, 32], 10) as tf.Tensor2D;
+    const info = await tf.profile(() => {
+      const loss = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => {
+        const h = _ops.linear(a as tf.Tensor2D, b as tf.Tensor2D, c);
+        const p = tf.softmax(_ops.bmmNT(d, d.mul(0.5)));
+        return _ops.matMulNT2d(h, b as tf.Tensor2D).sum().add(_ops.bmm(p, d).square().sum());
+      };
+      tf.dispose(tf.grads(loss)([x, w, bias, q]));
+    });
+    const names = new Set(info.kernels.map((kn) => kn.name));
+    assert(names.has("BatchMatMul") || names.has("_FusedMatMul"), `no matmul ran: ${[...names]}`);
+    assert(!names.has("Transpose"), `a Transpose kernel ran: ${[...names]}`);
+    tf.dispose([x, w, bias, q, k, e]);
   },
 });
 

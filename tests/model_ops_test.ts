@@ -7,7 +7,7 @@ import { assert } from "./assert.ts";
 import { useWasm } from "./helpers_model.ts";
 import { _ops } from "../lib/model/vlm.ts";
 import { matMulNT, useSimdKernel } from "../lib/model/kernels.ts";
-import { disableBlas, enableBlas } from "../lib/model/blas.ts";
+import { blasActive, disableBlas, enableBlas } from "../lib/model/blas.ts";
 
 await useWasm();
 
@@ -40,7 +40,27 @@ function simdCases(): void {
   }
 }
 
-Deno.test("custom ops: values and gradients equal plain tfjs", () => {
+Deno.test("custom ops: values and gradients equal plain tfjs (tfjs-wasm matmuls, transposes copied)", () => {
+  disableBlas();
+  try {
+    customOpCases();
+  } finally {
+    enableBlas();
+  }
+});
+
+const NATIVE = blasActive();
+
+Deno.test({
+  name: "custom ops: values and gradients equal plain tfjs (native BLAS, transposes passed as flags)",
+  ignore: !NATIVE,
+  fn: () => {
+    assert(blasActive());
+    customOpCases();
+  },
+});
+
+function customOpCases(): void {
   tf.tidy(() => {
     const x = tf.randomNormal([6, 5], 0, 1, "float32", 3), w = tf.randomNormal([5, 4], 0, 1, "float32", 4);
     const b = tf.randomNormal([4], 0, 1, "float32", 5), up = tf.randomNormal([6, 4], 0, 1, "float32", 6);
@@ -66,6 +86,16 @@ Deno.test("custom ops: values and gradients equal plain tfjs", () => {
     const g3 = tf.grads(f3)([q, k]), h3 = tf.grads(r3)([q, k]);
     g3.forEach((g, i) => close(g, h3[i], 1e-4, `bmmNT grad ${i}`));
 
+    const v = tf.randomNormal([2, 3, 6, 4], 0, 1, "float32", 14);
+    const f5 = (p: tf.Tensor, v: tf.Tensor) =>
+      _ops.bmm(p, v).mul(up3.slice([0, 0, 0, 0], [2, 3, 5, 4])).sum();
+    const r5 = (p: tf.Tensor, v: tf.Tensor) =>
+      tf.matMul(p, v).mul(up3.slice([0, 0, 0, 0], [2, 3, 5, 4])).sum();
+    const p = tf.softmax(tf.randomNormal([2, 3, 5, 6], 0, 1, "float32", 15));
+    close(_ops.bmm(p, v), tf.matMul(p, v), 1e-4, "bmm value");
+    const g5 = tf.grads(f5)([p, v]), h5 = tf.grads(r5)([p, v]);
+    g5.forEach((g, i) => close(g, h5[i], 1e-4, `bmm grad ${i}`));
+
     const table = tf.randomNormal([5, 3], 0, 1, "float32", 12);
     const idx = tf.tensor1d([1, 1, 4, 0], "int32");
     const up4 = tf.randomNormal([4, 3], 0, 1, "float32", 13);
@@ -73,4 +103,4 @@ Deno.test("custom ops: values and gradients equal plain tfjs", () => {
     const h4 = tf.grad((t: tf.Tensor) => tf.matMul(tf.oneHot(idx, 5), t).mul(up4).sum())(table);
     close(g4, h4, 1e-5, "embedding grad (duplicate indices sum)");
   });
-});
+}

@@ -6,7 +6,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { bmmNT, gelu, layerNorm, linear, swapLast2 } from "./ops.ts";
+import { bmm, bmmNT, gelu, layerNorm, linear } from "./ops.ts";
 import type { BlockP } from "./params.ts";
 
 /**
@@ -31,7 +31,7 @@ export function blockFull(
   const k = heads(k0), v = heads(v0);
   let scores: tf.Tensor = bmmNT(q, k);
   if (bias) scores = scores.add(bias);
-  const att = bmmNT(tf.softmax(scores), swapLast2(v)).transpose([0, 2, 1, 3]).reshape([
+  const att = bmm(tf.softmax(scores), v).transpose([0, 2, 1, 3]).reshape([
     B * S,
     w,
   ]) as tf.Tensor2D;
@@ -75,8 +75,8 @@ export function blockGroup(
   const p = tf.softmax(tf.concat([sPre, sOwn], 3).add(bias));
   const pPre = p.slice([0, 0, 0, 0], [P, H, G * Tc, S0]);
   const pOwn = p.slice([0, 0, 0, S0], [P, H, G * Tc, Tc]).reshape([P * H * G, Tc, Tc]);
-  const att = bmmNT(pPre, swapLast2(vP))
-    .add(bmmNT(pOwn, swapLast2(perRow(v))).reshape([P, H, G * Tc, dh]))
+  const att = bmm(pPre, vP)
+    .add(bmm(pOwn, perRow(v)).reshape([P, H, G * Tc, dh]))
     .transpose([0, 2, 1, 3])
     .reshape([P * G * Tc, w]) as tf.Tensor2D;
   const x1 = x.add(linear(att, bp.outW, bp.outB)) as tf.Tensor2D;

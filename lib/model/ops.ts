@@ -10,10 +10,15 @@
  * transpose explicitly (a cheap copy) and then use the fast path. Batched attention matmuls cannot use
  * XNNPACK at all; they are written in the "NT" form (both operands contiguous along the summed axis), the
  * slow loop's best case, and run through a SIMD kernel of our own on wasm (lib/model/kernels.ts).
+ *
+ * With the native BLAS (lib/model/blas.ts) every layout is at full speed, so there the ops pass transposes to
+ * the product as flags instead of copying the operand first: no Transpose kernel, no transposed copy held by
+ * the tape. The sums are the same up to float order (tests/blas_test.ts: within 1e-5 of the wasm path).
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
 import { matMulNT } from "./kernels.ts";
+import { blasActive } from "./blas.ts";
 
 /** The additive mask value of a forbidden attention score (and of a token outside the top-p nucleus). */
 export const NEG = -1e9;
@@ -63,11 +68,18 @@ export const linear = customOp<(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor) =>
     save([x, w]);
     return {
       value: tf.fused.matMul({ a: x as tf.Tensor2D, b: w as tf.Tensor2D, bias: b }),
-      gradFunc: (dy: tf.Tensor, [sx, sw]: tf.Tensor[]) => [
-        tf.matMul(dy as tf.Tensor2D, sw.transpose() as tf.Tensor2D),
-        tf.matMul(sx.transpose() as tf.Tensor2D, dy as tf.Tensor2D),
-        dy.sum(0),
-      ],
+      gradFunc: (dy: tf.Tensor, [sx, sw]: tf.Tensor[]) =>
+        blasActive()
+          ? [
+            tf.matMul(dy as tf.Tensor2D, sw as tf.Tensor2D, false, true),
+            tf.matMul(sx as tf.Tensor2D, dy as tf.Tensor2D, true, false),
+            dy.sum(0),
+          ]
+          : [
+            tf.matMul(dy as tf.Tensor2D, sw.transpose() as tf.Tensor2D),
+            tf.matMul(sx.transpose() as tf.Tensor2D, dy as tf.Tensor2D),
+            dy.sum(0),
+          ],
     };
   },
 );
@@ -77,10 +89,14 @@ export const matMulNT2d = customOp<(a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor
   (a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
     save([a, b]);
     return {
-      value: tf.matMul(a as tf.Tensor2D, b.transpose() as tf.Tensor2D),
+      value: blasActive()
+        ? tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D, false, true)
+        : tf.matMul(a as tf.Tensor2D, b.transpose() as tf.Tensor2D),
       gradFunc: (dy: tf.Tensor, [sa, sb]: tf.Tensor[]) => [
         tf.matMul(dy as tf.Tensor2D, sb as tf.Tensor2D),
-        tf.matMul(dy.transpose() as tf.Tensor2D, sa as tf.Tensor2D),
+        blasActive()
+          ? tf.matMul(dy as tf.Tensor2D, sa as tf.Tensor2D, true, false)
+          : tf.matMul(dy.transpose() as tf.Tensor2D, sa as tf.Tensor2D),
       ],
     };
   },
@@ -100,14 +116,37 @@ export const bmmNT = customOp<(a: tf.Tensor, b: tf.Tensor) => tf.Tensor>(
     save([a, b]);
     return {
       value: matMulNT(a, b),
+      gradFunc: (dy: tf.Tensor, [sa, sb]: tf.Tensor[]) =>
+        blasActive() ? [tf.matMul(dy, sb), tf.matMul(dy, sa, true, false)] : [
+          // da = dy @ b = dy @ (b^T)^T ; db = dy^T @ a = dy^T @ (a^T)^T
+          matMulNT(dy, swapLast2(sb)),
+          matMulNT(swapLast2(dy), swapLast2(sa)),
+        ],
+    };
+  },
+);
+
+/** Batched a [..., n, k] @ b [..., k, m] -> [..., n, m] with the native BLAS (every layout by flags). */
+const bmmNNBlas = customOp<(a: tf.Tensor, b: tf.Tensor) => tf.Tensor>(
+  (a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([a, b]);
+    return {
+      value: tf.matMul(a, b),
       gradFunc: (dy: tf.Tensor, [sa, sb]: tf.Tensor[]) => [
-        // da = dy @ b = dy @ (b^T)^T ; db = dy^T @ a = dy^T @ (a^T)^T
-        matMulNT(dy, swapLast2(sb)),
-        matMulNT(swapLast2(dy), swapLast2(sa)),
+        tf.matMul(dy, sb, false, true),
+        tf.matMul(sa, dy, true, false),
       ],
     };
   },
 );
+
+/**
+ * Batched a [..., n, k] @ b [..., k, m] -> [..., n, m] (attention weights times values): one product with the
+ * native BLAS; elsewhere b is transposed first and the NT form runs (bmmNT).
+ */
+export function bmm(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  return blasActive() ? bmmNNBlas(a, b) : bmmNT(a, swapLast2(b));
+}
 
 /** The GELU approximation x * sigmoid(1.702 x): 3 ops instead of 8 on wasm. */
 export function gelu(x: tf.Tensor): tf.Tensor {

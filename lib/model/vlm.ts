@@ -16,7 +16,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { stopGradient } from "./grad.ts";
 import { validateConfig } from "./config.ts";
-import { bmmNT, embedLookup, linear, matMulNT2d } from "./ops.ts";
+import { bmm, bmmNT, embedLookup, linear, matMulNT2d } from "./ops.ts";
 import { type Net, ParamStore } from "./params.ts";
 import { PolarSampler, type VisionStates } from "./vision.ts";
 import { checkTemperature, entropyOf, forward, nextLogProbs, picked, project } from "./decoder.ts";
@@ -171,7 +171,7 @@ export class TfVLM implements VLM {
 }
 
 /** Differentiable building blocks, exported for gradient tests only. */
-export const _ops = { linear, matMulNT2d, bmmNT, embedLookup };
+export const _ops = { linear, matMulNT2d, bmmNT, bmm, embedLookup };
 
 /** Create a model with freshly initialised weights (deterministic in cfg.seed). */
 export function createModel(cfg: ModelConfig): TfVLM {
