@@ -100,6 +100,7 @@ Deno.test("GRPO: micro-batched updates equal the full-batch update (grpo, dr_grp
       m.dispose();
       return { names, w, metrics: metrics[0] };
     };
+    const before = (base as TfVLM).namedParams().map(([, v]) => v.dataSync().slice());
     const full = await run(64), micro = await run(4);
     assert(
       (full.metrics.reward_std as number) > 0,
@@ -110,7 +111,7 @@ Deno.test("GRPO: micro-batched updates equal the full-batch update (grpo, dr_grp
       `${lossType}: loss`,
     );
     assert(Math.abs((full.metrics.grad_norm as number) - (micro.metrics.grad_norm as number)) < 1e-4);
-    let worst = 0;
+    let worst = 0, compared = 0, noise = 0;
     full.w.forEach((a, i) => {
       // The key part of a QKV bias shifts every score of a query equally, so softmax makes its gradient 0 in
       // exact arithmetic; in floats it is rounding noise, and AdamW's first step (g / sqrt(g^2)) turns that
@@ -118,10 +119,22 @@ Deno.test("GRPO: micro-batched updates equal the full-batch update (grpo, dr_grp
       const keyBias = full.names[i].endsWith(".attn.qkv.b") ? [a.length / 3, (2 * a.length) / 3] : [0, 0];
       for (let j = 0; j < a.length; j++) {
         if (j >= keyBias[0] && j < keyBias[1]) continue;
+        // The same holds wherever the summed gradient itself is at AdamW's eps (1e-8): the first step moves a
+        // weight by lr g / (|g| + eps) (plus the decay lr wd w), so a move under 0.9 lr means |g| < 9 eps,
+        // where the float order of the sum (micro-batches, BLAS kernels) decides the move's size.
+        // A weight no example touches (g = 0, move 0) is compared: both runs must leave it alone.
+        const move = Math.abs(a[j] - before[i][j] * (1 - optim.lr * optim.weightDecay));
+        if (move > 1e-3 * optim.lr && move < 0.9 * optim.lr) {
+          noise++;
+          continue;
+        }
+        compared++;
         worst = Math.max(worst, Math.abs(a[j] - micro.w[i][j]));
       }
     });
     assert(worst < 1e-5, `${lossType}: weights differ by ${worst}`);
+    // Most weights are compared (89% with lossType grpo; the others had clipped gradients under 9e-8).
+    assert(compared > noise, `${lossType}: ${noise} of ${noise + compared} weights at eps`);
   }
   base.dispose();
 });
