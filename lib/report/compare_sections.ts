@@ -86,15 +86,21 @@ export function renderSpecDiff(groups: ConfigGroup[]): { html: string; warnings:
 }
 
 /** The stage a model starts from, for the "gain over the starting stage" column. */
-export const STARTS_FROM: Record<string, string> = {
+const STARTS_FROM: Record<string, string> = {
   "Geo-SFT": "Base",
   "Geo-R1-Zero": "Base",
   "Geo-R1": "Geo-SFT",
-  "Geo-R1-Zero + anchor": "Base",
-  "Geo-R1 + anchor": "Geo-SFT",
   "Task-SFT": "Base",
   "Task-SFT+GRPO": "Task-SFT",
 };
+
+/**
+ * The model a row's model started from (undefined when unknown). An anchor against forgetting (the
+ * " + anchor" of lib/pipeline/plan.ts rowLabel) changes the loss, not where the stage starts.
+ */
+export function startOf(model: string): string | undefined {
+  return STARTS_FROM[model.replace(/ \+ anchor$/, "")];
+}
 
 /**
  * Per row: the mean over its runs of (this model's value - its starting model's value in the same run),
@@ -108,7 +114,7 @@ export function gainRows(
 ): CiRow[] {
   const out: CiRow[] = [];
   for (const g of groups) {
-    const start = STARTS_FROM[g.model];
+    const start = startOf(g.model);
     if (!start) continue;
     const values: number[] = [];
     for (const { runId, row } of g.rows) {

@@ -9,7 +9,7 @@ import { escapeHtml } from "./escape.ts";
 import { type Cell, fmtNum, raw, renderTable } from "./components.ts";
 import { pngDataUri, type RunRecords } from "./read.ts";
 import type { LabelGroup } from "./compare.ts";
-import { STARTS_FROM } from "./compare_sections.ts";
+import { startOf } from "./compare_sections.ts";
 
 /** How bad a prediction is: wrong before right, then the larger geolocation error. */
 function badness(p: PredictionRecord): number {
@@ -162,7 +162,7 @@ export function renderExampleDiff(groups: LabelGroup[], runs: RunRecords[], max 
   }
   const pairs: [LabelGroup, LabelGroup][] = [];
   for (const b of groups) {
-    const start = STARTS_FROM[b.model];
+    const start = startOf(b.model);
     const a = groups.find((g) =>
       g.model === start && (g.variant === "" || g.rows.some((x) => b.rows.some((y) => y.runId === x.runId)))
     );
