@@ -16,14 +16,19 @@ function close(a: tf.Tensor, b: tf.Tensor, tol = 1e-4, what = ""): void {
   assert(d <= tol, `${what}: max abs diff ${d}`);
 }
 
-Deno.test("SIMD NT kernel equals tf.matMul on odd shapes", () => {
-  // The kernel serves wasm without native BLAS (with it, tf.matMul's NT products run on the BLAS).
+/** Run `fn` on tfjs-wasm's own matmul kernels, then put the native BLAS back. */
+function onWasmMatmuls(fn: () => void): void {
   disableBlas();
   try {
-    simdCases();
+    fn();
   } finally {
     enableBlas();
   }
+}
+
+Deno.test("SIMD NT kernel equals tf.matMul on odd shapes", () => {
+  // The kernel serves wasm without native BLAS (with it, tf.matMul's NT products run on the BLAS).
+  onWasmMatmuls(simdCases);
 });
 
 function simdCases(): void {
@@ -41,12 +46,7 @@ function simdCases(): void {
 }
 
 Deno.test("custom ops: values and gradients equal plain tfjs (tfjs-wasm matmuls, transposes copied)", () => {
-  disableBlas();
-  try {
-    customOpCases();
-  } finally {
-    enableBlas();
-  }
+  onWasmMatmuls(customOpCases);
 });
 
 const NATIVE = blasActive();
