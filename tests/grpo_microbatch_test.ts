@@ -52,6 +52,8 @@ Deno.test("GRPO: micro-batched updates equal the full-batch update (grpo, dr_grp
   });
   r.optimizer.dispose();
   const prompts = [0, 1, 2, 3].map((i) => pairingExample(900 + i));
+  // The weights every run starts from (each clones `base`), read once.
+  const before = (base as TfVLM).namedParams().map(([, v]) => v.dataSync().slice());
   for (const lossType of ["grpo", "dr_grpo", "dapo"] as const) {
     const run = async (rows: number) => {
       const m = (base as TfVLM).clone();
@@ -100,7 +102,6 @@ Deno.test("GRPO: micro-batched updates equal the full-batch update (grpo, dr_grp
       m.dispose();
       return { names, w, metrics: metrics[0] };
     };
-    const before = (base as TfVLM).namedParams().map(([, v]) => v.dataSync().slice());
     const full = await run(64), micro = await run(4);
     assert(
       (full.metrics.reward_std as number) > 0,
