@@ -208,7 +208,7 @@ Deno.test("spec: cueLoss without model.cueHead is rejected at load time", async 
   assertEquals(ok.spec.stages.base.kind, "pretrain");
 });
 
-Deno.test("bench/cue_probe.ts: runs on a checkpoint with cue heads (JSON out), refuses one without", async () => {
+Deno.test("bench/cue_probe.ts, bench/control_ceiling.ts: run on a checkpoint with cue heads, refuse one without", async () => {
   const dir = await Deno.makeTempDir({ prefix: "geo-r1-cueprobe-" });
   try {
     const tok = createTokenizer();
@@ -220,23 +220,47 @@ Deno.test("bench/cue_probe.ts: runs on a checkpoint with cue heads (JSON out), r
     withHeads.dispose();
     without.dispose();
     const root = new URL("../", import.meta.url).pathname;
-    const probe = (ckpt: string) =>
+    const run = (script: string, ...args: string[]) =>
       new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", "bench/cue_probe.ts", ckpt, "--n", "8"],
+        args: ["run", "-A", script, ...args],
         cwd: root,
         stdout: "piped",
         stderr: "piped",
         signal: AbortSignal.timeout(120_000),
       }).output();
+    const json = (o: Deno.CommandOutput) =>
+      JSON.parse(new TextDecoder().decode(o.stdout).trim().split("\n").pop()!);
+    const probe = (ckpt: string) => run("bench/cue_probe.ts", ckpt, "--n", "8");
     const ok = await probe(join(dir, "heads"));
     assertEquals(ok.code, 0, new TextDecoder().decode(ok.stderr));
-    const r = JSON.parse(new TextDecoder().decode(ok.stdout).trim().split("\n").pop()!);
+    const r = json(ok);
     assertEquals(r.n, 8);
     assert(r.idealMatcherPairingPct >= 0 && r.idealMatcherPairingPct <= 100);
     assertEquals(Object.keys(r.headAccuracyPct).length, 2 * (1 + CUE_GROUPS.length));
     const bad = await probe(join(dir, "plain"));
     assertEquals(bad.code, 2);
     assert(new TextDecoder().decode(bad.stderr).includes("has no cue heads"));
+
+    // The control's ceiling: vegetation alone names tropical and arid scenes (their vegetation grows nowhere
+    // else), so those rows are all hits; every test view is counted once per reader.
+    const ceil = await run("bench/control_ceiling.ts", join(dir, "heads"), "--train", "300", "--n", "24");
+    assertEquals(ceil.code, 0, new TextDecoder().decode(ceil.stderr));
+    const c = json(ceil);
+    assertEquals([c.trainExamples, c.testExamples], [300, 24]);
+    assert(c.headVegetationAccuracyPct >= 0 && c.headVegetationAccuracyPct <= 100);
+    assertEquals(Object.keys(c.ceilings).sort(), ["headVegetation", "trueCues", "trueVegetation"]);
+    const counts = (row: Record<string, string>) =>
+      Object.values(row).map((v) => v.split(" of ").map(Number));
+    for (const k of Object.keys(c.ceilings)) {
+      assertEquals(counts(c.ceilings[k].perClimate).reduce((a, [, n]) => a + n, 0), 24, k);
+    }
+    for (const climate of ["tropical", "arid"]) {
+      const [hits, n] = c.ceilings.trueVegetation.perClimate[climate].split(" of ").map(Number);
+      assert(n > 0 && hits === n, `${climate}: ${hits} of ${n}`);
+    }
+    const noHeads = await run("bench/control_ceiling.ts", join(dir, "plain"), "--train", "50", "--n", "4");
+    assertEquals(noHeads.code, 2);
+    assert(new TextDecoder().decode(noHeads.stderr).includes("has no cue heads"));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
