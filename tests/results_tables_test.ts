@@ -122,6 +122,17 @@ Deno.test("results_tables: answer forms come from predictions.jsonl, seeds becom
     assertEquals(baseForms[1], "0.0 / 0.0; 0.0 [0.0, 0.0]");
     assert(baseForms[3].startsWith("0.0;"), `Base of seed 1 has no geolocation answers: ${baseForms[3]}`);
     assertEquals(line("Table 2 analogue", "Task-SFT")[1], "80.0; 80.0");
+    // Per run: the eval's own intervals, one line per row and seed.
+    assertEquals(line("Per-run 95% CIs", "Geo-R1-Zero, 1").slice(1), [
+      "50.0 [0.0, 100.0]",
+      "100.0",
+      "10.0",
+      "25.0",
+      "0.0",
+      "5,000",
+      "100.0",
+      "100.0",
+    ]);
     // The titles give the examples' counts; a label outside the paper's order follows the others.
     assert(out.includes("pairing on the test split (4 pairings, >= 1/3 near negatives, greedy)"), out);
     const anchored = await fakeRun(tmp, "e", 0, [], [

@@ -7,7 +7,8 @@
  * A third table reads the runs' predictions.jsonl for the answers' form on the two tasks that offer no
  * choices: the share of geo-qa and geolocation answers that are a bare option letter (the pairing answer's
  * form), and geo-qa accuracy among the answers that are not, which tells a policy that forgot the task from one
- * that only writes the wrong kind of answer.
+ * that only writes the wrong kind of answer. A last table gives each run's own 95% intervals (the eval's
+ * bootstrap) on pairing and within 2,500 km, one line per row and seed.
  *
  * Usage: deno run --allow-read tools/results_tables.ts runs/geo-r1-* runs/geo-r1-zero-* runs/task-sft-*
  * Rows come from every run's eval.json (a run also holds its cached upstream rows); a (label, seed) seen twice
@@ -251,6 +252,50 @@ if ([...cells.values()].some((m) => [...m.values()].some((c) => c.forms))) {
     ["geolocation letter answers %", (_, c) => c.forms?.geoLetter],
   ], [0, 1]);
 }
+
+// One line per run and row: the run's own 95% interval over the split's examples (the eval's bootstrap,
+// cluster-resampled over region cells where it says so), beside the per-seed values of the tables above.
+const pctCi = (x: number | undefined, ci: number[] | undefined) =>
+  x === undefined
+    ? "-"
+    : `${(100 * x).toFixed(1)}${ci ? ` [${(100 * ci[0]).toFixed(1)}, ${(100 * ci[1]).toFixed(1)}]` : ""}`;
+const pct = (x: number | undefined) => (x === undefined ? "-" : (100 * x).toFixed(1));
+console.log(
+  `\nPer-run 95% CIs over the ${split} split (the eval's bootstrap over examples or region cells)\n`,
+);
+const perRun = [
+  "row, seed",
+  "pairing % [CI]",
+  "format %",
+  "length",
+  "2,500 km % [CI]",
+  "750 km %",
+  "median km",
+];
+perRun.push("parse %", "geo-qa %");
+console.log(`| ${perRun.join(" | ")} |`);
+console.log(`| ${perRun.map(() => "---").join(" | ")} |`);
+for (const l of labels) {
+  for (const s of seeds) {
+    const r = cells.get(l)!.get(s)?.row;
+    if (!r) continue;
+    const g = r.geolocate;
+    console.log(`| ${
+      [
+        `${l}, ${s}`,
+        pctCi(r.pairing?.accuracy, r.pairing?.ci),
+        pct(r.pairing?.formatRate),
+        r.pairing ? r.pairing.meanLength.toFixed(1) : "-",
+        pctCi(g?.thresholds["2500"], g?.thresholdCi["2500"]),
+        pct(g?.thresholds["750"]),
+        g ? Math.round(g.medianKm).toLocaleString("en-US") : "-",
+        pct(g?.parseRate),
+        pct(r.geoqa?.accuracy),
+      ].join(" | ")
+    } |`);
+  }
+}
+
 const ctl = [...cells.values()].flatMap((m) => [...m.values()]).filter((c) => c.row.control);
 if (ctl.length) {
   console.log(`\nControl task (${split} split):\n`);
