@@ -160,6 +160,18 @@ Deno.test("results_tables: answer forms come from predictions.jsonl, seeds becom
       refused.err.includes(`${ckpt}: an evaluation of a checkpoint has no seed and no row label`),
       refused.err,
     );
+    // A run that has not finished (no eval.json yet) is named in one line, without a stack.
+    const unfinished = join(tmp, "g");
+    await Deno.mkdir(unfinished);
+    await Deno.writeTextFile(join(unfinished, "spec.resolved.json"), JSON.stringify({ seed: 2 }));
+    const early = await tables(a, unfinished);
+    assertEquals(early.code, 1);
+    assertEquals(
+      early.err.trim(),
+      `results_tables: ${
+        join(unfinished, "eval.json")
+      }: not found (a run writes it when its test evaluation ends)`,
+    );
     // Two runs' own rows that disagree stop the script, naming both.
     const d = await fakeRun(tmp, "d", 1, [], [row("Geo-R1-Zero", 0.9, 1)]);
     const bad = await tables(b, d);

@@ -139,10 +139,27 @@ if (new Set(splits.values()).size > 1) {
 }
 const split = [...splits.values()][0] === "val" ? "validation" : "test";
 
+/** A folder's JSON file, or one line saying which file is missing or unreadable. */
+async function readJson<T>(dir: string, name: string, missing: string): Promise<T> {
+  const path = join(dir, name);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) fail(`${path}: not found (${missing})`);
+    throw e;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    fail(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
 const cells = new Map<string, Map<number, Cell>>();
 for (const dir of Deno.args) {
-  const ev = JSON.parse(await Deno.readTextFile(join(dir, "eval.json"))) as EvalFile;
-  const spec = JSON.parse(await Deno.readTextFile(join(dir, "spec.resolved.json"))) as { seed: number };
+  const ev = await readJson<EvalFile>(dir, "eval.json", "a run writes it when its test evaluation ends");
+  const spec = await readJson<{ seed: number }>(dir, "spec.resolved.json", "not a run or eval folder?");
   const preds = await predictionsByLabel(dir);
   for (const row of ev.rows) {
     const bySeed = cells.get(row.label) ?? new Map<number, Cell>();
