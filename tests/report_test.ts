@@ -21,6 +21,7 @@ import {
 } from "../lib/report/mod.ts";
 import { command as reportCommand } from "../lib/cli/report.ts";
 import { renderCurves } from "../lib/report/sections.ts";
+import { rowConfig } from "../lib/report/groups.ts";
 import { UserError } from "../lib/errors.ts";
 
 const INJECTION = `<script>alert(1)</script><img src=x onerror=alert(2)></pre></details>"'&`;
@@ -328,6 +329,33 @@ Deno.test("comparison report: a row shared through the stage cache shows in each
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+Deno.test("comparison report: cached sibling rows group with the same model's own rows, both ways", () => {
+  // As `exp geo-r1` then `exp geo-r1-zero` leave them in one cache: each run's eval.json also holds the
+  // other's last row as a cached sibling. The experiments share their stage specs but for grpo.from.
+  const stages = {
+    base: { kind: "pretrain", from: null, steps: 10 },
+    sft: { kind: "sft", from: "base", steps: 10 },
+    grpo: { kind: "grpo", from: "sft", steps: 10 },
+  };
+  const r1 = { seed: 0, name: "geo-r1", pipeline: ["base", "sft", "grpo"], stages };
+  const zero = {
+    seed: 0,
+    name: "geo-r1-zero",
+    pipeline: ["base", "grpo"],
+    stages: { ...stages, grpo: { ...stages.grpo, from: "base" } },
+  };
+  const sib = (stage: string) => `${stage} (cached sibling)`;
+  assertEquals(rowConfig(zero, sib("grpo"), "Geo-R1"), rowConfig(r1, "grpo", "Geo-R1"));
+  assertEquals(rowConfig(r1, sib("grpo"), "Geo-R1-Zero"), rowConfig(zero, "grpo", "Geo-R1-Zero"));
+  assertEquals(rowConfig(zero, sib("sft"), "Geo-SFT"), rowConfig(r1, "sft", "Geo-SFT"));
+  // A Geo-R1 variant keeps the rule; the two models stay apart.
+  assertEquals(rowConfig(zero, sib("grpo"), "Geo-R1 + anchor"), rowConfig(r1, "grpo", "Geo-R1 + anchor"));
+  assert(
+    JSON.stringify(rowConfig(zero, "grpo", "Geo-R1-Zero")) !==
+      JSON.stringify(rowConfig(r1, "grpo", "Geo-R1")),
+  );
 });
 
 Deno.test("training curves: in-stage validation gets a rates chart and a separate tokens chart", () => {

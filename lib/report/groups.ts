@@ -68,8 +68,10 @@ export function showPath(path: string): string {
 /**
  * The part of a config one eval row depends on: everything but the experiment's name, description and
  * pipeline, and only the stages on the row's chain (`from` links from its stage back to the first).
- * `stage` is eval.json's row stage ("grpo", or "grpo (cached sibling)"). The Geo-R1-Zero row of another
- * experiment starts from the chain's first stage (lib/pipeline/run.ts siblings), recorded so here too.
+ * `stage` is eval.json's row stage ("grpo", or "grpo (cached sibling)"). A cached sibling's last stage is
+ * this run's stage of that name planned with the sibling's own `from` (lib/pipeline/plan.ts SIBLINGS): a
+ * Geo-R1-Zero row starts from the chain's first stage, a Geo-R1 row from `sft`, recorded so here too, so
+ * that a sibling row groups with the same model's own rows in other runs.
  */
 export function rowConfig(config: Obj, stage: string, label: string): Obj {
   const out: Obj = {};
@@ -86,6 +88,8 @@ export function rowConfig(config: Obj, stage: string, label: string): Obj {
     if (sibling && guard === 0 && label.startsWith("Geo-R1-Zero")) {
       const first = Object.entries(stages).find(([, s]) => s.from === null)?.[0] ?? null;
       st.from = first;
+    } else if (sibling && guard === 0 && (label === "Geo-R1" || label.startsWith("Geo-R1 ")) && stages.sft) {
+      st.from = "sft";
     }
     chain[name] = st;
     name = typeof st.from === "string" ? st.from : null;
