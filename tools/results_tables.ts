@@ -186,15 +186,19 @@ const labels = [...ORDER.filter((l) => cells.has(l)), ...[...cells.keys()].filte
 const seeds = [...new Set([...cells.values()].flatMap((m) => [...m.keys()]))].sort((a, b) => a - b);
 const base = cells.get("Base");
 
+/** A Markdown table's header row and separator. */
+function printHead(head: string[]): void {
+  console.log(`| ${head.join(" | ")} |`);
+  console.log(`| ${head.map(() => "---").join(" | ")} |`);
+}
+
 function table(
   title: string,
   metrics: [string, (r: StageEval, c: Cell) => number | undefined][],
   delta: number[],
 ): void {
   console.log(`\n${title}\n`);
-  const head = ["row", ...metrics.map(([n]) => n), ...delta.map((i) => `Δ ${metrics[i][0]} vs Base`)];
-  console.log(`| ${head.join(" | ")} |`);
-  console.log(`| ${head.map(() => "---").join(" | ")} |`);
+  printHead(["row", ...metrics.map(([n]) => n), ...delta.map((i) => `Δ ${metrics[i][0]} vs Base`)]);
   for (const l of labels) {
     const bySeed = cells.get(l)!;
     const vals = metrics.map(([, f]) =>
@@ -280,7 +284,7 @@ const pct = (x: number | undefined) => (x === undefined ? "-" : (100 * x).toFixe
 console.log(
   `\nPer-run 95% CIs over the ${split} split (the eval's bootstrap over examples or region cells)\n`,
 );
-const perRun = [
+printHead([
   "row, seed",
   "pairing % [CI]",
   "format %",
@@ -288,10 +292,9 @@ const perRun = [
   "2,500 km % [CI]",
   "750 km %",
   "median km",
-];
-perRun.push("parse %", "geo-qa %");
-console.log(`| ${perRun.join(" | ")} |`);
-console.log(`| ${perRun.map(() => "---").join(" | ")} |`);
+  "parse %",
+  "geo-qa %",
+]);
 for (const l of labels) {
   for (const s of seeds) {
     const r = cells.get(l)!.get(s)?.row;
